@@ -1,0 +1,80 @@
+//! Checkpoints of a training run: weights, EMA weights, optimiser state and step, written
+//! atomically (to a temporary name, then renamed) so an interrupted save never corrupts a run.
+
+use crate::error::{Error, Result};
+use burn::module::Module;
+use burn::optim::{ModuleOptimizer, OptimizerRecord};
+use burn::store::ModuleRecord;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Progress of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimiser steps completed.
+    pub step: usize,
+}
+
+/// A checkpoint folder.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+}
+
+fn rec_err(e: impl std::fmt::Display) -> Error {
+    Error::Weights(e.to_string())
+}
+
+impl Checkpoint {
+    /// A checkpoint living in `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// Whether a complete checkpoint is present.
+    pub fn exists(&self) -> bool {
+        self.dir.join("state.json").exists()
+    }
+
+    /// Path of a named part.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.bpk"))
+    }
+
+    /// Save weights, EMA weights, optimiser state and progress.
+    pub fn save<M: Module>(&self, model: &M, ema: &M, optim: &ModuleOptimizer, state: &TrainState) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let parts: [(&str, Vec<u8>); 3] = [
+            ("model", model.clone().into_record().into_bytes().map_err(rec_err)?.to_vec()),
+            ("ema", ema.clone().into_record().into_bytes().map_err(rec_err)?.to_vec()),
+            ("optim", optim.to_record().into_bytes().map_err(rec_err)?.to_vec()),
+        ];
+        for (name, bytes) in parts {
+            let tmp = self.dir.join(format!("{name}.bpk.tmp"));
+            std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, self.path(name)).map_err(|e| Error::io(self.path(name), e))?;
+        }
+        let json = serde_json::to_string(state).map_err(|e| Error::Invalid(e.to_string()))?;
+        let tmp = self.dir.join("state.json.tmp");
+        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| Error::io(&self.dir, e))
+    }
+
+    /// Progress of the saved run.
+    pub fn load_state(&self) -> Result<TrainState> {
+        let p = self.dir.join("state.json");
+        let s = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        serde_json::from_str(&s).map_err(|e| Error::Weights(format!("{}: {e}", p.display())))
+    }
+
+    /// Load a named module part into `module` (built with the run's architecture).
+    pub fn load_module<M: Module>(&self, module: M, name: &str) -> Result<M> {
+        let record = ModuleRecord::load(self.path(name)).map_err(rec_err)?;
+        module.try_load_record(record).map_err(rec_err)
+    }
+
+    /// Load the optimiser state.
+    pub fn load_optim(&self) -> Result<OptimizerRecord> {
+        OptimizerRecord::load(self.path("optim")).map_err(rec_err)
+    }
+}

@@ -1,0 +1,447 @@
+//! The diffusion classifier (Li et al. 2023; CytoDiffusion, Deltadahl et al. 2025).
+//!
+//! A cell is classified by how well each class condition denoises it. For round `r` a timestep
+//! `t_r` (one per stratum of the classifier's timestep range, in a seeded order) and a noise
+//! image `eps_r` are drawn once and shared by every class and every cell, so the comparison
+//! between classes is paired. Each round evaluates all still-active classes of all cells in one
+//! batched forward pass. After `min_rounds`, a class is dropped as soon as a one-sided paired
+//! t-test says its error exceeds the best class's; the run stops when one class is left or
+//! `max_rounds` is reached.
+//!
+//! The classifier is written as a state machine ([`ClassifierRun`]): it hands out the noised
+//! inputs of a round and takes back the predicted noise, so the caller decides how to run the
+//! denoiser (synchronously on the CPU, or with an async readback on WebGPU).
+
+use crate::preprocess::CellCrop;
+use crate::schedule::NoiseSchedule;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the diffusion classifier; stored in the model card beside the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierSettings {
+    /// Timestep range `[lo, hi)` the rounds are drawn from.
+    pub t_range: (usize, usize),
+    /// Maximum rounds (= strata of the timestep range).
+    pub max_rounds: usize,
+    /// Rounds every class gets before any elimination.
+    pub min_rounds: usize,
+    /// Weight of each stratum's error (fitted on val; 1.0 before fitting).
+    pub stratum_weights: Vec<f32>,
+    /// Seed of the shared noise and timestep order.
+    pub seed: u64,
+    /// Critical value multiplier: 1.0 uses the one-sided 1 % Student-t quantile.
+    pub test_strictness: f32,
+    /// Weight pixels towards the centre of the crop, where the cell is.
+    pub centre_weighting: bool,
+}
+
+impl Default for ClassifierSettings {
+    fn default() -> Self {
+        Self {
+            t_range: (50, 600),
+            max_rounds: 12,
+            min_rounds: 3,
+            stratum_weights: vec![1.0; 12],
+            seed: 2025,
+            test_strictness: 1.0,
+            centre_weighting: true,
+        }
+    }
+}
+
+/// One-sided 1 % critical values of Student's t for 1..=30 degrees of freedom (standard table;
+/// kept here rather than pulling a statistics crate with linear algebra into the wasm build).
+const T_CRIT_01: [f32; 30] = [
+    31.821, 6.965, 4.541, 3.747, 3.365, 3.143, 2.998, 2.896, 2.821, 2.764, 2.718, 2.681, 2.650,
+    2.624, 2.602, 2.583, 2.567, 2.552, 2.539, 2.528, 2.518, 2.508, 2.500, 2.492, 2.485, 2.479,
+    2.473, 2.467, 2.462, 2.457,
+];
+
+/// Critical value of the one-sided 1 % paired t-test with `n` pairs.
+pub fn t_critical(n: usize) -> f32 {
+    if n < 2 {
+        return f32::INFINITY;
+    }
+    T_CRIT_01[(n - 2).min(T_CRIT_01.len() - 1)]
+}
+
+/// Whether paired differences `d = err_c - err_best` show class `c` is worse than the best.
+pub fn clearly_worse(diffs: &[f32], strictness: f32) -> bool {
+    let n = diffs.len();
+    if n < 2 {
+        return false;
+    }
+    let mean = diffs.iter().sum::<f32>() / n as f32;
+    let var = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f32>() / (n - 1) as f32;
+    if var <= 0.0 {
+        return mean > 0.0;
+    }
+    let t = mean / (var / n as f32).sqrt();
+    t > t_critical(n) * strictness
+}
+
+/// Pixel weights of the error: 1 inside a central disc of radius 0.4 side, falling linearly
+/// to 0.2 at the corners (CytoDiffusion masks a central disc). Sums to `size * size`.
+pub fn pixel_weights(size: usize, centre: bool) -> Vec<f32> {
+    if !centre {
+        return vec![1.0; size * size];
+    }
+    let c = (size as f32 - 1.0) / 2.0;
+    let r0 = 0.4 * size as f32;
+    let rmax = c * std::f32::consts::SQRT_2;
+    let mut w: Vec<f32> = (0..size * size)
+        .map(|i| {
+            let (x, y) = ((i % size) as f32 - c, (i / size) as f32 - c);
+            let r = (x * x + y * y).sqrt();
+            if r <= r0 {
+                1.0
+            } else {
+                1.0 - 0.8 * ((r - r0) / (rmax - r0)).min(1.0)
+            }
+        })
+        .collect();
+    let s: f32 = w.iter().sum();
+    let k = (size * size) as f32 / s;
+    w.iter_mut().for_each(|v| *v *= k);
+    w
+}
+
+/// The shared draws of one round.
+#[derive(Debug, Clone)]
+pub struct Round {
+    /// Timestep.
+    pub t: usize,
+    /// Stratum index (for its weight).
+    pub stratum: usize,
+    /// Noise image, CHW, `3 * size * size`.
+    pub noise: Vec<f32>,
+}
+
+/// The seeded plan of rounds: one timestep per stratum in a shuffled order, and noise images.
+pub fn plan_rounds(settings: &ClassifierSettings, size: usize) -> Vec<Round> {
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let (lo, hi) = settings.t_range;
+    let k = settings.max_rounds.max(1);
+    let width = (hi - lo) as f64 / k as f64;
+    let mut order: Vec<usize> = (0..k).collect();
+    order.shuffle(&mut rng);
+    order
+        .into_iter()
+        .map(|s| {
+            let a = lo as f64 + s as f64 * width;
+            let t = (a + rng.random::<f64>() * width).floor() as usize;
+            let noise = (0..3 * size * size).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+            Round { t: t.clamp(lo, hi - 1), stratum: s, noise }
+        })
+        .collect()
+}
+
+/// Per-cell state of a classification in progress, and its result.
+#[derive(Debug, Clone)]
+pub struct CellScores {
+    /// Whether each class is still in the race.
+    pub active: Vec<bool>,
+    /// Weighted error of each class per round (`None` where not evaluated).
+    pub errors: Vec<Vec<Option<f32>>>,
+    /// Per-class per-pixel accumulated weighted squared error over the first `min_rounds`
+    /// (all classes active), `[classes][size*size]`.
+    pub pixel_errors: Vec<Vec<f32>>,
+    /// Denoiser evaluations spent on this cell.
+    pub evals: usize,
+}
+
+impl CellScores {
+    fn new(classes: usize, npix: usize) -> Self {
+        Self {
+            active: vec![true; classes],
+            errors: vec![Vec::new(); classes],
+            pixel_errors: vec![vec![0.0; npix]; classes],
+            evals: 0,
+        }
+    }
+
+    /// Index of the class with the lowest mean error over the rounds it shares with all
+    /// active classes (ties: lowest index).
+    pub fn best(&self) -> usize {
+        let mut best = 0;
+        let mut best_gap = f32::INFINITY;
+        for c in 0..self.active.len() {
+            if !self.active[c] {
+                continue;
+            }
+            let m = self.mean_error(c);
+            if m < best_gap {
+                best_gap = m;
+                best = c;
+            }
+        }
+        best
+    }
+
+    /// Mean weighted error of class `c` over the rounds it was evaluated.
+    pub fn mean_error(&self, c: usize) -> f32 {
+        let v: Vec<f32> = self.errors[c].iter().flatten().copied().collect();
+        if v.is_empty() {
+            f32::INFINITY
+        } else {
+            v.iter().sum::<f32>() / v.len() as f32
+        }
+    }
+
+    /// Paired differences `err_c - err_ref` over rounds where both were evaluated.
+    pub fn paired(&self, c: usize, reference: usize) -> Vec<f32> {
+        self.errors[c]
+            .iter()
+            .zip(&self.errors[reference])
+            .filter_map(|(a, b)| Some((*a)? - (*b)?))
+            .collect()
+    }
+
+    /// Mean paired gap of every class to the best class (0 for the best itself).
+    pub fn gaps(&self) -> Vec<f32> {
+        let best = self.best();
+        (0..self.active.len())
+            .map(|c| {
+                let d = self.paired(c, best);
+                if d.is_empty() {
+                    0.0
+                } else {
+                    d.iter().sum::<f32>() / d.len() as f32
+                }
+            })
+            .collect()
+    }
+}
+
+/// A batch of cells being classified.
+#[derive(Debug)]
+pub struct ClassifierRun {
+    settings: ClassifierSettings,
+    schedule: NoiseSchedule,
+    rounds: Vec<Round>,
+    cells: Vec<CellCrop>,
+    weights: Vec<f32>,
+    /// Scores per cell.
+    pub scores: Vec<CellScores>,
+    round: usize,
+    classes: usize,
+    /// Rows of the last round handed out: `(cell, class)`.
+    pending: Vec<(usize, usize)>,
+}
+
+/// The inputs of one batched denoiser evaluation.
+#[derive(Debug, Clone)]
+pub struct RoundInputs {
+    /// Noised images, `[rows, 3, size, size]` flattened.
+    pub x_t: Vec<f32>,
+    /// Timestep of every row.
+    pub t: Vec<usize>,
+    /// Class condition of every row.
+    pub classes: Vec<usize>,
+}
+
+impl ClassifierRun {
+    /// Start classifying `cells` (all of one size) among `classes` classes.
+    pub fn new(cells: Vec<CellCrop>, classes: usize, settings: ClassifierSettings) -> Self {
+        let size = cells.first().map_or(1, |c| c.size);
+        let npix = size * size;
+        let rounds = plan_rounds(&settings, size);
+        let weights = pixel_weights(size, settings.centre_weighting);
+        let scores = cells.iter().map(|_| CellScores::new(classes, npix)).collect();
+        Self {
+            settings,
+            schedule: NoiseSchedule::ddpm(),
+            rounds,
+            cells,
+            weights,
+            scores,
+            round: 0,
+            classes,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Restrict the race to some classes from the start (e.g. to mimic a model without one).
+    pub fn deactivate(&mut self, class: usize) {
+        for s in &mut self.scores {
+            s.active[class] = false;
+        }
+    }
+
+    /// Whether every cell has finished.
+    pub fn is_done(&self) -> bool {
+        self.round >= self.rounds.len() || self.scores.iter().all(|s| s.active.iter().filter(|a| **a).count() <= 1)
+    }
+
+    /// Round index about to be run (progress).
+    pub fn round(&self) -> usize {
+        self.round
+    }
+
+    /// The inputs of the next round, or `None` when finished.
+    pub fn next_inputs(&mut self) -> Option<RoundInputs> {
+        if self.is_done() {
+            return None;
+        }
+        let r = &self.rounds[self.round];
+        let ab = self.schedule.alpha_bar(r.t);
+        let (sa, sn) = (ab.sqrt() as f32, (1.0 - ab).sqrt() as f32);
+        self.pending.clear();
+        let mut x_t = Vec::new();
+        let mut classes = Vec::new();
+        for (i, cell) in self.cells.iter().enumerate() {
+            if self.scores[i].active.iter().filter(|a| **a).count() <= 1 {
+                continue;
+            }
+            let noised: Vec<f32> = cell.pixels.iter().zip(&r.noise).map(|(x, e)| sa * x + sn * e).collect();
+            for c in 0..self.classes {
+                if self.scores[i].active[c] {
+                    self.pending.push((i, c));
+                    x_t.extend_from_slice(&noised);
+                    classes.push(c);
+                }
+            }
+        }
+        let t = vec![r.t; classes.len()];
+        Some(RoundInputs { x_t, t, classes })
+    }
+
+    /// Take the predicted noise of the round handed out by [`next_inputs`](Self::next_inputs),
+    /// `[rows, 3, size, size]` flattened, update errors and eliminate classes.
+    pub fn absorb(&mut self, predicted: &[f32]) {
+        let r = &self.rounds[self.round];
+        let npix = self.weights.len();
+        let n = 3 * npix;
+        let w_stratum = self.settings.stratum_weights.get(r.stratum).copied().unwrap_or(1.0);
+        let collect_pixels = self.round < self.settings.min_rounds;
+        for (row, &(cell, class)) in self.pending.iter().enumerate() {
+            let pred = &predicted[row * n..(row + 1) * n];
+            let mut total = 0f32;
+            let s = &mut self.scores[cell];
+            for p in 0..npix {
+                let mut e = 0f32;
+                for ch in 0..3 {
+                    let d = pred[ch * npix + p] - r.noise[ch * npix + p];
+                    e += d * d;
+                }
+                let we = e * self.weights[p];
+                total += we;
+                if collect_pixels {
+                    s.pixel_errors[class][p] += we;
+                }
+            }
+            let err = w_stratum * total / n as f32;
+            let errs = &mut s.errors[class];
+            errs.resize(self.round, None);
+            errs.push(Some(err));
+            s.evals += 1;
+        }
+        self.round += 1;
+        if self.round >= self.settings.min_rounds {
+            for s in &mut self.scores {
+                let best = s.best();
+                for c in 0..self.classes {
+                    if c != best && s.active[c] && clearly_worse(&s.paired(c, best), self.settings.test_strictness) {
+                        s.active[c] = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Settings in use.
+    pub fn settings(&self) -> &ClassifierSettings {
+        &self.settings
+    }
+
+    /// Finish: the scores of every cell, in input order.
+    pub fn into_scores(self) -> Vec<CellScores> {
+        self.scores
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(size: usize, v: f32) -> CellCrop {
+        CellCrop { size, pixels: vec![v; 3 * size * size] }
+    }
+
+    /// A fake denoiser: class `good` predicts the noise exactly, the others add an error of
+    /// `gap * class distance` plus round-dependent jitter shared by all classes.
+    fn run_fake(gap: f32, good: usize, settings: ClassifierSettings) -> CellScores {
+        let size = 4;
+        let mut run = ClassifierRun::new(vec![cell(size, 0.1)], 8, settings);
+        let plan = plan_rounds(run.settings(), size);
+        let mut round = 0;
+        while let Some(inputs) = run.next_inputs() {
+            let n = 3 * size * size;
+            let mut out = Vec::new();
+            for &c in &inputs.classes {
+                let jitter = 0.3 + 0.2 * ((round * 7 % 5) as f32);
+                let extra = gap * (c as f32 - good as f32).abs();
+                out.extend(plan[round].noise.iter().take(n).map(|e| e + jitter + extra));
+            }
+            run.absorb(&out);
+            round += 1;
+        }
+        run.into_scores().remove(0)
+    }
+
+    #[test]
+    fn a_clearly_worse_class_is_dropped_early() {
+        let s = run_fake(0.5, 2, ClassifierSettings::default());
+        assert_eq!(s.best(), 2);
+        assert_eq!(s.active.iter().filter(|a| **a).count(), 1, "only the true class survives");
+        // Classes far from the truth go right after the first 3 rounds; the neighbours, whose
+        // gap is smaller, take a few rounds more. Far fewer than 8 x 12 evaluations in all.
+        assert_eq!(s.errors[7].iter().flatten().count(), 3, "class 7 is dropped after 3 rounds");
+        assert!(s.evals < 8 * 6, "{} evaluations", s.evals);
+    }
+
+    #[test]
+    fn identical_classes_are_not_dropped() {
+        let s = run_fake(0.0, 0, ClassifierSettings::default());
+        assert_eq!(s.active.iter().filter(|a| **a).count(), 8, "no class is worse than another");
+        assert_eq!(s.evals, 8 * 12);
+    }
+
+    #[test]
+    fn paired_test_needs_consistent_evidence() {
+        assert!(clearly_worse(&[0.5, 0.52, 0.49, 0.51], 1.0));
+        assert!(!clearly_worse(&[0.5, -0.4, 0.3, -0.2], 1.0));
+        assert!(!clearly_worse(&[0.5], 1.0), "one pair is never enough");
+    }
+
+    #[test]
+    fn rounds_are_seeded_and_stratified() {
+        let s = ClassifierSettings::default();
+        let a = plan_rounds(&s, 4);
+        let b = plan_rounds(&s, 4);
+        assert_eq!(a.iter().map(|r| r.t).collect::<Vec<_>>(), b.iter().map(|r| r.t).collect::<Vec<_>>());
+        assert_eq!(a[0].noise, b[0].noise);
+        let mut strata: Vec<usize> = a.iter().map(|r| r.stratum).collect();
+        strata.sort();
+        assert_eq!(strata, (0..12).collect::<Vec<_>>());
+        for r in &a {
+            let width = (s.t_range.1 - s.t_range.0) as f64 / 12.0;
+            let lo = s.t_range.0 as f64 + r.stratum as f64 * width;
+            assert!(r.t as f64 >= lo.floor() && (r.t as f64) < lo + width + 1.0);
+        }
+        let other = plan_rounds(&ClassifierSettings { seed: 1, ..s }, 4);
+        assert_ne!(a[0].noise, other[0].noise);
+    }
+
+    #[test]
+    fn pixel_weights_favour_the_centre_and_average_one() {
+        let w = pixel_weights(16, true);
+        let mean: f32 = w.iter().sum::<f32>() / w.len() as f32;
+        assert!((mean - 1.0).abs() < 1e-4);
+        assert!(w[8 * 16 + 8] > w[0]);
+    }
+}

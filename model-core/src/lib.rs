@@ -1,0 +1,20 @@
+//! CytoLens model core: everything numeric, backend-agnostic (burn picks the backend through a
+//! `Device` at run time) and testable without a browser.
+
+pub mod augment;
+pub mod classes;
+pub mod classify;
+pub mod ema;
+pub mod error;
+pub mod preprocess;
+pub mod schedule;
+pub mod unet;
+
+#[cfg(feature = "native")]
+pub mod checkpoint;
+#[cfg(feature = "native")]
+pub mod dataset;
+#[cfg(feature = "native")]
+pub mod train;
+
+pub use error::{Error, Result};

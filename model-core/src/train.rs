@@ -1,0 +1,241 @@
+//! Training of the class-conditional denoiser, with a log, periodic checkpoints and exact resume.
+//!
+//! Each step mixes two objectives on one batched forward pass:
+//! - the DDPM loss `|eps - eps_theta(x_t, t, c)|^2` on `batch` images, whose label is replaced by
+//!   the "no class" token with probability `p_uncond` (so the model also denoises
+//!   unconditionally);
+//! - a discriminative term on `ce_batch` images: the same noised image is denoised under every
+//!   training class, and the cross-entropy of `softmax(-s * err_c / mean(err))` against the true
+//!   class is added with weight `ce_weight`. This trains the denoiser to make the classes'
+//!   denoising errors separate, which is what the diffusion classifier reads.
+//!
+//! All randomness of step `k` comes from a generator seeded by `(seed, k)`, so a run resumed
+//! from a checkpoint continues exactly as it would have without the interruption.
+
+use crate::augment::augment;
+use crate::checkpoint::{Checkpoint, TrainState};
+use crate::dataset::CellSet;
+use crate::ema;
+use crate::error::{Error, Result};
+use crate::schedule::NoiseSchedule;
+use crate::unet::{condition, Denoiser, DenoiserConfig};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Hyper-parameters of a denoiser training run; saved in the run folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// Total optimiser steps.
+    pub steps: usize,
+    /// Images per step for the denoising loss.
+    pub batch: usize,
+    /// Images per step for the discriminative term (each denoised under every class).
+    pub ce_batch: usize,
+    /// Weight of the discriminative term.
+    pub ce_weight: f32,
+    /// Timestep range `[lo, hi)` of the discriminative term (the classifier's range).
+    pub ce_t_range: (usize, usize),
+    /// Probability of training a sample with the "no class" token.
+    pub p_uncond: f64,
+    /// Peak learning rate (Adam).
+    pub lr: f64,
+    /// Linear warm-up steps.
+    pub warmup: usize,
+    /// EMA decay per step.
+    pub ema_decay: f32,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: usize,
+    /// Steps between log lines.
+    pub log_every: usize,
+    /// Class left out of training entirely (for the anomaly experiment).
+    pub exclude_class: Option<usize>,
+    /// Architecture.
+    pub model: DenoiserConfig,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            steps: 4000,
+            batch: 32,
+            ce_batch: 4,
+            ce_weight: 0.1,
+            ce_t_range: (50, 600),
+            p_uncond: 0.1,
+            lr: 1e-3,
+            warmup: 200,
+            ema_decay: 0.999,
+            seed: 17,
+            checkpoint_every: 100,
+            log_every: 10,
+            exclude_class: None,
+            model: DenoiserConfig::new(),
+        }
+    }
+}
+
+/// Learning rate at `step`: linear warm-up, then cosine decay to a tenth of the peak.
+pub fn learning_rate(step: usize, peak: f64, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let progress = ((step - warmup) as f64 / (total.saturating_sub(warmup)).max(1) as f64).min(1.0);
+    peak * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+}
+
+/// The per-step random generator (seeded by run seed and step index).
+pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// `n` standard normal samples.
+pub fn normal_vec(rng: &mut impl Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect()
+}
+
+/// One assembled training batch.
+struct Batch {
+    x0: Vec<f32>,
+    noise: Vec<f32>,
+    t: Vec<usize>,
+    cond: Vec<Option<usize>>,
+    /// Labels of the discriminative images (rows after the first `batch`).
+    ce_labels: Vec<usize>,
+}
+
+fn make_batch(data: &CellSet, opts: &TrainOptions, classes: &[usize], steps: usize, rng: &mut ChaCha8Rng) -> Batch {
+    let size = data.size;
+    let n = 3 * size * size;
+    let mut b = Batch { x0: Vec::new(), noise: Vec::new(), t: Vec::new(), cond: Vec::new(), ce_labels: Vec::new() };
+    for _ in 0..opts.batch {
+        let i = rng.random_range(0..data.len());
+        b.x0.extend(augment(data.image(i), size, rng));
+        b.noise.extend(normal_vec(rng, n));
+        b.t.push(rng.random_range(0..steps));
+        let uncond = rng.random::<f64>() < opts.p_uncond;
+        b.cond.push(if uncond { None } else { Some(data.labels[i]) });
+    }
+    for _ in 0..opts.ce_batch {
+        let i = rng.random_range(0..data.len());
+        let img = augment(data.image(i), size, rng);
+        let noise = normal_vec(rng, n);
+        let t = rng.random_range(opts.ce_t_range.0..opts.ce_t_range.1);
+        let label = classes.iter().position(|&c| c == data.labels[i]).unwrap_or(0);
+        b.ce_labels.push(label);
+        for &c in classes {
+            b.x0.extend_from_slice(&img);
+            b.noise.extend_from_slice(&noise);
+            b.t.push(t);
+            b.cond.push(Some(c));
+        }
+    }
+    b
+}
+
+/// Train (or resume training) a denoiser in `run_dir` on `data`.
+///
+/// Writes `run_dir/train.log`, `run_dir/options.json` and checkpoints under `run_dir/ckpt/`.
+pub fn train_denoiser(data: &CellSet, opts: &TrainOptions, run_dir: &PathBuf, resume: bool) -> Result<Denoiser> {
+    let device = Device::flex().autodiff();
+    let inner = device.clone().inner();
+    let schedule = NoiseSchedule::ddpm();
+    let classes: Vec<usize> = (0..opts.model.num_classes).filter(|&c| Some(c) != opts.exclude_class).collect();
+    let data = match opts.exclude_class {
+        Some(ex) => data.filter(|l| l != ex),
+        None => data.clone(),
+    };
+    if data.is_empty() {
+        return Err(Error::Data("no training images".into()));
+    }
+    std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+    let ckpt = Checkpoint::new(run_dir.join("ckpt"));
+    let (mut model, mut ema_model, mut optim, start) = if resume && ckpt.exists() {
+        let state = ckpt.load_state()?;
+        let model: Denoiser = ckpt.load_module(opts.model.init(&device), "model")?;
+        let ema_model: Denoiser = ckpt.load_module(opts.model.init(&inner), "ema")?;
+        let optim = AdamConfig::new().init().load_record(ckpt.load_optim()?);
+        (model, ema_model, optim, state.step)
+    } else {
+        let model = opts.model.init(&device);
+        let ema_model = model.clone().valid();
+        (model, ema_model, AdamConfig::new().init(), 0)
+    };
+    let opts_json = serde_json::to_string_pretty(opts).map_err(|e| Error::Invalid(e.to_string()))?;
+    std::fs::write(run_dir.join("options.json"), opts_json).map_err(|e| Error::io(run_dir, e))?;
+    let log_path = run_dir.join("train.log");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(&log_path, e))?;
+    let _ = writeln!(log, "# start at step {start} of {}, {} images, {} classes, {} GFLOP/forward", opts.steps, data.len(), classes.len(), opts.model.flops() as f64 / 1e9);
+    let k = classes.len();
+    let (mut sum_mse, mut sum_ce, mut sum_acc, mut count) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+    let mut timer = Instant::now();
+    let size = data.size;
+    for step in start..opts.steps {
+        let mut rng = step_rng(opts.seed, step);
+        let batch = make_batch(&data, opts, &classes, schedule.steps(), &mut rng);
+        let rows = batch.t.len();
+        let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0, [rows, 3, size, size]), &device);
+        let noise = Tensor::<4>::from_data(TensorData::new(batch.noise, [rows, 3, size, size]), &device);
+        let xt = schedule.add_noise(x0, noise.clone(), &batch.t);
+        let cond = condition(&batch.cond, opts.model.num_classes, &device);
+        let pred = model.forward(xt, &batch.t, cond);
+        let err = (pred - noise).powf_scalar(2.0).reshape([rows, 3 * size * size]).mean_dim(1); // [rows, 1]
+        let mse = err.clone().slice([0..opts.batch, 0..1]).mean();
+        let mut loss = mse.clone();
+        if opts.ce_batch > 0 {
+            let e = err.slice([opts.batch..rows, 0..1]).reshape([opts.ce_batch, k]); // [ce, k]
+            let rel = e.clone() / e.mean_dim(1).detach();
+            let logits = rel.neg() * model.logit_scale.val().exp().reshape([1, 1]);
+            let logp = log_softmax(logits.clone(), 1);
+            let mut onehot = vec![0f32; opts.ce_batch * k];
+            for (i, &l) in batch.ce_labels.iter().enumerate() {
+                onehot[i * k + l] = 1.0;
+            }
+            let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [opts.ce_batch, k]), &device);
+            let ce = (logp * onehot.clone()).sum().neg() / opts.ce_batch as f32;
+            let pred_class = logits.clone().inner().argmax(1);
+            let truth = onehot.inner().argmax(1);
+            let correct: i64 = pred_class.equal(truth).int().sum().into_scalar::<i64>();
+            sum_acc += correct as f64 / opts.ce_batch as f64;
+            sum_ce += ce.clone().inner().into_scalar::<f64>();
+            loss = loss + ce.mul_scalar(opts.ce_weight);
+        }
+        sum_mse += mse.inner().into_scalar::<f64>();
+        count += 1;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = learning_rate(step, opts.lr, opts.warmup, opts.steps);
+        model = optim.step(lr, model, grads);
+        ema_model = ema::update(ema_model, &model.clone().valid(), opts.ema_decay.min((1 + step) as f32 / (10 + step) as f32));
+        let done = step + 1;
+        if done % opts.log_every == 0 || done == opts.steps {
+            let secs = timer.elapsed().as_secs_f64() / count as f64;
+            let line = format!(
+                "step {done} mse {:.4} ce {:.3} ce_acc {:.3} lr {lr:.2e} s/step {secs:.2}",
+                sum_mse / count as f64,
+                sum_ce / count as f64,
+                sum_acc / count as f64
+            );
+            println!("{line}");
+            let _ = writeln!(log, "{line}");
+            (sum_mse, sum_ce, sum_acc, count) = (0.0, 0.0, 0.0, 0);
+            timer = Instant::now();
+        }
+        if done % opts.checkpoint_every == 0 || done == opts.steps {
+            ckpt.save(&model, &ema_model, &optim, &TrainState { step: done })?;
+        }
+    }
+    Ok(ema_model)
+}
