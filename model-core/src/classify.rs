@@ -29,8 +29,11 @@ pub struct ClassifierSettings {
     pub max_rounds: usize,
     /// Rounds every class gets before any elimination.
     pub min_rounds: usize,
-    /// Weight of each stratum's error (fitted on val; 1.0 before fitting).
+    /// Weight of each stratum in the class comparison (fitted on val; 1.0 before fitting).
     pub stratum_weights: Vec<f32>,
+    /// Typical error of the true class in each stratum (fitted on val; 1.0 before fitting):
+    /// errors are divided by it so rounds at different timesteps are comparable.
+    pub stratum_scale: Vec<f32>,
     /// Seed of the shared noise and timestep order.
     pub seed: u64,
     /// Critical value multiplier: 1.0 uses the one-sided 1 % Student-t quantile.
@@ -46,6 +49,7 @@ impl Default for ClassifierSettings {
             max_rounds: 12,
             min_rounds: 3,
             stratum_weights: vec![1.0; 12],
+            stratum_scale: vec![1.0; 12],
             seed: 2025,
             test_strictness: 1.0,
             centre_weighting: true,
@@ -145,8 +149,11 @@ pub fn plan_rounds(settings: &ClassifierSettings, size: usize) -> Vec<Round> {
 pub struct CellScores {
     /// Whether each class is still in the race.
     pub active: Vec<bool>,
-    /// Weighted error of each class per round (`None` where not evaluated).
+    /// Scaled error (error / stratum scale) of each class per round (`None` where not
+    /// evaluated).
     pub errors: Vec<Vec<Option<f32>>>,
+    /// Comparison weight of each round (the stratum weight of its timestep).
+    pub round_weights: Vec<f32>,
     /// Per-class per-pixel accumulated weighted squared error over the first `min_rounds`
     /// (all classes active), `[classes][size*size]`.
     pub pixel_errors: Vec<Vec<f32>>,
@@ -160,6 +167,7 @@ impl CellScores {
             active: vec![true; classes],
             errors: vec![Vec::new(); classes],
             pixel_errors: vec![vec![0.0; npix]; classes],
+            round_weights: Vec::new(),
             evals: 0,
         }
     }
@@ -182,8 +190,24 @@ impl CellScores {
         best
     }
 
-    /// Mean weighted error of class `c` over the rounds it was evaluated.
+    /// Weighted mean scaled error of class `c` over the rounds it was evaluated.
     pub fn mean_error(&self, c: usize) -> f32 {
+        let (mut sum, mut wsum) = (0f32, 0f32);
+        for (e, w) in self.errors[c].iter().zip(&self.round_weights) {
+            if let Some(e) = e {
+                sum += e * w;
+                wsum += w;
+            }
+        }
+        if wsum > 0.0 {
+            sum / wsum
+        } else {
+            f32::INFINITY
+        }
+    }
+
+    /// Unweighted mean scaled error of class `c` (about 1 for a typical cell of its class).
+    pub fn typical_error(&self, c: usize) -> f32 {
         let v: Vec<f32> = self.errors[c].iter().flatten().copied().collect();
         if v.is_empty() {
             f32::INFINITY
@@ -192,16 +216,23 @@ impl CellScores {
         }
     }
 
-    /// Paired differences `err_c - err_ref` over rounds where both were evaluated.
+    /// Weighted paired differences `w_r (err_c - err_ref)` over rounds where both were
+    /// evaluated (weights normalised to mean 1 over all rounds).
     pub fn paired(&self, c: usize, reference: usize) -> Vec<f32> {
+        let mean_w = if self.round_weights.is_empty() {
+            1.0
+        } else {
+            self.round_weights.iter().sum::<f32>() / self.round_weights.len() as f32
+        };
         self.errors[c]
             .iter()
             .zip(&self.errors[reference])
-            .filter_map(|(a, b)| Some((*a)? - (*b)?))
+            .zip(&self.round_weights)
+            .filter_map(|((a, b), w)| Some(((*a)? - (*b)?) * w / mean_w))
             .collect()
     }
 
-    /// Mean paired gap of every class to the best class (0 for the best itself).
+    /// Mean weighted paired gap of every class to the best class (0 for the best itself).
     pub fn gaps(&self) -> Vec<f32> {
         let best = self.best();
         (0..self.active.len())
@@ -317,6 +348,8 @@ impl ClassifierRun {
         let npix = self.weights.len();
         let n = 3 * npix;
         let w_stratum = self.settings.stratum_weights.get(r.stratum).copied().unwrap_or(1.0);
+        let scale = self.settings.stratum_scale.get(r.stratum).copied().unwrap_or(1.0);
+        let mut touched = vec![false; self.scores.len()];
         let collect_pixels = self.round < self.settings.min_rounds;
         for (row, &(cell, class)) in self.pending.iter().enumerate() {
             let pred = &predicted[row * n..(row + 1) * n];
@@ -334,7 +367,12 @@ impl ClassifierRun {
                     s.pixel_errors[class][p] += we;
                 }
             }
-            let err = w_stratum * total / n as f32;
+            let err = total / n as f32 / scale;
+            if !touched[cell] {
+                touched[cell] = true;
+                s.round_weights.resize(self.round, 0.0);
+                s.round_weights.push(w_stratum);
+            }
             let errs = &mut s.errors[class];
             errs.resize(self.round, None);
             errs.push(Some(err));

@@ -4,8 +4,11 @@
 pub mod augment;
 pub mod classes;
 pub mod classify;
+pub mod diagnosis;
+pub mod engine;
 pub mod ema;
 pub mod error;
+pub mod metrics;
 pub mod preprocess;
 pub mod schedule;
 pub mod unet;

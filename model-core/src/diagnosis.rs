@@ -1,0 +1,206 @@
+//! From a cell's diffusion scores to a [`Diagnosis`]: calibrated class probabilities,
+//! confidence, uncertainty, anomaly score, triage decision and the per-pixel uncertainty maps.
+
+use crate::classes::CLASSES;
+use crate::classify::{CellScores, ClassifierSettings};
+use crate::unet::DenoiserConfig;
+use serde::{Deserialize, Serialize};
+
+/// What to do with a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Triage {
+    /// Confident and typical: accepted without review.
+    Auto,
+    /// Ambiguous between classes: an expert should look.
+    Review,
+    /// Unlike any training class: an expert must look.
+    Anomaly,
+}
+
+impl Triage {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Triage::Auto => "auto",
+            Triage::Review => "review",
+            Triage::Anomaly => "anomaly",
+        }
+    }
+}
+
+/// Per-class statistics of the log typical error on val, for the anomaly z-score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyStats {
+    /// Mean of `ln(typical error)` of correctly classified val cells, per class.
+    pub mean: Vec<f32>,
+    /// Standard deviation of the same, per class.
+    pub std: Vec<f32>,
+}
+
+/// Triage thresholds fitted on val.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriagePolicy {
+    /// Cells at or above this confidence (and not anomalous) are auto-accepted.
+    pub auto_min_confidence: f32,
+    /// Cells with an anomaly score above this are flagged `anomaly`.
+    pub anomaly_threshold: f32,
+    /// Accuracy the auto-accepted val cells were required to reach.
+    pub target_accuracy: f32,
+}
+
+/// Everything needed beside the weights to turn denoiser outputs into diagnoses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Model name.
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// Class names in model order.
+    pub classes: Vec<String>,
+    /// Architecture of the denoiser.
+    pub denoiser: DenoiserConfig,
+    /// Classifier settings (timesteps, weights, test).
+    pub classifier: ClassifierSettings,
+    /// Softmax temperature on the negative error gaps.
+    pub temperature: f32,
+    /// Anomaly statistics.
+    pub anomaly: AnomalyStats,
+    /// Triage thresholds.
+    pub triage: TriagePolicy,
+}
+
+impl ModelCard {
+    /// An uncalibrated card for a freshly trained denoiser.
+    pub fn uncalibrated(denoiser: DenoiserConfig) -> Self {
+        let k = denoiser.num_classes;
+        Self {
+            name: "cytolens-diffusion".into(),
+            version: "0.1.0".into(),
+            classes: CLASSES.iter().map(|s| s.to_string()).collect(),
+            denoiser,
+            classifier: ClassifierSettings::default(),
+            temperature: 0.05,
+            anomaly: AnomalyStats { mean: vec![0.0; k], std: vec![1.0; k] },
+            triage: TriagePolicy { auto_min_confidence: 0.9, anomaly_threshold: 4.0, target_accuracy: 0.995 },
+        }
+    }
+}
+
+/// Per-pixel uncertainty maps of a cell at model resolution (`size * size`, row-major).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UncertaintyMap {
+    /// Side in pixels.
+    pub size: usize,
+    /// Counterfactual map: runner-up's minus predicted class's denoising error per pixel.
+    /// Positive where the predicted class explains the pixel better, negative where the
+    /// runner-up does.
+    pub counterfactual: Vec<f32>,
+    /// Per-pixel standard deviation of the denoising error across all classes: where the
+    /// classes disagree about the cell.
+    pub disagreement: Vec<f32>,
+}
+
+/// The model's answer for one cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// Predicted class index.
+    pub class: usize,
+    /// Calibrated probability of each class (model order).
+    pub probs: Vec<f32>,
+    /// Probability of the predicted class.
+    pub confidence: f32,
+    /// Normalised entropy of `probs`, 0 (certain) to 1 (uniform).
+    pub uncertainty: f32,
+    /// Anomaly z-score: higher means less like any training class.
+    pub anomaly: f32,
+    /// Triage decision.
+    pub triage: Triage,
+    /// Second most probable class.
+    pub runner_up: usize,
+    /// Denoiser evaluations spent.
+    pub evals: usize,
+    /// Uncertainty heatmaps.
+    pub map: UncertaintyMap,
+}
+
+/// Softmax of `-gap / temperature`.
+pub fn probabilities(gaps: &[f32], temperature: f32) -> Vec<f32> {
+    let t = temperature.max(1e-6);
+    let logits: Vec<f32> = gaps.iter().map(|g| -g / t).collect();
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|l| (l - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+/// Normalised entropy in [0, 1].
+pub fn normalised_entropy(p: &[f32]) -> f32 {
+    let h: f32 = p.iter().filter(|v| **v > 0.0).map(|v| -v * v.ln()).sum();
+    h / (p.len() as f32).ln()
+}
+
+/// Anomaly z-score of a cell predicted as `class`.
+pub fn anomaly_score(scores: &CellScores, class: usize, stats: &AnomalyStats) -> f32 {
+    let e = scores.typical_error(class).max(1e-9).ln();
+    (e - stats.mean[class]) / stats.std[class].max(1e-6)
+}
+
+/// Turn a cell's scores into its diagnosis under `card`.
+pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis {
+    let gaps = scores.gaps();
+    let probs = probabilities(&gaps, card.temperature);
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    let (class, runner_up) = (order[0], order.get(1).copied().unwrap_or(order[0]));
+    let confidence = probs[class];
+    let anomaly = anomaly_score(scores, class, &card.anomaly);
+    let triage = if anomaly > card.triage.anomaly_threshold {
+        Triage::Anomaly
+    } else if confidence >= card.triage.auto_min_confidence {
+        Triage::Auto
+    } else {
+        Triage::Review
+    };
+    Diagnosis {
+        class,
+        uncertainty: normalised_entropy(&probs),
+        probs,
+        confidence,
+        anomaly,
+        triage,
+        runner_up,
+        evals: scores.evals,
+        map: uncertainty_map(scores, class, runner_up, size),
+    }
+}
+
+/// The counterfactual and disagreement maps from the per-pixel errors of the first rounds.
+pub fn uncertainty_map(scores: &CellScores, class: usize, runner_up: usize, size: usize) -> UncertaintyMap {
+    let npix = size * size;
+    let pe = &scores.pixel_errors;
+    let counterfactual = (0..npix).map(|p| pe[runner_up][p] - pe[class][p]).collect();
+    let k = pe.len() as f32;
+    let disagreement = (0..npix)
+        .map(|p| {
+            let mean = pe.iter().map(|c| c[p]).sum::<f32>() / k;
+            (pe.iter().map(|c| (c[p] - mean).powi(2)).sum::<f32>() / k).sqrt()
+        })
+        .collect();
+    UncertaintyMap { size, counterfactual, disagreement }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_follow_gaps_and_temperature() {
+        let p = probabilities(&[0.0, 0.1, 1.0], 0.1);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(p[0] > p[1] && p[1] > p[2]);
+        assert!((p[0] / p[1] - 1f32.exp()).abs() < 1e-4);
+        let flat = probabilities(&[0.0, 0.1, 1.0], 100.0);
+        assert!(normalised_entropy(&flat) > 0.99);
+    }
+}

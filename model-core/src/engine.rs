@@ -1,0 +1,106 @@
+//! Runs the diffusion classifier with a [`Denoiser`] on any burn device.
+
+use crate::classify::{CellScores, ClassifierRun, RoundInputs};
+use crate::diagnosis::{diagnose, Diagnosis, ModelCard};
+use crate::error::{Error, Result};
+use crate::preprocess::CellCrop;
+use crate::unet::{condition, Denoiser};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+
+/// A loaded model: denoiser weights plus the card that calibrates its outputs.
+#[derive(Debug, Clone)]
+pub struct CellClassifier {
+    /// The denoiser.
+    pub model: Denoiser,
+    /// Calibration and settings.
+    pub card: ModelCard,
+    /// Device the denoiser runs on.
+    pub device: Device,
+}
+
+/// Largest number of denoiser rows per forward call (memory bound).
+pub const MAX_ROWS: usize = 128;
+
+impl CellClassifier {
+    /// Build from burnpack weight bytes and a card, on `device`.
+    pub fn from_bytes(weights: &[u8], card: ModelCard, device: Device) -> Result<Self> {
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights.to_vec()))
+            .map_err(|e| Error::Weights(e.to_string()))?;
+        let model = card
+            .denoiser
+            .init(&device)
+            .try_load_record(record)
+            .map_err(|e| Error::Weights(e.to_string()))?;
+        Ok(Self { model, card, device })
+    }
+
+    fn input_tensors(&self, inputs: &RoundInputs, from: usize, to: usize) -> (Tensor<4>, Tensor<2>) {
+        let size = self.card.denoiser.image_size;
+        let n = 3 * size * size;
+        let rows = to - from;
+        let x = Tensor::<4>::from_data(
+            TensorData::new(inputs.x_t[from * n..to * n].to_vec(), [rows, 3, size, size]),
+            &self.device,
+        );
+        let classes: Vec<Option<usize>> = inputs.classes[from..to].iter().map(|c| Some(*c)).collect();
+        (x, condition(&classes, self.card.denoiser.num_classes, &self.device))
+    }
+
+    /// Predict the noise of one round, synchronously (CPU backends).
+    pub fn predict(&self, inputs: &RoundInputs) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(inputs.x_t.len());
+        let rows = inputs.t.len();
+        let mut from = 0;
+        while from < rows {
+            let to = (from + MAX_ROWS).min(rows);
+            let (x, cond) = self.input_tensors(inputs, from, to);
+            let pred = self.model.forward(x, &inputs.t[from..to], cond);
+            out.extend(pred.into_data().try_to_vec::<f32>().map_err(|e| Error::Weights(format!("{e:?}")))?);
+            from = to;
+        }
+        Ok(out)
+    }
+
+    /// Predict the noise of one round with an async readback (WebGPU).
+    pub async fn predict_async(&self, inputs: &RoundInputs) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(inputs.x_t.len());
+        let rows = inputs.t.len();
+        let mut from = 0;
+        while from < rows {
+            let to = (from + MAX_ROWS).min(rows);
+            let (x, cond) = self.input_tensors(inputs, from, to);
+            let pred = self.model.forward(x, &inputs.t[from..to], cond);
+            let data = pred.into_data_async().await.map_err(|e| Error::Weights(format!("{e:?}")))?;
+            out.extend(data.try_to_vec::<f32>().map_err(|e| Error::Weights(format!("{e:?}")))?);
+            from = to;
+        }
+        Ok(out)
+    }
+
+    /// Start a classification of `cells` with this model's settings.
+    pub fn start(&self, cells: Vec<CellCrop>) -> ClassifierRun {
+        ClassifierRun::new(cells, self.card.denoiser.num_classes, self.card.classifier.clone())
+    }
+
+    /// Classify `cells` to raw scores, synchronously.
+    pub fn scores(&self, run: &mut ClassifierRun) -> Result<()> {
+        while let Some(inputs) = run.next_inputs() {
+            let pred = self.predict(&inputs)?;
+            run.absorb(&pred);
+        }
+        Ok(())
+    }
+
+    /// Classify `cells` to diagnoses, synchronously.
+    pub fn diagnose(&self, cells: Vec<CellCrop>) -> Result<Vec<Diagnosis>> {
+        let mut run = self.start(cells);
+        self.scores(&mut run)?;
+        Ok(self.finish(run.into_scores()))
+    }
+
+    /// Diagnoses from finished scores.
+    pub fn finish(&self, scores: Vec<CellScores>) -> Vec<Diagnosis> {
+        scores.iter().map(|s| diagnose(s, &self.card, self.card.denoiser.image_size)).collect()
+    }
+}
