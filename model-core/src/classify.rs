@@ -162,7 +162,8 @@ pub struct CellScores {
 }
 
 impl CellScores {
-    fn new(classes: usize, npix: usize) -> Self {
+    /// Fresh scores for `classes` classes and `npix` pixels.
+    pub fn new(classes: usize, npix: usize) -> Self {
         Self {
             active: vec![true; classes],
             errors: vec![Vec::new(); classes],
@@ -246,6 +247,49 @@ impl CellScores {
             })
             .collect()
     }
+}
+
+/// After `rounds_done` rounds: drop every class the paired test shows worse than the best.
+pub fn eliminate(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSettings) {
+    if rounds_done < settings.min_rounds {
+        return;
+    }
+    let best = s.best();
+    for c in 0..s.active.len() {
+        if c != best && s.active[c] && clearly_worse(&s.paired(c, best), settings.test_strictness) {
+            s.active[c] = false;
+        }
+    }
+}
+
+/// Replay a classification from a full evaluation (every class in every round, raw errors
+/// `raw[class][round]` in plan order): since rounds share fixed seeded draws, the result is
+/// exactly what a run with `settings` (same seed and rounds) would have produced. Used to fit
+/// and tune the classifier on val from one pass of the denoiser. `excluded` classes never
+/// enter the race.
+pub fn replay(raw: &[Vec<f32>], strata: &[usize], settings: &ClassifierSettings, excluded: &[usize]) -> CellScores {
+    let classes = raw.len();
+    let mut s = CellScores::new(classes, 0);
+    for &c in excluded {
+        s.active[c] = false;
+    }
+    for (r, &stratum) in strata.iter().enumerate() {
+        if s.active.iter().filter(|a| **a).count() <= 1 {
+            break;
+        }
+        let scale = settings.stratum_scale.get(stratum).copied().unwrap_or(1.0);
+        s.round_weights.push(settings.stratum_weights.get(stratum).copied().unwrap_or(1.0));
+        for c in 0..classes {
+            let e = &mut s.errors[c];
+            e.resize(r, None);
+            if s.active[c] {
+                e.push(Some(raw[c][r] / scale));
+                s.evals += 1;
+            }
+        }
+        eliminate(&mut s, r + 1, settings);
+    }
+    s
 }
 
 /// A batch of cells being classified.
@@ -379,15 +423,8 @@ impl ClassifierRun {
             s.evals += 1;
         }
         self.round += 1;
-        if self.round >= self.settings.min_rounds {
-            for s in &mut self.scores {
-                let best = s.best();
-                for c in 0..self.classes {
-                    if c != best && s.active[c] && clearly_worse(&s.paired(c, best), self.settings.test_strictness) {
-                        s.active[c] = false;
-                    }
-                }
-            }
+        for s in &mut self.scores {
+            eliminate(s, self.round, &self.settings);
         }
     }
 
@@ -447,6 +484,20 @@ mod tests {
         let s = run_fake(0.0, 0, ClassifierSettings::default());
         assert_eq!(s.active.iter().filter(|a| **a).count(), 8, "no class is worse than another");
         assert_eq!(s.evals, 8 * 12);
+    }
+
+    #[test]
+    fn replay_of_a_full_run_matches_a_live_run() {
+        let full = run_fake(0.5, 2, ClassifierSettings { test_strictness: f32::INFINITY, ..ClassifierSettings::default() });
+        assert_eq!(full.evals, 96, "no elimination in a full run");
+        let settings = ClassifierSettings::default();
+        let strata: Vec<usize> = plan_rounds(&settings, 4).iter().map(|r| r.stratum).collect();
+        let raw: Vec<Vec<f32>> = full.errors.iter().map(|e| e.iter().map(|v| v.expect("full")).collect()).collect();
+        let replayed = replay(&raw, &strata, &settings, &[]);
+        let live = run_fake(0.5, 2, settings);
+        assert_eq!(replayed.evals, live.evals);
+        assert_eq!(replayed.active, live.active);
+        assert_eq!(replayed.gaps(), live.gaps());
     }
 
     #[test]

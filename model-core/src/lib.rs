@@ -2,6 +2,7 @@
 //! `Device` at run time) and testable without a browser.
 
 pub mod augment;
+pub mod calibrate;
 pub mod classes;
 pub mod classify;
 pub mod diagnosis;

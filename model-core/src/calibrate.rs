@@ -1,0 +1,173 @@
+//! Fitting the classifier on val: stratum scales and weights, softmax temperature, anomaly
+//! statistics and triage thresholds. Pure functions over recorded full evaluations.
+
+use crate::classify::{replay, ClassifierSettings};
+use crate::diagnosis::{anomaly_score, probabilities, AnomalyStats, ModelCard, TriagePolicy};
+
+/// A full evaluation of one val cell: raw error of every class in every round (plan order).
+#[derive(Debug, Clone)]
+pub struct FullEval {
+    /// `[class][round]` raw errors.
+    pub raw: Vec<Vec<f32>>,
+    /// True class.
+    pub label: usize,
+}
+
+/// Per stratum: scale = mean error of the true class; weight = mean/variance of the gap between
+/// the closest wrong class and the true class, in scaled units (the inverse-variance weight of
+/// a noisy estimate of the gap), floored at a tenth of the largest.
+pub fn fit_strata(evals: &[FullEval], strata: &[usize], n_strata: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut scale = vec![0f64; n_strata];
+    let mut count = vec![0usize; n_strata];
+    for e in evals {
+        for (r, &s) in strata.iter().enumerate() {
+            scale[s] += e.raw[e.label][r] as f64;
+            count[s] += 1;
+        }
+    }
+    let scale: Vec<f64> = scale.iter().zip(&count).map(|(s, c)| if *c > 0 { s / *c as f64 } else { 1.0 }).collect();
+    let mut weight = vec![0f64; n_strata];
+    for (r, &s) in strata.iter().enumerate() {
+        let gaps: Vec<f64> = evals
+            .iter()
+            .map(|e| {
+                let truth = e.raw[e.label][r] as f64;
+                let wrong = (0..e.raw.len()).filter(|&c| c != e.label).map(|c| e.raw[c][r] as f64).fold(f64::INFINITY, f64::min);
+                (wrong - truth) / scale[s]
+            })
+            .filter(|g| g.is_finite())
+            .collect();
+        if gaps.len() < 2 {
+            weight[s] = 1.0;
+            continue;
+        }
+        let m = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let v = gaps.iter().map(|g| (g - m).powi(2)).sum::<f64>() / (gaps.len() - 1) as f64;
+        weight[s] = (m / v.max(1e-12)).max(0.0);
+    }
+    let max = weight.iter().copied().fold(0.0, f64::max).max(1e-12);
+    let weight: Vec<f32> = weight.iter().map(|w| (w / max).max(0.1) as f32).collect();
+    (scale.iter().map(|v| *v as f32).collect(), weight)
+}
+
+/// Negative log-likelihood of the labels under `probabilities(gaps, t)`.
+pub fn nll(gaps: &[Vec<f32>], labels: &[usize], t: f32) -> f64 {
+    gaps.iter()
+        .zip(labels)
+        .map(|(g, &l)| -(probabilities(g, t)[l].max(1e-12) as f64).ln())
+        .sum::<f64>()
+        / gaps.len().max(1) as f64
+}
+
+/// Temperature minimising the NLL (golden-section search on log t over [1e-4, 10]).
+pub fn fit_temperature(gaps: &[Vec<f32>], labels: &[usize]) -> f32 {
+    let (mut a, mut b) = ((1e-4f64).ln(), 10f64.ln());
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let f = |x: f64| nll(gaps, labels, x.exp() as f32);
+    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+    for _ in 0..80 {
+        if f(c) < f(d) {
+            b = d;
+        } else {
+            a = c;
+        }
+        c = b - g * (b - a);
+        d = a + g * (b - a);
+    }
+    ((a + b) / 2.0).exp() as f32
+}
+
+/// Lowest confidence threshold such that the val cells at or above it reach `target`
+/// accuracy; 1.0 (nothing auto-accepted) when no threshold reaches it.
+pub fn fit_auto_threshold(confidence: &[f32], correct: &[bool], target: f32) -> f32 {
+    let mut idx: Vec<usize> = (0..confidence.len()).collect();
+    idx.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]));
+    let mut right = 0usize;
+    let mut best = 1.0f32;
+    for (k, &i) in idx.iter().enumerate() {
+        right += correct[i] as usize;
+        let acc = right as f32 / (k + 1) as f32;
+        // Only cut between distinct confidences.
+        let next_differs = idx.get(k + 1).is_none_or(|&j| confidence[j] < confidence[i]);
+        if acc >= target && next_differs {
+            best = confidence[i];
+        }
+    }
+    best
+}
+
+/// Fit everything on recorded val evaluations and return the calibrated card.
+pub fn calibrate(mut card: ModelCard, evals: &[FullEval], strata: &[usize], target_accuracy: f32, anomaly_quantile: f32) -> ModelCard {
+    let n_strata = card.classifier.max_rounds;
+    let (scale, weight) = fit_strata(evals, strata, n_strata);
+    card.classifier.stratum_scale = scale;
+    card.classifier.stratum_weights = weight;
+    let settings: ClassifierSettings = card.classifier.clone();
+    let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, strata, &settings, &[])).collect();
+    let gaps: Vec<Vec<f32>> = scores.iter().map(|s| s.gaps()).collect();
+    let labels: Vec<usize> = evals.iter().map(|e| e.label).collect();
+    card.temperature = fit_temperature(&gaps, &labels);
+    // Anomaly statistics from correctly classified cells, per class.
+    let k = card.denoiser.num_classes;
+    let mut logs: Vec<Vec<f32>> = vec![Vec::new(); k];
+    for (s, &l) in scores.iter().zip(&labels) {
+        if s.best() == l {
+            logs[l].push(s.typical_error(l).max(1e-9).ln());
+        }
+    }
+    let mut all_logs: Vec<f32> = logs.iter().flatten().copied().collect();
+    all_logs.sort_by(|a, b| a.total_cmp(b));
+    let pooled_mean = all_logs.iter().sum::<f32>() / all_logs.len().max(1) as f32;
+    let pooled_std = (all_logs.iter().map(|v| (v - pooled_mean).powi(2)).sum::<f32>() / all_logs.len().max(1) as f32).sqrt().max(1e-3);
+    let (mut mean, mut std) = (vec![pooled_mean; k], vec![pooled_std; k]);
+    for c in 0..k {
+        if logs[c].len() >= 5 {
+            let m = logs[c].iter().sum::<f32>() / logs[c].len() as f32;
+            mean[c] = m;
+            std[c] = (logs[c].iter().map(|v| (v - m).powi(2)).sum::<f32>() / logs[c].len() as f32).sqrt().max(1e-3);
+        }
+    }
+    card.anomaly = AnomalyStats { mean, std };
+    let mut anomaly: Vec<f32> = scores.iter().map(|s| anomaly_score(s, s.best(), &card.anomaly)).collect();
+    let probs: Vec<Vec<f32>> = gaps.iter().map(|g| probabilities(g, card.temperature)).collect();
+    let confidence: Vec<f32> = probs.iter().map(|p| p.iter().copied().fold(0.0, f32::max)).collect();
+    let correct: Vec<bool> = scores.iter().zip(&labels).map(|(s, &l)| s.best() == l).collect();
+    anomaly.sort_by(|a, b| a.total_cmp(b));
+    let qi = ((anomaly_quantile * anomaly.len() as f32) as usize).min(anomaly.len().saturating_sub(1));
+    card.triage = TriagePolicy {
+        auto_min_confidence: fit_auto_threshold(&confidence, &correct, target_accuracy),
+        anomaly_threshold: anomaly.get(qi).copied().unwrap_or(4.0),
+        target_accuracy,
+    };
+    card
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temperature_recovers_a_known_scale() {
+        // Labels drawn so that p(label) = softmax(-gap / 0.5): the fitted temperature is near 0.5.
+        let mut gaps = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..2000 {
+            let g = vec![0.0f32, 0.4];
+            let p1 = probabilities(&g, 0.5)[1];
+            let u = ((i * 7919) % 2000) as f32 / 2000.0;
+            labels.push(if u < p1 { 1 } else { 0 });
+            gaps.push(g);
+        }
+        let t = fit_temperature(&gaps, &labels);
+        assert!((t - 0.5).abs() < 0.05, "fitted {t}");
+    }
+
+    #[test]
+    fn auto_threshold_reaches_the_target() {
+        let conf = [0.99, 0.98, 0.97, 0.9, 0.8, 0.7];
+        let correct = [true, true, true, false, true, false];
+        assert_eq!(fit_auto_threshold(&conf, &correct, 1.0), 0.97);
+        assert_eq!(fit_auto_threshold(&conf, &correct, 0.8), 0.8);
+        assert_eq!(fit_auto_threshold(&[0.5], &[false], 0.9), 1.0);
+    }
+}
