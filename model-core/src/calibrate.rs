@@ -16,7 +16,7 @@ pub struct FullEval {
 /// Per stratum: scale = mean error of the true class; weight = mean/variance of the gap between
 /// the closest wrong class and the true class, in scaled units (the inverse-variance weight of
 /// a noisy estimate of the gap), floored at a tenth of the largest.
-pub fn fit_strata(evals: &[FullEval], strata: &[usize], n_strata: usize) -> (Vec<f32>, Vec<f32>) {
+pub fn fit_strata(evals: &[FullEval], strata: &[usize], n_strata: usize, excluded: &[usize]) -> (Vec<f32>, Vec<f32>) {
     let mut scale = vec![0f64; n_strata];
     let mut count = vec![0usize; n_strata];
     for e in evals {
@@ -32,7 +32,7 @@ pub fn fit_strata(evals: &[FullEval], strata: &[usize], n_strata: usize) -> (Vec
             .iter()
             .map(|e| {
                 let truth = e.raw[e.label][r] as f64;
-                let wrong = (0..e.raw.len()).filter(|&c| c != e.label).map(|c| e.raw[c][r] as f64).fold(f64::INFINITY, f64::min);
+                let wrong = (0..e.raw.len()).filter(|&c| c != e.label && !excluded.contains(&c)).map(|c| e.raw[c][r] as f64).fold(f64::INFINITY, f64::min);
                 (wrong - truth) / scale[s]
             })
             .filter(|g| g.is_finite())
@@ -99,11 +99,11 @@ pub fn fit_auto_threshold(confidence: &[f32], correct: &[bool], target: f32) -> 
 /// Fit everything on recorded val evaluations and return the calibrated card.
 pub fn calibrate(mut card: ModelCard, evals: &[FullEval], strata: &[usize], target_accuracy: f32, anomaly_quantile: f32) -> ModelCard {
     let n_strata = card.classifier.max_rounds;
-    let (scale, weight) = fit_strata(evals, strata, n_strata);
+    let (scale, weight) = fit_strata(evals, strata, n_strata, &card.classifier.excluded);
     card.classifier.stratum_scale = scale;
     card.classifier.stratum_weights = weight;
     let settings: ClassifierSettings = card.classifier.clone();
-    let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, strata, &settings, &[])).collect();
+    let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, strata, &settings)).collect();
     let gaps: Vec<Vec<f32>> = scores.iter().map(|s| s.gaps()).collect();
     let labels: Vec<usize> = evals.iter().map(|e| e.label).collect();
     card.temperature = fit_temperature(&gaps, &labels);

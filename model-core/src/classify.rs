@@ -40,6 +40,9 @@ pub struct ClassifierSettings {
     pub test_strictness: f32,
     /// Weight pixels towards the centre of the crop, where the cell is.
     pub centre_weighting: bool,
+    /// Classes the model was trained without; they never enter the race.
+    #[serde(default)]
+    pub excluded: Vec<usize>,
 }
 
 impl Default for ClassifierSettings {
@@ -53,6 +56,7 @@ impl Default for ClassifierSettings {
             seed: 2025,
             test_strictness: 1.0,
             centre_weighting: true,
+            excluded: Vec::new(),
         }
     }
 }
@@ -267,10 +271,10 @@ pub fn eliminate(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSe
 /// exactly what a run with `settings` (same seed and rounds) would have produced. Used to fit
 /// and tune the classifier on val from one pass of the denoiser. `excluded` classes never
 /// enter the race.
-pub fn replay(raw: &[Vec<f32>], strata: &[usize], settings: &ClassifierSettings, excluded: &[usize]) -> CellScores {
+pub fn replay(raw: &[Vec<f32>], strata: &[usize], settings: &ClassifierSettings) -> CellScores {
     let classes = raw.len();
     let mut s = CellScores::new(classes, 0);
-    for &c in excluded {
+    for &c in &settings.excluded {
         s.active[c] = false;
     }
     for (r, &stratum) in strata.iter().enumerate() {
@@ -326,7 +330,16 @@ impl ClassifierRun {
         let npix = size * size;
         let rounds = plan_rounds(&settings, size);
         let weights = pixel_weights(size, settings.centre_weighting);
-        let scores = cells.iter().map(|_| CellScores::new(classes, npix)).collect();
+        let scores = cells
+            .iter()
+            .map(|_| {
+                let mut s = CellScores::new(classes, npix);
+                for &c in &settings.excluded {
+                    s.active[c] = false;
+                }
+                s
+            })
+            .collect();
         Self {
             settings,
             schedule: NoiseSchedule::ddpm(),
@@ -337,13 +350,6 @@ impl ClassifierRun {
             round: 0,
             classes,
             pending: Vec::new(),
-        }
-    }
-
-    /// Restrict the race to some classes from the start (e.g. to mimic a model without one).
-    pub fn deactivate(&mut self, class: usize) {
-        for s in &mut self.scores {
-            s.active[class] = false;
         }
     }
 
@@ -493,7 +499,7 @@ mod tests {
         let settings = ClassifierSettings::default();
         let strata: Vec<usize> = plan_rounds(&settings, 4).iter().map(|r| r.stratum).collect();
         let raw: Vec<Vec<f32>> = full.errors.iter().map(|e| e.iter().map(|v| v.expect("full")).collect()).collect();
-        let replayed = replay(&raw, &strata, &settings, &[]);
+        let replayed = replay(&raw, &strata, &settings);
         let live = run_fake(0.5, 2, settings);
         assert_eq!(replayed.evals, live.evals);
         assert_eq!(replayed.active, live.active);

@@ -2,9 +2,11 @@
 //! `Device` at run time) and testable without a browser.
 
 pub mod augment;
+pub mod baseline;
 pub mod calibrate;
 pub mod classes;
 pub mod classify;
+pub mod decode;
 pub mod diagnosis;
 pub mod engine;
 pub mod ema;
@@ -13,11 +15,14 @@ pub mod metrics;
 pub mod preprocess;
 pub mod schedule;
 pub mod unet;
+pub mod weights;
 
 #[cfg(feature = "native")]
 pub mod checkpoint;
 #[cfg(feature = "native")]
 pub mod dataset;
+#[cfg(feature = "native")]
+pub mod evaluate;
 #[cfg(feature = "native")]
 pub mod train;
 

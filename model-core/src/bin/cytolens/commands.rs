@@ -1,0 +1,255 @@
+//! The CLI's commands beyond training the denoiser.
+
+use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
+use model_core::calibrate::{calibrate as fit_card, fit_temperature};
+use model_core::classes::CLASSES;
+use model_core::dataset::CellSet;
+use model_core::decode::decode_image;
+use model_core::diagnosis::{Diagnosis, ModelCard};
+use model_core::engine::CellClassifier;
+use model_core::evaluate::{benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report};
+use model_core::metrics::auroc;
+use model_core::preprocess::{to_model_input, CellCrop};
+use model_core::train::TrainOptions;
+use model_core::weights::{ModelFiles, MODEL_STEM};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+type CmdResult = Result<(), String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The crops of a cell set.
+pub fn crops(data: &CellSet) -> Vec<CellCrop> {
+    (0..data.len()).map(|i| CellCrop { size: data.size, pixels: data.image(i).to_vec() }).collect()
+}
+
+/// Baseline card stored beside its weights.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BaselineCard {
+    /// Architecture.
+    pub config: BaselineConfig,
+    /// Softmax temperature fitted on val.
+    pub temperature: f32,
+    /// Class left out in training, if any.
+    pub excluded: Option<usize>,
+}
+
+pub fn train_baseline(data: &CellSet, run: &Path, steps: usize, batch: usize, exclude: Option<usize>, resume: bool) -> CmdResult {
+    let cfg = BaselineConfig::new();
+    std::fs::create_dir_all(run).map_err(err)?;
+    let card = BaselineCard { config: cfg.clone(), temperature: 1.0, excluded: exclude };
+    std::fs::write(run.join("card.json"), serde_json::to_string_pretty(&card).map_err(err)?).map_err(err)?;
+    train_cnn(data, &cfg, steps, batch, exclude, run, resume).map_err(err)?;
+    Ok(())
+}
+
+fn load_baseline(dir: &Path, stem: &str) -> Result<(BaselineCnn, BaselineCard), String> {
+    let card: BaselineCard = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{stem}.json"))).map_err(|e| format!("{}: {e}", dir.join(format!("{stem}.json")).display()))?).map_err(err)?;
+    let rec = ModuleRecord::load(dir.join(format!("{stem}.bpk"))).map_err(err)?;
+    let model = card.config.init(&Device::flex()).try_load_record(rec).map_err(err)?;
+    Ok((model, card))
+}
+
+fn baseline_logits(model: &BaselineCnn, data: &CellSet) -> Result<Vec<Vec<f32>>, String> {
+    let n = 3 * data.size * data.size;
+    let mut out = Vec::new();
+    for start in (0..data.len()).step_by(128) {
+        let end = (start + 128).min(data.len());
+        let x = Tensor::<4>::from_data(TensorData::new(data.pixels[start * n..end * n].to_vec(), [end - start, 3, data.size, data.size]), &Device::flex());
+        out.extend(model.logits(x).map_err(err)?);
+    }
+    Ok(out)
+}
+
+fn softmax_rows(logits: &[Vec<f32>], t: f32) -> Vec<Vec<f32>> {
+    // Negative logits as "gaps" reuse the diffusion softmax.
+    logits
+        .iter()
+        .map(|l| model_core::diagnosis::probabilities(&l.iter().map(|v| -v).collect::<Vec<_>>(), t))
+        .collect()
+}
+
+pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &CellSet) -> CmdResult {
+    let mut card: BaselineCard = serde_json::from_str(&std::fs::read_to_string(run.join("card.json")).map_err(err)?).map_err(err)?;
+    let rec = ModuleRecord::load(run.join("ckpt/model.bpk")).map_err(err)?;
+    let model = card.config.init(&Device::flex()).try_load_record(rec).map_err(err)?;
+    let val = match card.excluded {
+        Some(ex) => val.filter(|l| l != ex),
+        None => val.clone(),
+    };
+    let logits = baseline_logits(&model, &val)?;
+    let neg: Vec<Vec<f32>> = logits.iter().map(|l| l.iter().map(|v| -v).collect()).collect();
+    card.temperature = fit_temperature(&neg, &val.labels);
+    std::fs::create_dir_all(out).map_err(err)?;
+    std::fs::write(out.join(format!("{stem}.json")), serde_json::to_string_pretty(&card).map_err(err)?).map_err(err)?;
+    std::fs::copy(run.join("ckpt/model.bpk"), out.join(format!("{stem}.bpk"))).map_err(err)?;
+    eprintln!("baseline temperature {:.3} on {} val cells", card.temperature, val.len());
+    Ok(())
+}
+
+pub fn calibrate(run: &Path, out: &Path, stem: &str, val: &CellSet, val_limit: usize, target: f32) -> CmdResult {
+    let opts: TrainOptions = serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?).map_err(err)?;
+    let weights = std::fs::read(run.join("ckpt/ema.bpk")).map_err(err)?;
+    let mut card = ModelCard::uncalibrated(opts.model.clone());
+    card.classifier.excluded = opts.exclude_class.into_iter().collect();
+    let files = ModelFiles { card: card.clone(), weights };
+    let clf = files.classifier(Device::flex()).map_err(err)?;
+    let val = match opts.exclude_class {
+        Some(ex) => val.filter(|l| l != ex),
+        None => val.clone(),
+    }
+    .subsample(val_limit);
+    let start = Instant::now();
+    let cells = crops(&val);
+    let evals = full_evaluations(&clf, &cells, &val.labels, |n| eprint!("\r  full evaluation {n}/{}", cells.len())).map_err(err)?;
+    eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
+    let strata = plan_strata(&card.classifier, card.denoiser.image_size);
+    let card = fit_card(card, &evals, &strata, target, 0.99);
+    eprintln!(
+        "temperature {:.4}, auto threshold {:.3}, anomaly threshold {:.2}, weights {:?}",
+        card.temperature, card.triage.auto_min_confidence, card.triage.anomaly_threshold, card.classifier.stratum_weights
+    );
+    ModelFiles { card, weights: files.weights }.write(out, stem).map_err(err)
+}
+
+fn diffusion_on(data: &CellSet, model_dir: &Path, stem: &str) -> Result<(Vec<Diagnosis>, f64), String> {
+    let files = ModelFiles::read(model_dir, stem).map_err(err)?;
+    let clf = files.classifier(Device::flex()).map_err(err)?;
+    let start = Instant::now();
+    let d = diagnose_all(&clf, &crops(data), |n| eprint!("\r  {stem}: {n}/{}", data.len())).map_err(err)?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(" ({:.1} cells/s)", data.len() as f64 / secs);
+    Ok((d, data.len() as f64 / secs))
+}
+
+pub fn eval(data: &CellSet, model_dir: &Path, eval_dir: &Path, json_path: &Path, svg_path: &Path) -> CmdResult {
+    let k = CLASSES.len();
+    let (diag, cps) = diffusion_on(data, model_dir, MODEL_STEM)?;
+    let probs: Vec<Vec<f32>> = diag.iter().map(|d| d.probs.clone()).collect();
+    let evals: Vec<usize> = diag.iter().map(|d| d.evals).collect();
+    let triage: Vec<_> = diag.iter().map(|d| d.triage).collect();
+    let diff = report(&data.labels, &probs, Some(&evals), Some(&triage), k);
+    let mut doc = json!({ "split_size": data.len(), "diffusion": diff, "diffusion_cells_per_second": cps });
+    let mut svgs = vec![("diffusion", diff.clone())];
+    match load_baseline(eval_dir, "cytolens-baseline") {
+        Ok((model, card)) => {
+            let p = softmax_rows(&baseline_logits(&model, data)?, card.temperature);
+            let b = report(&data.labels, &p, None, None, k);
+            doc["baseline"] = serde_json::to_value(&b).map_err(err)?;
+            svgs.push(("baseline CNN", b));
+        }
+        Err(e) => eprintln!("baseline not evaluated: {e}"),
+    }
+    // Anomaly: models trained without erythroblasts; AUROC of erythroblast vs the rest.
+    let ery = model_core::classes::class_index("erythroblast").unwrap_or(2);
+    let positive: Vec<bool> = data.labels.iter().map(|&l| l == ery).collect();
+    match diffusion_on(data, eval_dir, "cytolens-diffusion-no-erythroblast") {
+        Ok((d, _)) => {
+            let score: Vec<f64> = d.iter().map(|x| x.anomaly as f64).collect();
+            doc["anomaly_auroc_diffusion"] = json!(auroc(&score, &positive));
+            let unc: Vec<f64> = d.iter().map(|x| 1.0 - x.confidence as f64).collect();
+            doc["anomaly_auroc_diffusion_confidence"] = json!(auroc(&unc, &positive));
+        }
+        Err(e) => eprintln!("diffusion anomaly model not evaluated: {e}"),
+    }
+    match load_baseline(eval_dir, "cytolens-baseline-no-erythroblast") {
+        Ok((model, card)) => {
+            let p = softmax_rows(&baseline_logits(&model, data)?, card.temperature);
+            let score: Vec<f64> = p.iter().map(|r| 1.0 - r.iter().copied().fold(0.0, f32::max) as f64).collect();
+            doc["anomaly_auroc_baseline_max_softmax"] = json!(auroc(&score, &positive));
+        }
+        Err(e) => eprintln!("baseline anomaly model not evaluated: {e}"),
+    }
+    std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
+    if let Some(parent) = svg_path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    let refs: Vec<(&str, &model_core::evaluate::ClassifierReport)> = svgs.iter().map(|(n, r)| (*n, r)).collect();
+    std::fs::write(svg_path, reliability_svg(&refs)).map_err(err)?;
+    print_summary(&doc);
+    Ok(())
+}
+
+fn print_summary(doc: &serde_json::Value) {
+    println!("{:<28} {:>10} {:>10}", "metric (test split)", "diffusion", "baseline");
+    for key in ["accuracy", "balanced_accuracy", "macro_f1", "ece", "accuracy_at_80_coverage", "aurc", "mean_evals"] {
+        let f = |m: &str| doc[m][key].as_f64().map_or("-".to_string(), |v| format!("{v:.4}"));
+        println!("{key:<28} {:>10} {:>10}", f("diffusion"), f("baseline"));
+    }
+    for key in ["anomaly_auroc_diffusion", "anomaly_auroc_diffusion_confidence", "anomaly_auroc_baseline_max_softmax", "diffusion_cells_per_second"] {
+        if let Some(v) = doc[key].as_f64() {
+            println!("{key:<40} {v:.4}");
+        }
+    }
+}
+
+pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult {
+    let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
+    let clf = model.classifier(Device::flex()).map_err(err)?;
+    let size = model.card.denoiser.image_size;
+    let mut failed = 0;
+    let mut cells = Vec::new();
+    let mut names = Vec::new();
+    let mut lines: Vec<Option<String>> = Vec::new();
+    for f in files {
+        let shown = f.display().to_string();
+        let result = std::fs::read(f).map_err(err).and_then(|b| decode_image(&b).map_err(err));
+        match result {
+            Ok(img) => {
+                cells.push(to_model_input(&img, size));
+                names.push(shown);
+                lines.push(None);
+            }
+            Err(e) => {
+                failed += 1;
+                lines.push(Some(if as_json { json!({"file": shown, "error": e}).to_string() } else { format!("{shown}\terror: {e}") }));
+            }
+        }
+    }
+    let diagnoses = diagnose_all(&clf, &cells, |_| {}).map_err(err)?;
+    let mut it = diagnoses.iter().zip(&names);
+    for line in lines {
+        match line {
+            Some(l) => println!("{l}"),
+            None => {
+                let (d, name) = it.next().ok_or("internal: diagnosis count")?;
+                let class = &model.card.classes[d.class];
+                if as_json {
+                    let probs: serde_json::Map<String, serde_json::Value> = model.card.classes.iter().zip(&d.probs).map(|(c, p)| (c.clone(), json!(p))).collect();
+                    println!("{}", json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": model.card.classes[d.runner_up], "evals": d.evals}));
+                } else {
+                    println!("{name}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        Err(format!("{failed} of {} files could not be classified", files.len()))
+    } else {
+        Ok(())
+    }
+}
+
+pub fn bench(model_dir: &Path, data: &CellSet) -> CmdResult {
+    let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
+    let clf: CellClassifier = model.classifier(Device::flex()).map_err(err)?;
+    let cells = crops(data);
+    // Warm-up on a few cells so allocation and thread start-up are not timed.
+    benchmark(&clf, &cells[..cells.len().min(4)]).map_err(err)?;
+    let (cps, evals) = benchmark(&clf, &cells).map_err(err)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("backend: burn flex (CPU, {threads} threads, simd + rayon)");
+    println!("cells: {}", cells.len());
+    println!("cells per second: {cps:.2}");
+    println!("mean denoiser evaluations per cell: {evals:.1}");
+    println!("GFLOP per denoiser forward (one image): {:.3}", model.card.denoiser.flops() as f64 / 1e9);
+    println!("model sha256: {}", model.sha256());
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! `cytolens`: train, calibrate, evaluate, classify and benchmark the CytoLens models.
+
+use clap::{Parser, Subcommand};
+use model_core::classes::{class_index, CLASSES};
+use model_core::dataset::{load_split, CellSet, Split};
+use model_core::train::{train_denoiser, TrainOptions};
+use model_core::unet::DenoiserConfig;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+mod commands;
+
+#[derive(Parser)]
+#[command(name = "cytolens", about = "CytoLens diffusion classifier of white blood cells")]
+struct Cli {
+    /// Root of the shared data (holds pbc/ and bccd/).
+    #[arg(long, global = true, default_value = "../shared/data")]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the class-conditional denoiser (background-friendly: log + checkpoints + resume).
+    Train {
+        /// Run folder (log, checkpoints).
+        #[arg(long, default_value = "runs/diffusion")]
+        run: PathBuf,
+        /// Continue from the run's last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Total optimiser steps.
+        #[arg(long, default_value_t = 4000)]
+        steps: usize,
+        /// Denoising-loss batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Images per step denoised under every class.
+        #[arg(long, default_value_t = 4)]
+        ce_batch: usize,
+        /// Weight of the discriminative term.
+        #[arg(long, default_value_t = 0.1)]
+        ce_weight: f32,
+        /// Channels per level, comma separated.
+        #[arg(long, default_value = "32,64,128")]
+        channels: String,
+        /// Model resolution.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Leave this class out (anomaly experiment).
+        #[arg(long)]
+        exclude: Option<String>,
+        /// Steps between checkpoints.
+        #[arg(long, default_value_t = 100)]
+        checkpoint_every: usize,
+        /// Use only this many training images (smoke runs).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Train the discriminative baseline CNN.
+    TrainBaseline {
+        /// Run folder.
+        #[arg(long, default_value = "runs/baseline")]
+        run: PathBuf,
+        /// Continue from the last checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Total steps.
+        #[arg(long, default_value_t = 1500)]
+        steps: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Leave this class out (anomaly experiment).
+        #[arg(long)]
+        exclude: Option<String>,
+        /// Use only this many training images (smoke runs).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Fit the diffusion classifier on val and write the model files (card + weights).
+    Calibrate {
+        /// Training run to take the EMA weights from.
+        #[arg(long, default_value = "runs/diffusion")]
+        run: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "static/model")]
+        out: PathBuf,
+        /// File stem of the written model.
+        #[arg(long, default_value = "cytolens-diffusion")]
+        stem: String,
+        /// Val cells used (evenly spread over the split); each costs 8 x 12 evaluations.
+        #[arg(long, default_value_t = 600)]
+        val_limit: usize,
+        /// Accuracy the auto-accepted cells must reach on val.
+        #[arg(long, default_value_t = 0.995)]
+        target_accuracy: f32,
+    },
+    /// Fit the baseline's temperature on val and write its files.
+    CalibrateBaseline {
+        /// Training run.
+        #[arg(long, default_value = "runs/baseline")]
+        run: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "models/eval")]
+        out: PathBuf,
+        /// File stem.
+        #[arg(long, default_value = "cytolens-baseline")]
+        stem: String,
+    },
+    /// Evaluate both models on a split and write the report.
+    Eval {
+        /// Split to report on.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Folder of the diffusion model.
+        #[arg(long, default_value = "static/model")]
+        model: PathBuf,
+        /// Folder of the baseline and of the leave-erythroblast-out models.
+        #[arg(long, default_value = "models/eval")]
+        eval_models: PathBuf,
+        /// Report JSON path.
+        #[arg(long, default_value = "report.json")]
+        json: PathBuf,
+        /// Reliability diagram SVG path.
+        #[arg(long, default_value = "docs/reliability.svg")]
+        svg: PathBuf,
+        /// Evaluate only this many cells (evenly spread), for quick checks.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Classify image files, one line each.
+    Classify {
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Folder of the diffusion model.
+        #[arg(long, default_value = "static/model")]
+        model: PathBuf,
+        /// Images of single cells (any size; centre-cropped and resized like the training data).
+        files: Vec<PathBuf>,
+    },
+    /// Cells per second and denoiser evaluations per cell on this CPU.
+    Bench {
+        /// Folder of the diffusion model.
+        #[arg(long, default_value = "static/model")]
+        model: PathBuf,
+        /// Test cells to classify.
+        #[arg(long, default_value_t = 64)]
+        cells: usize,
+    },
+}
+
+fn parse_channels(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',')
+        .map(|c| c.trim().parse::<usize>().map_err(|e| format!("--channels '{s}': {e}")))
+        .collect()
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Train { run, resume, steps, batch, ce_batch, ce_weight, channels, size, exclude, checkpoint_every, limit } => {
+            let exclude_class = parse_class(exclude)?;
+            let opts = TrainOptions {
+                steps,
+                batch,
+                ce_batch,
+                ce_weight,
+                checkpoint_every,
+                exclude_class,
+                model: DenoiserConfig::new().with_channels(parse_channels(&channels)?).with_image_size(size),
+                ..TrainOptions::default()
+            };
+            let mut data = load_cells(&cli.data, Split::Train, size)?;
+            if let Some(n) = limit {
+                data = data.subsample(n);
+            }
+            eprintln!("training on {} images, {:.3} GFLOP per forward", data.len(), opts.model.flops() as f64 / 1e9);
+            train_denoiser(&data, &opts, &run, resume).map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        Command::TrainBaseline { run, resume, steps, batch, exclude, limit } => {
+            let exclude = parse_class(exclude)?;
+            let mut data = load_cells(&cli.data, Split::Train, 64)?;
+            if let Some(n) = limit {
+                data = data.subsample(n);
+            }
+            commands::train_baseline(&data, &run, steps, batch, exclude, resume)
+        }
+        Command::Calibrate { run, out, stem, val_limit, target_accuracy } => {
+            let val = load_cells(&cli.data, Split::Val, 64)?;
+            commands::calibrate(&run, &out, &stem, &val, val_limit, target_accuracy)
+        }
+        Command::CalibrateBaseline { run, out, stem } => {
+            let val = load_cells(&cli.data, Split::Val, 64)?;
+            commands::calibrate_baseline(&run, &out, &stem, &val)
+        }
+        Command::Eval { split, model, eval_models, json, svg, limit } => {
+            let split = Split::parse(&split).map_err(|e| e.to_string())?;
+            let mut data = load_cells(&cli.data, split, 64)?;
+            if let Some(n) = limit {
+                data = data.subsample(n);
+            }
+            commands::eval(&data, &model, &eval_models, &json, &svg)
+        }
+        Command::Classify { json, model, files } => commands::classify(&model, &files, json),
+        Command::Bench { model, cells } => {
+            let data = load_cells(&cli.data, Split::Test, 64)?.subsample(cells);
+            commands::bench(&model, &data)
+        }
+    }
+}
+
+fn parse_class(name: Option<String>) -> Result<Option<usize>, String> {
+    match name {
+        Some(n) => class_index(&n).map(Some).ok_or_else(|| format!("unknown class '{n}' (one of {})", CLASSES.join(", "))),
+        None => Ok(None),
+    }
+}
+
+fn load_cells(data: &Path, split: Split, size: usize) -> Result<CellSet, String> {
+    load_split(data, split, size, &PathBuf::from("runs/cache")).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
