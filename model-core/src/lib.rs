@@ -3,10 +3,13 @@
 
 pub mod augment;
 pub mod baseline;
+#[cfg(feature = "native")]
+pub mod bccd;
 pub mod calibrate;
 pub mod classes;
 pub mod classify;
 pub mod decode;
+pub mod detect;
 pub mod diagnosis;
 pub mod engine;
 pub mod ema;
@@ -14,6 +17,7 @@ pub mod error;
 pub mod metrics;
 pub mod preprocess;
 pub mod schedule;
+pub mod smear;
 pub mod unet;
 pub mod weights;
 

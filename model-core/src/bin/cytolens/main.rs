@@ -141,6 +141,12 @@ enum Command {
         /// Images of single cells (any size; centre-cropped and resized like the training data).
         files: Vec<PathBuf>,
     },
+    /// Detection against BCCD's white-cell boxes: recall and precision at IoU 0.5, counts.
+    DetectEval {
+        /// Print one line per field.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Cells per second and denoiser evaluations per cell on this CPU.
     Bench {
         /// Folder of the diffusion model.
@@ -204,6 +210,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             commands::eval(&data, &model, &eval_models, &json, &svg)
         }
+        Command::DetectEval { verbose } => commands::detect_eval(&cli.data, verbose),
         Command::Classify { json, model, files } => commands::classify(&model, &files, json),
         Command::Bench { model, cells } => {
             let data = load_cells(&cli.data, Split::Test, 64)?.subsample(cells);

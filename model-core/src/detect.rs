@@ -1,0 +1,296 @@
+//! White-cell detection in a stained smear field, red-cell and platelet counts, and the scale.
+//!
+//! Stain-based: in May-Grünwald-Giemsa / Wright stains the nuclei of white cells and the
+//! platelets are violet (blue well above green), red cells are pink (red well above green),
+//! the background is pale. Nuclear pixels are segmented, lobes of one cell are merged by a
+//! closing proportional to the red-cell size, and each large component becomes one white cell
+//! whose box is the nucleus box grown to cover the cytoplasm. Small violet components are
+//! platelets. The red-cell diameter (median over isolated red cells) gives the magnification,
+//! so each crop can be resampled to the training data's scale.
+
+use image::{GrayImage, Luma, RgbImage};
+use imageproc::distance_transform::{euclidean_squared_distance_transform, Norm};
+use imageproc::morphology::{close, open};
+use imageproc::region_labelling::{connected_components, Connectivity};
+use serde::{Deserialize, Serialize};
+
+/// Red-cell diameter as a fraction of the side of a PBC crop (28 px of 128).
+pub const RBC_PER_CROP: f32 = 28.0 / 128.0;
+
+/// Typical red-cell diameter in micrometres (for the um/px scale).
+pub const RBC_DIAMETER_UM: f32 = 7.5;
+
+/// A detected white cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellBox {
+    /// `[x0, y0, x1, y1]` in image pixels, exclusive end.
+    pub bbox: [u32; 4],
+    /// Nucleus area in pixels.
+    pub nucleus_area: u32,
+}
+
+/// What the detector found in an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmearFindings {
+    /// White cells.
+    pub cells: Vec<CellBox>,
+    /// Red cells counted (area-based estimate, overlapping cells included).
+    pub rbc_count: usize,
+    /// Platelets counted.
+    pub platelet_count: usize,
+    /// Median red-cell diameter in pixels, if red cells were found.
+    pub rbc_diameter_px: Option<f32>,
+    /// Scale estimate in micrometres per pixel.
+    pub scale_um_per_px: Option<f32>,
+    /// Whether the image is a single-cell crop (like the PBC images) rather than a field.
+    pub single_cell: bool,
+}
+
+/// Options of the detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectOptions {
+    /// Red-cell diameter in pixels chosen by the user (overrides the estimate).
+    pub rbc_diameter_px: Option<f32>,
+}
+
+fn violet(p: &image::Rgb<u8>) -> i32 {
+    p.0[2] as i32 - p.0[1] as i32
+}
+
+fn pink(p: &image::Rgb<u8>) -> i32 {
+    p.0[0] as i32 - p.0[1] as i32
+}
+
+fn mask(img: &RgbImage, f: impl Fn(&image::Rgb<u8>) -> bool) -> GrayImage {
+    GrayImage::from_fn(img.width(), img.height(), |x, y| Luma([if f(img.get_pixel(x, y)) { 255 } else { 0 }]))
+}
+
+struct Component {
+    area: u32,
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+}
+
+fn components(m: &GrayImage) -> Vec<Component> {
+    let labels = connected_components(m, Connectivity::Eight, Luma([0u8]));
+    let mut comps: Vec<Component> = Vec::new();
+    for (x, y, l) in labels.enumerate_pixels() {
+        let l = l.0[0] as usize;
+        if l == 0 {
+            continue;
+        }
+        if comps.len() < l {
+            comps.resize_with(l, || Component { area: 0, x0: u32::MAX, y0: u32::MAX, x1: 0, y1: 0 });
+        }
+        let c = &mut comps[l - 1];
+        c.area += 1;
+        c.x0 = c.x0.min(x);
+        c.y0 = c.y0.min(y);
+        c.x1 = c.x1.max(x + 1);
+        c.y1 = c.y1.max(y + 1);
+    }
+    comps.retain(|c| c.area > 0);
+    comps
+}
+
+/// Fill the holes of a mask (background regions not connected to the border), e.g. the pale
+/// centres of red cells.
+fn fill_holes(m: &GrayImage) -> GrayImage {
+    let inv = GrayImage::from_fn(m.width(), m.height(), |x, y| Luma([255 - m.get_pixel(x, y).0[0]]));
+    let labels = connected_components(&inv, Connectivity::Four, Luma([0u8]));
+    let (w, h) = (m.width(), m.height());
+    let mut border = std::collections::HashSet::new();
+    for x in 0..w {
+        border.insert(labels.get_pixel(x, 0).0[0]);
+        border.insert(labels.get_pixel(x, h - 1).0[0]);
+    }
+    for y in 0..h {
+        border.insert(labels.get_pixel(0, y).0[0]);
+        border.insert(labels.get_pixel(w - 1, y).0[0]);
+    }
+    GrayImage::from_fn(w, h, |x, y| {
+        let l = labels.get_pixel(x, y).0[0];
+        Luma([if l == 0 || !border.contains(&l) { 255 } else { 0 }])
+    })
+}
+
+/// Red-cell diameter from the filled red-cell mask: the Euclidean distance transform peaks at
+/// each cell's centre with the cell's radius, also where cells touch, so the upper median of
+/// its local maxima (in 15x15 windows, at least 6 px) is a robust radius. The count is the
+/// mask's area over one cell's area.
+fn rbc_diameter(img: &RgbImage, nuclei: &GrayImage) -> (Option<f32>, usize) {
+    let rbc = mask(img, |p| pink(p) > 11 && violet(p) < 25);
+    let rbc = GrayImage::from_fn(rbc.width(), rbc.height(), |x, y| {
+        Luma([if nuclei.get_pixel(x, y).0[0] > 0 { 0 } else { rbc.get_pixel(x, y).0[0] }])
+    });
+    let rbc = fill_holes(&open(&close(&rbc, Norm::LInf, 2), Norm::LInf, 2));
+    let area = rbc.pixels().filter(|p| p.0[0] > 0).count();
+    let dist = euclidean_squared_distance_transform(&rbc);
+    let (w, h) = (rbc.width() as i64, rbc.height() as i64);
+    let mut peaks = Vec::new();
+    for y in (0..h).step_by(2) {
+        for x in (0..w).step_by(2) {
+            let v = dist.get_pixel(x as u32, y as u32).0[0];
+            if v < 36.0 {
+                continue;
+            }
+            let mut is_max = true;
+            'win: for dy in -7..=7i64 {
+                for dx in -7..=7i64 {
+                    let (nx, ny) = (x + dx, y + dy);
+                    if nx >= 0 && ny >= 0 && nx < w && ny < h && dist.get_pixel(nx as u32, ny as u32).0[0] > v {
+                        is_max = false;
+                        break 'win;
+                    }
+                }
+            }
+            if is_max {
+                peaks.push(v.sqrt() as f32);
+            }
+        }
+    }
+    if peaks.len() < 2 {
+        return (None, 0);
+    }
+    peaks.sort_by(|a, b| a.total_cmp(b));
+    let r = peaks[peaks.len() * 2 / 3];
+    let d = 2.0 * r + 2.0; // the opening and the mask edge shave about a pixel each side
+    let disc = std::f32::consts::PI * d * d / 4.0;
+    (Some(d), (area as f32 / disc).round() as usize)
+}
+
+/// Find white cells, count red cells and platelets, and estimate the scale.
+pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
+    let nuclei = mask(img, |p| violet(p) > 45 && (p.0[0] as i32) < 200);
+    let (rbc_est, rbc_count) = rbc_diameter(img, &nuclei);
+    let d = opts.rbc_diameter_px.or(rbc_est).unwrap_or(0.25 * img.width().min(img.height()) as f32);
+    // Merge the lobes of a cell: close with a radius of a fifth of a red cell.
+    let merged = close(&open(&nuclei, Norm::LInf, 1), Norm::LInf, (d * 0.2).clamp(2.0, 40.0) as u8);
+    let comps = components(&merged);
+    let rbc_area = std::f32::consts::PI * d * d / 4.0;
+    let mut cells = Vec::new();
+    let mut platelets = 0;
+    for c in &comps {
+        let a = c.area as f32;
+        if a >= 0.18 * rbc_area {
+            // Grow the nucleus box to the cell: cytoplasm extends about 0.3 red-cell diameters.
+            let grow = 0.3 * d;
+            let x0 = (c.x0 as f32 - grow).max(0.0) as u32;
+            let y0 = (c.y0 as f32 - grow).max(0.0) as u32;
+            let x1 = ((c.x1 as f32 + grow) as u32).min(img.width());
+            let y1 = ((c.y1 as f32 + grow) as u32).min(img.height());
+            cells.push(CellBox { bbox: [x0, y0, x1, y1], nucleus_area: c.area });
+        } else if a >= 0.005 * rbc_area {
+            platelets += 1;
+        }
+    }
+    let single_cell = cells.len() == 1 && (img.width().min(img.height()) as f32) < 1.3 * d / RBC_PER_CROP;
+    SmearFindings {
+        cells,
+        rbc_count,
+        platelet_count: platelets,
+        rbc_diameter_px: Some(d),
+        scale_um_per_px: Some(RBC_DIAMETER_UM / d),
+        single_cell,
+    }
+}
+
+/// The square crop around a cell at the training data's magnification (side = red-cell
+/// diameter / [`RBC_PER_CROP`]), padded with the image's edge pixels where it leaves the image.
+pub fn cell_crop(img: &RgbImage, cell: &CellBox, rbc_diameter_px: f32) -> RgbImage {
+    let side = (rbc_diameter_px / RBC_PER_CROP).round().max(8.0) as i64;
+    let cx = (cell.bbox[0] + cell.bbox[2]) as i64 / 2;
+    let cy = (cell.bbox[1] + cell.bbox[3]) as i64 / 2;
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    RgbImage::from_fn(side as u32, side as u32, |x, y| {
+        let sx = (cx - side / 2 + x as i64).clamp(0, w - 1);
+        let sy = (cy - side / 2 + y as i64).clamp(0, h - 1);
+        *img.get_pixel(sx as u32, sy as u32)
+    })
+}
+
+/// Intersection over union of two boxes.
+pub fn iou(a: [u32; 4], b: [u32; 4]) -> f32 {
+    let ix = a[2].min(b[2]).saturating_sub(a[0].max(b[0])) as f32;
+    let iy = a[3].min(b[3]).saturating_sub(a[1].max(b[1])) as f32;
+    let inter = ix * iy;
+    let area = |r: [u32; 4]| ((r[2] - r[0]) * (r[3] - r[1])) as f32;
+    inter / (area(a) + area(b) - inter).max(1.0)
+}
+
+/// Greedy one-to-one matching at `threshold` IoU: `(true positives, predictions, truths)`.
+pub fn match_boxes(pred: &[[u32; 4]], truth: &[[u32; 4]], threshold: f32) -> (usize, usize, usize) {
+    let mut used = vec![false; truth.len()];
+    let mut tp = 0;
+    for p in pred {
+        let best = truth
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !used[*i])
+            .map(|(i, t)| (i, iou(*p, *t)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, v)) = best {
+            if v >= threshold {
+                used[i] = true;
+                tp += 1;
+            }
+        }
+    }
+    (tp, pred.len(), truth.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic field: pale background, pink discs (red cells), one violet blob (nucleus).
+    fn synthetic() -> RgbImage {
+        let mut img = RgbImage::from_pixel(400, 300, image::Rgb([235, 225, 220]));
+        let disc = |img: &mut RgbImage, cx: i32, cy: i32, r: i32, c: [u8; 3]| {
+            for y in (cy - r)..=(cy + r) {
+                for x in (cx - r)..=(cx + r) {
+                    if (x - cx).pow(2) + (y - cy).pow(2) <= r * r && x >= 0 && y >= 0 && x < 400 && y < 300 {
+                        img.put_pixel(x as u32, y as u32, image::Rgb(c));
+                    }
+                }
+            }
+        };
+        for (cx, cy) in [(50, 50), (150, 60), (60, 200), (330, 240), (340, 60)] {
+            disc(&mut img, cx, cy, 20, [225, 150, 160]);
+        }
+        disc(&mut img, 220, 160, 30, [210, 190, 215]); // cytoplasm
+        disc(&mut img, 215, 155, 17, [110, 50, 160]); // nucleus
+        disc(&mut img, 120, 250, 3, [120, 60, 170]); // platelet
+        img
+    }
+
+    #[test]
+    fn finds_the_white_cell_red_cells_and_platelet() {
+        let f = detect(&synthetic(), &DetectOptions { rbc_diameter_px: None });
+        assert_eq!(f.cells.len(), 1, "{f:?}");
+        let b = f.cells[0].bbox;
+        assert!(b[0] < 200 && b[2] > 230 && b[1] < 140 && b[3] > 170, "{b:?}");
+        let d = f.rbc_diameter_px.expect("diameter");
+        assert!((d - 41.0).abs() < 4.0, "red-cell diameter {d}");
+        assert_eq!(f.rbc_count, 5);
+        assert_eq!(f.platelet_count, 1);
+        assert!(!f.single_cell);
+    }
+
+    #[test]
+    fn an_empty_field_has_no_cells() {
+        let img = RgbImage::from_pixel(200, 200, image::Rgb([235, 225, 220]));
+        let f = detect(&img, &DetectOptions { rbc_diameter_px: None });
+        assert!(f.cells.is_empty());
+        assert_eq!(f.platelet_count, 0);
+    }
+
+    #[test]
+    fn iou_and_matching() {
+        assert_eq!(iou([0, 0, 10, 10], [0, 0, 10, 10]), 1.0);
+        assert!((iou([0, 0, 10, 10], [5, 0, 15, 10]) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(match_boxes(&[[0, 0, 10, 10], [50, 50, 60, 60]], &[[1, 1, 10, 10]], 0.5), (1, 2, 1));
+    }
+}

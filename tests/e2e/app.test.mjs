@@ -1,0 +1,83 @@
+// The first version of the app: open an image, see it at its size, see the backend.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { serveDist, launch, record, AppPage, bccd } from './support.mjs';
+
+let server;
+before(async () => { server = await serveDist(); });
+after(async () => { await server.close(); });
+
+test('opens a BCCD smear, shows it at its size, reports the CPU backend without WebGPU', async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const rec = record(page);
+    const app = new AppPage(page, server.url);
+    await app.open();
+    assert.equal(await app.backend(), 'cpu');
+    assert.match(await app.backendLine().textContent(), /no WebGPU adapter/);
+    await app.openFiles([join(bccd, 'BloodImage_00000.jpg')]);
+    const canvas = app.canvases().first();
+    await canvas.waitFor({ timeout: 60_000 });
+    assert.equal(await canvas.getAttribute('width'), '640');
+    assert.equal(await canvas.getAttribute('height'), '480');
+    // The canvas really holds the decoded pixels (not a blank canvas).
+    const nonBlank = await canvas.evaluate((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let distinct = new Set();
+      for (let i = 0; i < d.length; i += 4 * 997) distinct.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]);
+      return distinct.size;
+    });
+    assert.ok(nonBlank > 50, `only ${nonBlank} distinct colours on the canvas`);
+    await app.selfTest();
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+    const foreign = rec.requests.filter((r) => !r.url.startsWith(server.origin) && !r.url.startsWith('blob:') && !r.url.startsWith('data:'));
+    assert.deepEqual(foreign, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('with a WebGPU adapter the page uses it, and CPU and WebGPU forward passes agree', async () => {
+  const ctx = await launch({ webgpu: true });
+  try {
+    const page = await ctx.newPage();
+    const rec = record(page);
+    const app = new AppPage(page, server.url);
+    await app.open();
+    assert.equal(await app.backend(), 'webgpu');
+    const text = await app.selfTest();
+    assert.match(text, /outputs agree/, text);
+    const diff = Number(/max \|diff\| ([0-9.e+-]+)/.exec(text)?.[1]);
+    assert.ok(diff <= 1e-4, `CPU/WebGPU difference ${diff}`);
+    // The user can switch to the CPU.
+    await page.getByTestId('switch-backend').click();
+    assert.equal(await app.backend(), 'cpu');
+    assert.deepEqual(rec.errors.filter((e) => !/WebGPU|powerPreference/i.test(e)), []);
+    assert.deepEqual(rec.failed, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('a file that is not an image gets a clear message and the others still open', async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const app = new AppPage(page, server.url);
+    await app.open();
+    await page.getByTestId('file-input').setInputFiles([
+      { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('this is a text file renamed .jpg') },
+      { name: 'BloodImage_00001.jpg', mimeType: 'image/jpeg', buffer: readFileSync(join(bccd, 'BloodImage_00001.jpg')) },
+    ]);
+    await app.fileErrors().first().waitFor({ timeout: 60_000 });
+    assert.match(await app.fileErrors().first().textContent(), /notes\.jpg: not a readable image/);
+    await app.canvases().first().waitFor({ timeout: 60_000 });
+    assert.equal(await app.canvases().count(), 1);
+  } finally {
+    await ctx.close();
+  }
+});

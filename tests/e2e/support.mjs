@@ -1,0 +1,82 @@
+// Shared end-to-end helpers: a static server for dist/, headless Chromium from Debian, a
+// recorder of console errors and network requests, and the page object of the app.
+import http from 'node:http';
+import { readFile, stat, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, extname, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const root = resolve(here, '../..');
+export const dist = join(root, 'dist');
+export const bccd = resolve(root, '../shared/data/bccd/JPEGImages');
+export const pbc = resolve(root, '../shared/data/pbc');
+
+const types = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.jpg': 'image/jpeg',
+  '.png': 'image/png', '.bpk': 'application/octet-stream', '.txt': 'text/plain', '.webmanifest': 'application/manifest+json',
+};
+
+/** Serve dist/ on 127.0.0.1 at a free port. */
+export async function serveDist() {
+  const server = http.createServer(async (req, res) => {
+    try {
+      let path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+      if (path.endsWith('/')) path += 'index.html';
+      const file = resolve(dist, '.' + path);
+      if (!file.startsWith(dist)) { res.writeHead(403).end(); return; }
+      await stat(file);
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
+      res.end(await readFile(file));
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}/`, origin: `http://127.0.0.1:${port}`, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+/** Headless Chromium from Debian's package; `webgpu` adds --enable-unsafe-webgpu (SwiftShader adapter). */
+export async function launch({ webgpu = false } = {}) {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'cytolens-e2e-'));
+  const args = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium', headless: true, args, viewport: { width: 1280, height: 900 },
+  });
+  return context;
+}
+
+/** Record console errors, uncaught exceptions, failed requests and every request URL. */
+export function record(page) {
+  const rec = { errors: [], failed: [], requests: [] };
+  page.on('console', (m) => { if (m.type() === 'error') rec.errors.push(m.text()); });
+  page.on('pageerror', (e) => rec.errors.push(String(e)));
+  page.on('requestfailed', (r) => rec.failed.push(`${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => { if (r.status() >= 400) rec.failed.push(`${r.url()} HTTP ${r.status()}`); });
+  page.on('request', (r) => rec.requests.push({ url: r.url(), at: Date.now() }));
+  page.context().on('request', (r) => rec.requests.push({ url: r.url(), at: Date.now() }));
+  return rec;
+}
+
+/** Page object of the CytoLens app. */
+export class AppPage {
+  constructor(page, url) { this.page = page; this.url = url; }
+  async open() { await this.page.goto(this.url); await this.page.getByTestId('drop-zone').waitFor(); }
+  backendLine() { return this.page.getByTestId('backend-line'); }
+  async backend() {
+    await this.page.waitForSelector('[data-testid=backend-line][data-backend]', { timeout: 60_000 });
+    return this.backendLine().getAttribute('data-backend');
+  }
+  async selfTest() {
+    await this.page.waitForFunction(() => document.querySelector('[data-testid=self-test]')?.textContent?.length > 0, null, { timeout: 120_000 });
+    return this.page.getByTestId('self-test').textContent();
+  }
+  async openFiles(paths) { await this.page.getByTestId('file-input').setInputFiles(paths); }
+  canvases() { return this.page.getByTestId('image-canvas'); }
+  fileErrors() { return this.page.getByTestId('file-error'); }
+}

@@ -1,0 +1,80 @@
+//! Page side of the worker protocol: start the worker, send requests, receive responses.
+
+use crate::protocol::{Request, Response};
+use js_sys::{Array, Uint8Array};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{MessageEvent, Worker};
+
+/// Encode a message as `[json, bytes?]`.
+pub fn encode(json: &str, bytes: Option<&[u8]>) -> (Array, Array) {
+    let msg = Array::new();
+    msg.push(&JsValue::from_str(json));
+    let transfer = Array::new();
+    if let Some(b) = bytes {
+        let arr = Uint8Array::from(b);
+        transfer.push(&arr.buffer());
+        msg.push(&arr);
+    }
+    (msg, transfer)
+}
+
+/// Decode a `[json, bytes?]` message.
+pub fn decode(data: &JsValue) -> Result<(String, Option<Vec<u8>>), String> {
+    let arr: Array = data.clone().dyn_into().map_err(|_| "message is not an array".to_string())?;
+    let json = arr.get(0).as_string().ok_or("message has no JSON part")?;
+    let bytes = arr.get(1).dyn_into::<Uint8Array>().ok().map(|a| a.to_vec());
+    Ok((json, bytes))
+}
+
+/// A running compute worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    worker: Worker,
+    /// Requests waiting for the worker's `Ready` (None once it is ready).
+    pending: Rc<RefCell<Option<Vec<(String, Option<Vec<u8>>)>>>>,
+}
+
+fn post(worker: &Worker, json: &str, bytes: Option<&[u8]>) {
+    let (msg, transfer) = encode(json, bytes);
+    if let Err(e) = worker.post_message_with_transfer(&msg, &transfer) {
+        web_sys::console::error_1(&e);
+    }
+}
+
+impl WorkerHandle {
+    /// Start the worker (built by Trunk as `worker_loader.js`) and route its responses to
+    /// `on_response`.
+    pub fn start(on_response: impl Fn(Response, Option<Vec<u8>>) + 'static) -> Result<Self, String> {
+        let worker = Worker::new("./worker_loader.js").map_err(|e| format!("cannot start the compute worker: {e:?}"))?;
+        let pending: Rc<RefCell<Option<Vec<(String, Option<Vec<u8>>)>>>> = Rc::new(RefCell::new(Some(Vec::new())));
+        let (w, p) = (worker.clone(), pending.clone());
+        let cb = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| match decode(&ev.data()) {
+            Ok((json, bytes)) => match serde_json::from_str::<Response>(&json) {
+                Ok(Response::Ready) => {
+                    for (json, bytes) in p.borrow_mut().take().unwrap_or_default() {
+                        post(&w, &json, bytes.as_deref());
+                    }
+                }
+                Ok(r) => on_response(r, bytes),
+                Err(e) => on_response(Response::Error { message: format!("bad worker message: {e}") }, None),
+            },
+            Err(e) => on_response(Response::Error { message: e }, None),
+        });
+        worker.set_onmessage(Some(cb.as_ref().unchecked_ref()));
+        cb.forget(); // lives as long as the page
+        Ok(Self { worker, pending })
+    }
+
+    /// Send a request, with optional bytes (transferred, not copied).
+    pub fn send(&self, request: &Request, bytes: Option<&[u8]>) {
+        let json = serde_json::to_string(request).unwrap_or_default();
+        if let Some(queue) = self.pending.borrow_mut().as_mut() {
+            queue.push((json, bytes.map(<[u8]>::to_vec)));
+            return;
+        }
+        post(&self.worker, &json, bytes);
+    }
+}

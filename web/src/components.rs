@@ -1,0 +1,11 @@
+//! The app's components, one per file.
+
+pub mod app;
+pub mod backend_line;
+pub mod canvas;
+pub mod cell_panel;
+pub mod differential;
+pub mod export;
+pub mod file_opener;
+pub mod image_view;
+pub mod smear_view;

@@ -1,0 +1,243 @@
+//! The application shell: wires the worker, the opener, the backend line, the smears, the
+//! cell panel, the differential and the exports.
+
+use super::backend_line::{BackendInfo, BackendLine};
+use super::cell_panel::{label_for_key, CellPanel};
+use super::differential::Differential;
+use super::export::ExportButtons;
+use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
+use super::image_view::DecodedImage;
+use super::smear_view::SmearView;
+use crate::bridge::WorkerHandle;
+use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
+use crate::session::{CellRecord, ImageRecord, ModelInfo, Session};
+use leptos::prelude::*;
+use std::collections::HashMap;
+
+/// Progress of one image's analysis.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Progress {
+    /// Cells done.
+    pub done: usize,
+    /// Cells in all (0 until detection finished).
+    pub total: usize,
+    /// Throughput.
+    pub cells_per_second: f64,
+    /// Finished (or cancelled).
+    pub finished: bool,
+    /// Cancelled by the user.
+    pub cancelled: bool,
+    /// Milliseconds to the first diagnosis.
+    pub first_ms: Option<f64>,
+}
+
+/// One opened file and its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Page-side id.
+    pub id: u32,
+    /// File name.
+    pub name: String,
+    /// Decoded pixels, once the worker answered.
+    pub image: Option<DecodedImage>,
+    /// Error message, if the file could not be used.
+    pub error: Option<String>,
+}
+
+/// The whole page.
+#[component]
+pub fn App() -> impl IntoView {
+    let (backend, set_backend) = signal(None::<BackendInfo>);
+    let (self_test, set_self_test) = signal(None::<String>);
+    let entries = RwSignal::new(Vec::<Entry>::new());
+    let session = RwSignal::new(Session::default());
+    let progress = RwSignal::new(HashMap::<u32, Progress>::new());
+    let crops = RwSignal::new(HashMap::<String, Vec<u8>>::new());
+    let selected = RwSignal::new(None::<(u32, String)>);
+    let (fatal, set_fatal) = signal(None::<String>);
+    let next_id = StoredValue::new(0u32);
+    let classes: Signal<Vec<String>> = Signal::derive(move || {
+        session.with(|s| s.images.iter().flat_map(|i| i.cells.first()).next().map(|c| c.result.probs.iter().map(|(k, _)| k.clone()).collect::<Vec<String>>()).unwrap_or_default())
+    });
+
+    let on_response = move |r: Response, bytes: Option<Vec<u8>>| match r {
+        Response::Backend { backend, detail, webgpu_available } => {
+            set_backend.set(Some(BackendInfo { backend, detail, webgpu_available }));
+        }
+        Response::Decoded { id, width, height } => {
+            entries.update(|es| {
+                if let Some(e) = es.iter_mut().find(|e| e.id == id) {
+                    e.image = Some(DecodedImage { width, height, rgba: bytes.unwrap_or_default() });
+                }
+            });
+            session.update(|s| {
+                if let Some(i) = s.image_mut(id) {
+                    i.width = width;
+                    i.height = height;
+                }
+            });
+        }
+        Response::Failed { id, message, .. } => entries.update(|es| {
+            if let Some(e) = es.iter_mut().find(|e| e.id == id) {
+                e.error = Some(message);
+            }
+        }),
+        Response::SelfTest { cpu_ms, gpu_ms, max_abs_diff, elements } => {
+            let text = match (gpu_ms, max_abs_diff) {
+                (Some(g), Some(d)) => format!(
+                    "Self-test: CPU {cpu_ms:.0} ms, WebGPU {g:.0} ms; {} (max |diff| {d:.2e} over {elements} outputs, tolerance {AGREEMENT_TOLERANCE:.0e})",
+                    if d <= AGREEMENT_TOLERANCE { "outputs agree" } else { "OUTPUTS DISAGREE" }
+                ),
+                _ => format!("Self-test: CPU forward pass {cpu_ms:.0} ms ({elements} outputs); no WebGPU to compare"),
+            };
+            set_self_test.set(Some(text));
+        }
+        Response::Model { name, version, sha256 } => session.update(|s| s.model = Some(ModelInfo { name, version, sha256 })),
+        Response::Found { id, findings } => {
+            progress.update(|p| p.entry(id).or_default().total = findings.wbc);
+            session.update(|s| {
+                if let Some(i) = s.image_mut(id) {
+                    i.findings = Some(findings);
+                }
+            });
+        }
+        Response::Progress { id, done, total, cells_per_second } => progress.update(|p| {
+            let e = p.entry(id).or_default();
+            e.done = done;
+            e.total = total;
+            e.cells_per_second = cells_per_second;
+        }),
+        Response::Cell { id, cell } => {
+            let cid = format!("{id}-{}", cell.index);
+            if let Some(b) = bytes {
+                crops.update(|c| {
+                    c.insert(cid.clone(), b);
+                });
+            }
+            let backend_now = backend.get_untracked().map(|b| b.backend).unwrap_or_default();
+            session.update(|s| {
+                if let Some(i) = s.image_mut(id) {
+                    i.backend = backend_now;
+                    i.cells.push(CellRecord { id: cid, result: cell, reviewed_class: None });
+                }
+            });
+        }
+        Response::Done { id, cancelled, first_ms, .. } => progress.update(|p| {
+            let e = p.entry(id).or_default();
+            e.finished = true;
+            e.cancelled = cancelled;
+            e.first_ms = first_ms;
+        }),
+        Response::Error { message } => set_fatal.set(Some(message)),
+        Response::Ready => {}
+    };
+    let worker = match WorkerHandle::start(on_response) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            set_fatal.set(Some(e));
+            None
+        }
+    };
+    let worker = StoredValue::new_local(worker);
+    let send = move |req: Request, bytes: Option<&[u8]>| worker.with_value(|w| if let Some(w) = w { w.send(&req, bytes) });
+    send(Request::Init { prefer_gpu: true }, None);
+    send(Request::SelfTest, None);
+
+    let on_file = Callback::new(move |f: OpenedFile| {
+        let id = next_id.get_value();
+        next_id.set_value(id + 1);
+        entries.update(|es| es.push(Entry { id, name: f.name.clone(), image: None, error: None }));
+        session.update(|s| s.images.push(ImageRecord { id, name: f.name.clone(), width: 0, height: 0, backend: String::new(), findings: None, cells: Vec::new(), signed_off: None }));
+        send(Request::Decode { id, name: f.name.clone() }, Some(&f.bytes));
+        send(Request::Analyze { id, name: f.name, rbc_diameter_px: None }, Some(&f.bytes));
+    });
+    let on_switch = Callback::new(move |gpu: bool| {
+        set_backend.set(None);
+        send(Request::Init { prefer_gpu: gpu }, None);
+    });
+    let paste = window_event_listener(leptos::ev::paste, move |ev| {
+        if let Some(files) = pasted_files(&ev) {
+            read_files(files, on_file);
+        }
+    });
+    let keys = window_event_listener(leptos::ev::keydown, move |ev| {
+        let key = ev.key();
+        if key == "u" || (key == "z" && (ev.ctrl_key() || ev.meta_key())) {
+            session.update(|s| {
+                s.undo_last();
+            });
+            return;
+        }
+        if let (Some((img, id)), Some(label)) = (selected.get_untracked(), label_for_key(&key, &classes.get_untracked())) {
+            session.update(|s| {
+                s.reclassify(img, &id, Some(label));
+            });
+        }
+    });
+    on_cleanup(move || {
+        paste.remove();
+        keys.remove();
+    });
+
+    view! {
+        <header>
+            <h1>"CytoLens"</h1>
+            <p class="tagline">"White-cell morphology with uncertainty, computed entirely in this browser. Images never leave the machine."</p>
+            <BackendLine info=backend self_test=self_test on_switch=on_switch />
+        </header>
+        <main>
+            {move || fatal.get().map(|m| view! { <p class="error" data-testid="fatal">{m}</p> })}
+            <FileOpener on_file=on_file />
+            <ExportButtons session=session classes=classes />
+            <div class="workspace">
+                <section class="images" data-testid="images">
+                    <For each=move || entries.get() key=|e| (e.id, e.image.is_some(), e.error.clone()) let:entry>
+                        {
+                            let id = entry.id;
+                            let record = Signal::derive(move || session.with(|s| s.image(id).cloned()));
+                            let prog = Signal::derive(move || progress.with(|p| p.get(&id).cloned()).unwrap_or_default());
+                            view! {
+                                <article class="entry" data-testid="entry">
+                                    <h2>{entry.name.clone()}</h2>
+                                    {entry.error.clone().map(|err| view! { <p class="error" data-testid="file-error">{format!("{}: {err}", entry.name)}</p> })}
+                                    {match entry.image.clone() {
+                                        Some(img) => view! {
+                                            <p data-testid="image-caption">{format!("{}×{} px", img.width, img.height)}</p>
+                                            <div class="progress" data-testid="progress">
+                                                <progress max=move || prog.get().total.max(1) value=move || prog.get().done></progress>
+                                                <span data-testid="progress-text">{move || {
+                                                    let p = prog.get();
+                                                    if p.cancelled { format!("cancelled after {} of {} cells", p.done, p.total) }
+                                                    else if p.finished { format!("done: {} cells, {:.1} cells/s", p.done, p.cells_per_second) }
+                                                    else if p.total == 0 { "detecting cells…".to_string() }
+                                                    else { format!("{} / {} cells, {:.1} cells/s", p.done, p.total, p.cells_per_second) }
+                                                }}</span>
+                                                <Show when=move || !prog.get().finished>
+                                                    <button data-testid="cancel" on:click=move |_| send(Request::Cancel, None)>"Cancel"</button>
+                                                </Show>
+                                            </div>
+                                            <p class="findings" data-testid="findings">{move || record.get().and_then(|r| r.findings).map(|f| format!(
+                                                "{} white cells, {} red cells, {} platelets{}{}",
+                                                f.wbc, f.rbc_count, f.platelet_count,
+                                                f.scale_um_per_px.map(|s| format!(", {s:.3} µm/px")).unwrap_or_default(),
+                                                if f.single_cell { " (single-cell image)" } else { "" }
+                                            ))}</p>
+                                            <SmearView image=img id=id name=entry.name.clone() record=record selected=selected />
+                                            <Differential record=record />
+                                        }.into_any(),
+                                        None if entry.error.is_none() => view! { <p data-testid="decoding">{format!("Decoding {}…", entry.name)}</p> }.into_any(),
+                                        None => ().into_any(),
+                                    }}
+                                </article>
+                            }
+                        }
+                    </For>
+                </section>
+                <CellPanel session=session selected=selected crops=crops classes=classes />
+            </div>
+        </main>
+        <footer>"Research and education only — not a medical device. "
+            {move || session.with(|s| s.model.clone()).map(|m| format!("Model {} {} (weights sha256 {}…)", m.name, m.version, &m.sha256[..12.min(m.sha256.len())]))}
+        </footer>
+    }
+}

@@ -1,0 +1,87 @@
+//! The selected cell: crop beside its uncertainty heatmaps, class probabilities as bars,
+//! confidence, anomaly score, runner-up, and the review controls (also on keys 1-9, 0, u).
+
+use super::canvas::{diverging, sequential, PixelCanvas};
+use super::smear_view::class_colour;
+use crate::session::{CellRecord, Session, NOT_A_WBC, UNCLASSIFIABLE};
+pub use crate::session::label_for_key;
+use leptos::prelude::*;
+use std::collections::HashMap;
+
+/// Details and review of the selected cell.
+#[component]
+pub fn CellPanel(
+    /// Session (cells and edits).
+    session: RwSignal<Session>,
+    /// Selected cell.
+    selected: RwSignal<Option<(u32, String)>>,
+    /// Crops by cell id (128x128 RGBA).
+    crops: RwSignal<HashMap<String, Vec<u8>>>,
+    /// Class names in model order.
+    classes: Signal<Vec<String>>,
+) -> impl IntoView {
+    let cell = Memo::new(move |_| {
+        let (img, id) = selected.get()?;
+        session.with(|s| s.image(img).and_then(|i| i.cells.iter().find(|c| c.id == id).cloned()))
+    });
+    let crop = Signal::derive(move || cell.get().and_then(|c| crops.with(|m| m.get(&c.id).cloned())).unwrap_or_default());
+    let cf = Signal::derive(move || cell.get().map(|c| diverging(&c.result.counterfactual)).unwrap_or_default());
+    let dis = Signal::derive(move || cell.get().map(|c| sequential(&c.result.disagreement)).unwrap_or_default());
+    let side = Signal::derive(move || cell.get().map_or(64, |c| c.result.map_size as u32));
+    let review = move |label: Option<String>| {
+        if let Some((img, id)) = selected.get_untracked() {
+            session.update(|s| {
+                s.reclassify(img, &id, label);
+            });
+        }
+    };
+    view! {
+        <aside class="cell-panel" data-testid="cell-panel">
+            {move || match cell.get() {
+                None => view! { <p class="hint">"Click a cell to see its crop, uncertainty maps and probabilities."</p> }.into_any(),
+                Some(c) => {
+                    let CellRecord { result: r, reviewed_class, id } = c;
+                    view! {
+                        <h3 data-testid="cell-title">{format!("Cell {id}: {}", reviewed_class.clone().unwrap_or(r.class.clone()))}
+                            {reviewed_class.as_ref().map(|_| view! { <span class="reviewed" data-testid="reviewed-badge">{format!(" (reviewed; model said {})", r.class)}</span> })}
+                        </h3>
+                        <div class="maps">
+                            <figure><PixelCanvas rgba=crop side=128 class="crop" testid="cell-crop" /><figcaption>"crop"</figcaption></figure>
+                            {move || { let s = side.get(); view! {
+                                <figure><PixelCanvas rgba=cf side=s class="heat" testid="cell-heatmap" />
+                                    <figcaption>"counterfactual: red = favours the prediction, blue = the runner-up"</figcaption></figure>
+                                <figure><PixelCanvas rgba=dis side=s class="heat" testid="cell-disagreement" />
+                                    <figcaption>"where the classes disagree"</figcaption></figure>
+                            }}}
+                        </div>
+                        <dl class="facts">
+                            <dt>"Confidence"</dt><dd data-testid="cell-confidence">{format!("{:.1} %", 100.0 * r.confidence)}</dd>
+                            <dt>"Uncertainty"</dt><dd>{format!("{:.2}", r.uncertainty)}</dd>
+                            <dt>"Anomaly score"</dt><dd data-testid="cell-anomaly">{format!("{:.2}", r.anomaly)}</dd>
+                            <dt>"Runner-up"</dt><dd>{r.runner_up.clone()}</dd>
+                            <dt>"Triage"</dt><dd data-testid="cell-triage">{r.triage.clone()}</dd>
+                            <dt>"Denoiser evaluations"</dt><dd>{r.evals}</dd>
+                        </dl>
+                        <div class="probs">
+                            {r.probs.iter().map(|(k, p)| view! {
+                                <div class="prob"><span class="prob-name">{k.clone()}</span>
+                                    <span class="bar" style:width=format!("{}px", (p * 160.0) as u32) style:background=class_colour(k)></span>
+                                    <span>{format!("{:.1} %", 100.0 * p)}</span></div>
+                            }).collect_view()}
+                        </div>
+                    }.into_any()
+                }
+            }}
+            <div class="review" data-testid="review-buttons">
+                {move || classes.get().into_iter().enumerate().map(|(i, c)| {
+                    let label = c.clone();
+                    view! { <button on:click=move |_| review(Some(label.clone()))>{format!("{} {c}", i + 1)}</button> }
+                }).collect_view()}
+                <button on:click=move |_| review(Some(UNCLASSIFIABLE.into()))>"9 unclassifiable"</button>
+                <button on:click=move |_| review(Some(NOT_A_WBC.into()))>"0 not a white cell"</button>
+                <button data-testid="undo" on:click=move |_| session.update(|s| { s.undo_last(); })>"Undo (u)"</button>
+            </div>
+        </aside>
+    }
+}
+

@@ -1,0 +1,196 @@
+//! Messages between the page and the compute worker. Each message is a JS array
+//! `[json, bytes?]`: the JSON below plus an optional transferable byte buffer.
+
+use serde::{Deserialize, Serialize};
+
+/// Page to worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Request {
+    /// Find the compute backend: WebGPU when an adapter exists and `prefer_gpu`, else CPU.
+    Init {
+        /// Use WebGPU if the browser offers an adapter.
+        prefer_gpu: bool,
+    },
+    /// Decode the attached file bytes and send the RGBA pixels back.
+    Decode {
+        /// Page-side id of the image.
+        id: u32,
+        /// File name, for messages.
+        name: String,
+    },
+    /// Run a small burn forward pass on the CPU and, if available, on WebGPU; compare them.
+    SelfTest,
+    /// Detect and classify every white cell of the attached image.
+    Analyze {
+        /// Page-side id of the image.
+        id: u32,
+        /// File name.
+        name: String,
+        /// Red-cell diameter in pixels set by the user (else estimated).
+        rbc_diameter_px: Option<f32>,
+    },
+    /// Stop the analysis in progress after the current round.
+    Cancel,
+}
+
+/// One classified white cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    /// Index within the image.
+    pub index: usize,
+    /// `[x0, y0, x1, y1]` in image pixels.
+    pub bbox: [u32; 4],
+    /// Predicted class name.
+    pub class: String,
+    /// Class name to calibrated probability, in model order.
+    pub probs: Vec<(String, f32)>,
+    /// Probability of the predicted class.
+    pub confidence: f32,
+    /// Normalised entropy, 0 to 1.
+    pub uncertainty: f32,
+    /// Anomaly z-score (higher = less like any training class).
+    pub anomaly: f32,
+    /// `auto`, `review` or `anomaly`.
+    pub triage: String,
+    /// Second most probable class.
+    pub runner_up: String,
+    /// Denoiser evaluations spent.
+    pub evals: usize,
+    /// Counterfactual map (runner-up minus predicted error), `map_size`², row-major.
+    pub counterfactual: Vec<f32>,
+    /// Disagreement across classes, `map_size`², row-major.
+    pub disagreement: Vec<f32>,
+    /// Side of the maps.
+    pub map_size: usize,
+}
+
+/// Smear-level findings of an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageFindings {
+    /// White cells found.
+    pub wbc: usize,
+    /// Red cells counted.
+    pub rbc_count: usize,
+    /// Platelets counted.
+    pub platelet_count: usize,
+    /// Red-cell diameter used, pixels.
+    pub rbc_diameter_px: Option<f32>,
+    /// Scale, micrometres per pixel.
+    pub scale_um_per_px: Option<f32>,
+    /// Single-cell image rather than a field.
+    pub single_cell: bool,
+}
+
+/// Worker to page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Response {
+    /// The worker's handler is installed; requests sent before this would be lost, so the
+    /// page holds them until it arrives.
+    Ready,
+    /// The backend in use.
+    Backend {
+        /// `"webgpu"` or `"cpu"`.
+        backend: String,
+        /// Human-readable detail (adapter found or why the CPU is used).
+        detail: String,
+        /// Whether a WebGPU adapter exists at all (so the page can offer a switch).
+        webgpu_available: bool,
+    },
+    /// A decoded image; RGBA bytes attached.
+    Decoded {
+        /// Page-side id.
+        id: u32,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// Something failed for one image (others are unaffected).
+    Failed {
+        /// Page-side id.
+        id: u32,
+        /// File name.
+        name: String,
+        /// Message for the user.
+        message: String,
+    },
+    /// Result of the backend self-test.
+    SelfTest {
+        /// Milliseconds of the CPU forward pass.
+        cpu_ms: f64,
+        /// Milliseconds of the WebGPU forward pass (first run, includes shader compilation).
+        gpu_ms: Option<f64>,
+        /// Largest absolute difference between CPU and WebGPU outputs.
+        max_abs_diff: Option<f32>,
+        /// Output elements compared.
+        elements: usize,
+    },
+    /// The model in use.
+    Model {
+        /// Name.
+        name: String,
+        /// Version.
+        version: String,
+        /// SHA-256 of the weights.
+        sha256: String,
+    },
+    /// Detection finished for an image; classification follows.
+    Found {
+        /// Page-side id.
+        id: u32,
+        /// What was found.
+        findings: ImageFindings,
+    },
+    /// Progress of the classification of an image.
+    Progress {
+        /// Page-side id.
+        id: u32,
+        /// Cells finished.
+        done: usize,
+        /// Cells in all.
+        total: usize,
+        /// Throughput so far.
+        cells_per_second: f64,
+    },
+    /// One classified cell; its 128x128 RGBA crop attached.
+    Cell {
+        /// Page-side id.
+        id: u32,
+        /// The result.
+        cell: CellResult,
+    },
+    /// An image's analysis ended.
+    Done {
+        /// Page-side id.
+        id: u32,
+        /// Whether it was cancelled before the end.
+        cancelled: bool,
+        /// Milliseconds from the request to the first diagnosis.
+        first_ms: Option<f64>,
+        /// Milliseconds in all.
+        total_ms: f64,
+    },
+    /// A failure not tied to an image.
+    Error {
+        /// Message.
+        message: String,
+    },
+}
+
+/// Tolerance of the CPU/WebGPU agreement check (f32 convolutions in another order).
+pub const AGREEMENT_TOLERANCE: f32 = 1e-4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_as_tagged_json() {
+        let r = Request::Decode { id: 3, name: "a.jpg".into() };
+        let s = serde_json::to_string(&r).expect("json");
+        assert!(s.contains("\"type\":\"Decode\""));
+        assert_eq!(serde_json::from_str::<Request>(&s).expect("parse"), r);
+    }
+}

@@ -1,0 +1,297 @@
+//! The review session: images, their cells, the model's answers and the user's edits (kept
+//! apart from the model's answer, undoable), the differential count and the exports.
+//! Plain Rust, tested natively.
+
+use crate::protocol::{CellResult, ImageFindings};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// Labels a reviewer can give besides the model's classes.
+pub const NOT_A_WBC: &str = "not a white cell";
+/// Label for a cell that cannot be classified.
+pub const UNCLASSIFIABLE: &str = "unclassifiable";
+
+/// The review label bound to a key: 1-8 the classes, 9 unclassifiable, 0 not a white cell.
+pub fn label_for_key(key: &str, classes: &[String]) -> Option<String> {
+    match key {
+        "0" => Some(NOT_A_WBC.into()),
+        "9" => Some(UNCLASSIFIABLE.into()),
+        k => k.parse::<usize>().ok().filter(|n| (1..=8).contains(n)).and_then(|n| classes.get(n - 1).cloned()),
+    }
+}
+
+/// The model used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// SHA-256 of the weights.
+    pub sha256: String,
+}
+
+/// One cell: the model's answer and the reviewer's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellRecord {
+    /// Stable id within the session (`image-index`).
+    pub id: String,
+    /// The model's answer.
+    pub result: CellResult,
+    /// The reviewer's class, if changed.
+    pub reviewed_class: Option<String>,
+}
+
+impl CellRecord {
+    /// The class that counts: the reviewer's if any, else the model's.
+    pub fn final_class(&self) -> &str {
+        self.reviewed_class.as_deref().unwrap_or(&self.result.class)
+    }
+}
+
+/// One image of the session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// Page-side id.
+    pub id: u32,
+    /// File name.
+    pub name: String,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Backend that analysed it.
+    pub backend: String,
+    /// Detector findings.
+    pub findings: Option<ImageFindings>,
+    /// Classified cells.
+    pub cells: Vec<CellRecord>,
+    /// Who signed the smear off, and when (ISO time), if anyone.
+    pub signed_off: Option<(String, String)>,
+}
+
+/// One undoable edit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Edit {
+    /// Image id.
+    pub image: u32,
+    /// Cell id.
+    pub cell: String,
+    /// Reviewed class before the edit.
+    pub before: Option<String>,
+}
+
+/// The whole session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// Images in opening order.
+    pub images: Vec<ImageRecord>,
+    /// Undo stack.
+    pub undo: Vec<Edit>,
+    /// Model in use.
+    pub model: Option<ModelInfo>,
+}
+
+impl Session {
+    /// Image by id.
+    pub fn image(&self, id: u32) -> Option<&ImageRecord> {
+        self.images.iter().find(|i| i.id == id)
+    }
+
+    /// Mutable image by id.
+    pub fn image_mut(&mut self, id: u32) -> Option<&mut ImageRecord> {
+        self.images.iter_mut().find(|i| i.id == id)
+    }
+
+    /// Set the reviewer's class of a cell (`None` restores the model's); undoable.
+    pub fn reclassify(&mut self, image: u32, cell: &str, class: Option<String>) -> bool {
+        let Some(c) = self.image_mut(image).and_then(|i| i.cells.iter_mut().find(|c| c.id == cell)) else {
+            return false;
+        };
+        let before = std::mem::replace(&mut c.reviewed_class, class);
+        self.undo.push(Edit { image, cell: cell.to_string(), before });
+        true
+    }
+
+    /// Undo the last edit; false when there is none.
+    pub fn undo_last(&mut self) -> bool {
+        let Some(e) = self.undo.pop() else { return false };
+        if let Some(c) = self.image_mut(e.image).and_then(|i| i.cells.iter_mut().find(|c| c.id == e.cell)) {
+            c.reviewed_class = e.before;
+        }
+        true
+    }
+
+    /// Cells triaged `review` or `anomaly` and not yet reviewed, most uncertain first.
+    pub fn review_queue(&self) -> Vec<(u32, String)> {
+        let mut q: Vec<(f32, u32, String)> = self
+            .images
+            .iter()
+            .flat_map(|i| i.cells.iter().map(move |c| (i.id, c)))
+            .filter(|(_, c)| c.result.triage != "auto" && c.reviewed_class.is_none())
+            .map(|(i, c)| {
+                // Anomalies first, then by uncertainty.
+                let key = c.result.uncertainty + if c.result.triage == "anomaly" { 10.0 } else { 0.0 };
+                (key, i, c.id.clone())
+            })
+            .collect();
+        q.sort_by(|a, b| b.0.total_cmp(&a.0));
+        q.into_iter().map(|(_, i, c)| (i, c)).collect()
+    }
+}
+
+/// Differential count of an image: final class to count, white cells only.
+pub fn differential(image: &ImageRecord) -> BTreeMap<String, usize> {
+    let mut d = BTreeMap::new();
+    for c in &image.cells {
+        let class = c.final_class();
+        if class != NOT_A_WBC {
+            *d.entry(class.to_string()).or_insert(0) += 1;
+        }
+    }
+    d
+}
+
+/// The JSON export of one image (schema in the README).
+pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
+    let cells: Vec<Value> = image
+        .cells
+        .iter()
+        .map(|c| {
+            let probs: serde_json::Map<String, Value> = c.result.probs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            json!({
+                "id": c.id, "bbox": c.result.bbox, "class": c.result.class, "probs": probs,
+                "confidence": c.result.confidence, "uncertainty": c.result.uncertainty,
+                "anomaly": c.result.anomaly, "triage": c.result.triage,
+                "reviewed_class": c.reviewed_class, "evals": c.result.evals,
+            })
+        })
+        .collect();
+    let f = image.findings.as_ref();
+    json!({
+        "image": image.name, "width": image.width, "height": image.height, "backend": image.backend,
+        "model": model.map(|m| json!({"name": m.name, "version": m.version, "sha256": m.sha256})),
+        "scale_um_per_px": f.and_then(|f| f.scale_um_per_px),
+        "rbc_count": f.map(|f| f.rbc_count), "platelet_count": f.map(|f| f.platelet_count),
+        "cells": cells, "differential": differential(image),
+        "signed_off": image.signed_off.as_ref().map(|(who, when)| json!({"by": who, "at": when})),
+    })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// CSV of every cell of every image, one row per cell; columns match the JSON cell fields.
+pub fn export_csv(session: &Session, classes: &[String]) -> String {
+    let mut out = String::from("image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals");
+    for c in classes {
+        out.push_str(&format!(",p_{}", csv_field(c)));
+    }
+    out.push('\n');
+    for img in &session.images {
+        for c in &img.cells {
+            let r = &c.result;
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{:.6},{:.6},{:.4},{},{},{}",
+                csv_field(&img.name), c.id, r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3], csv_field(&r.class),
+                r.confidence, r.uncertainty, r.anomaly, r.triage, csv_field(c.reviewed_class.as_deref().unwrap_or("")), r.evals
+            ));
+            for class in classes {
+                let p = r.probs.iter().find(|(k, _)| k == class).map_or(0.0, |(_, p)| *p);
+                out.push_str(&format!(",{p:.6}"));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(i: usize, class: &str, triage: &str, unc: f32) -> CellRecord {
+        CellRecord {
+            id: format!("0-{i}"),
+            result: CellResult {
+                index: i, bbox: [1, 2, 3, 4], class: class.into(),
+                probs: vec![(class.into(), 0.9), ("other".into(), 0.1)], confidence: 0.9, uncertainty: unc,
+                anomaly: 0.5, triage: triage.into(), runner_up: "other".into(), evals: 30,
+                counterfactual: vec![], disagreement: vec![], map_size: 0,
+            },
+            reviewed_class: None,
+        }
+    }
+
+    fn session() -> Session {
+        Session {
+            images: vec![ImageRecord {
+                id: 0, name: "a,b.jpg".into(), width: 640, height: 480, backend: "cpu".into(), findings: None,
+                cells: vec![cell(0, "neutrophil", "auto", 0.1), cell(1, "monocyte", "review", 0.5), cell(2, "ig", "anomaly", 0.2), cell(3, "lymphocyte", "review", 0.7)],
+                signed_off: None,
+            }],
+            ..Session::default()
+        }
+    }
+
+    #[test]
+    fn edits_are_separate_from_the_model_and_undoable() {
+        let mut s = session();
+        assert!(s.reclassify(0, "0-1", Some("lymphocyte".into())));
+        assert!(s.reclassify(0, "0-0", Some(NOT_A_WBC.into())));
+        let img = &s.images[0];
+        assert_eq!(img.cells[1].result.class, "monocyte", "model answer kept");
+        assert_eq!(img.cells[1].final_class(), "lymphocyte");
+        let d = differential(img);
+        assert_eq!(d.get("lymphocyte"), Some(&2));
+        assert_eq!(d.get("neutrophil"), None, "not-a-white-cell is not counted");
+        assert!(s.undo_last());
+        assert_eq!(differential(&s.images[0]).get("neutrophil"), Some(&1));
+        assert!(s.undo_last());
+        assert_eq!(s.images[0].cells[1].reviewed_class, None);
+        assert!(!s.undo_last());
+        assert!(!s.reclassify(0, "9-9", None), "unknown cell");
+    }
+
+    #[test]
+    fn review_queue_puts_anomalies_then_the_most_uncertain_first() {
+        let mut s = session();
+        assert_eq!(s.review_queue().iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>(), ["0-2", "0-3", "0-1"]);
+        s.reclassify(0, "0-3", Some("lymphocyte".into()));
+        assert_eq!(s.review_queue().len(), 2, "reviewed cells leave the queue");
+    }
+
+    #[test]
+    fn keys_map_to_labels() {
+        let classes: Vec<String> = ["a", "b", "c", "d", "e", "f", "g", "h"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(label_for_key("1", &classes).as_deref(), Some("a"));
+        assert_eq!(label_for_key("8", &classes).as_deref(), Some("h"));
+        assert_eq!(label_for_key("9", &classes).as_deref(), Some(UNCLASSIFIABLE));
+        assert_eq!(label_for_key("0", &classes).as_deref(), Some(NOT_A_WBC));
+        assert_eq!(label_for_key("x", &classes), None);
+    }
+
+    #[test]
+    fn exports_follow_the_schema() {
+        let s = session();
+        let j = export_json(&s.images[0], None);
+        for key in ["image", "width", "height", "backend", "model", "scale_um_per_px", "rbc_count", "platelet_count", "cells", "differential"] {
+            assert!(j.get(key).is_some(), "missing {key}");
+        }
+        let c = &j["cells"][0];
+        for key in ["id", "bbox", "class", "probs", "confidence", "uncertainty", "anomaly", "triage", "reviewed_class", "evals"] {
+            assert!(c.get(key).is_some(), "cell missing {key}");
+        }
+        let csv = export_csv(&s, &["neutrophil".into(), "other".into()]);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 5);
+        assert!(lines[1].starts_with("\"a,b.jpg\",0-0,1,2,3,4,neutrophil,0.900000"), "{}", lines[1]);
+        assert_eq!(lines[0].split(',').count(), lines[1].split(',').count() - 1, "quoted name holds a comma");
+    }
+}
