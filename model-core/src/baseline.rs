@@ -97,7 +97,10 @@ impl BaselineCnn {
     pub fn probabilities(&self, x: Tensor<4>, t: f32) -> crate::Result<Vec<Vec<f32>>> {
         let logits = self.forward(x);
         let [b, k] = logits.dims();
-        let p = softmax(logits / t, 1).into_data().try_to_vec::<f32>().map_err(|e| Error::Weights(format!("{e:?}")))?;
+        let p = softmax(logits / t, 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Weights(format!("{e:?}")))?;
         Ok((0..b).map(|i| p[i * k..(i + 1) * k].to_vec()).collect())
     }
 
@@ -105,7 +108,10 @@ impl BaselineCnn {
     pub fn logits(&self, x: Tensor<4>) -> crate::Result<Vec<Vec<f32>>> {
         let logits = self.forward(x);
         let [b, k] = logits.dims();
-        let p = logits.into_data().try_to_vec::<f32>().map_err(|e| Error::Weights(format!("{e:?}")))?;
+        let p = logits
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| Error::Weights(format!("{e:?}")))?;
         Ok((0..b).map(|i| p[i * k..(i + 1) * k].to_vec()).collect())
     }
 }
@@ -127,7 +133,15 @@ mod training {
     use std::path::Path;
 
     /// Train the baseline in `run_dir` (log + checkpoints + resume), leaving out `exclude`.
-    pub fn train_baseline(data: &CellSet, cfg: &BaselineConfig, steps: usize, batch: usize, exclude: Option<usize>, run_dir: &Path, resume: bool) -> crate::Result<BaselineCnn> {
+    pub fn train_baseline(
+        data: &CellSet,
+        cfg: &BaselineConfig,
+        steps: usize,
+        batch: usize,
+        exclude: Option<usize>,
+        run_dir: &Path,
+        resume: bool,
+    ) -> crate::Result<BaselineCnn> {
         let device = Device::flex().autodiff();
         let data = match exclude {
             Some(ex) => data.filter(|l| l != ex),
@@ -137,12 +151,20 @@ mod training {
         let ckpt = Checkpoint::new(run_dir.join("ckpt"));
         let (mut model, mut optim, start) = if resume && ckpt.exists() {
             let st = ckpt.load_state()?;
-            (ckpt.load_module(cfg.init(&device), "model")?, AdamConfig::new().init().load_record(ckpt.load_optim()?), st.step)
+            (
+                ckpt.load_module(cfg.init(&device), "model")?,
+                AdamConfig::new().init().load_record(ckpt.load_optim()?),
+                st.step,
+            )
         } else {
             (cfg.init(&device), AdamConfig::new().init(), 0)
         };
         let log_path = run_dir.join("train.log");
-        let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| Error::io(&log_path, e))?;
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(&log_path, e))?;
         let size = data.size;
         let k = cfg.num_classes;
         let (mut sum_loss, mut sum_acc, mut count) = (0f64, 0f64, 0usize);
@@ -159,7 +181,13 @@ mod training {
             let y = Tensor::<2>::from_data(TensorData::new(onehot, [batch, k]), &device);
             let logits = model.forward(x);
             let loss = (log_softmax(logits.clone(), 1) * y.clone()).sum().neg() / batch as f32;
-            let acc: i64 = logits.inner().argmax(1).equal(y.inner().argmax(1)).int().sum().into_scalar::<i64>();
+            let acc: i64 = logits
+                .inner()
+                .argmax(1)
+                .equal(y.inner().argmax(1))
+                .int()
+                .sum()
+                .into_scalar::<i64>();
             sum_acc += acc as f64 / batch as f64;
             sum_loss += loss.clone().inner().into_scalar::<f64>();
             count += 1;
@@ -167,7 +195,11 @@ mod training {
             model = optim.step(learning_rate(step, 2e-3, 100, steps), model, grads);
             let done = step + 1;
             if done % 20 == 0 || done == steps {
-                let line = format!("step {done} loss {:.4} acc {:.3}", sum_loss / count as f64, sum_acc / count as f64);
+                let line = format!(
+                    "step {done} loss {:.4} acc {:.3}",
+                    sum_loss / count as f64,
+                    sum_acc / count as f64
+                );
                 println!("{line}");
                 let _ = writeln!(log, "{line}");
                 (sum_loss, sum_acc, count) = (0.0, 0.0, 0);

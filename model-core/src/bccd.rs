@@ -19,11 +19,27 @@ pub fn parse_voc(xml: &str) -> Result<Annotation> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| Error::Data(format!("VOC XML: {e}")))?;
     let mut a = Annotation::default();
     for obj in doc.descendants().filter(|n| n.has_tag_name("object")) {
-        let text = |parent: roxmltree::Node, tag: &str| parent.descendants().find(|n| n.has_tag_name(tag)).and_then(|n| n.text()).map(str::trim).map(String::from);
+        let text = |parent: roxmltree::Node, tag: &str| {
+            parent
+                .descendants()
+                .find(|n| n.has_tag_name(tag))
+                .and_then(|n| n.text())
+                .map(str::trim)
+                .map(String::from)
+        };
         let name = text(obj, "name").unwrap_or_default();
-        let Some(bb) = obj.descendants().find(|n| n.has_tag_name("bndbox")) else { continue };
-        let v = |t: &str| text(bb, t).and_then(|s| s.parse::<f32>().ok()).map(|f| f.max(0.0) as u32);
-        let (Some(x0), Some(y0), Some(x1), Some(y1)) = (v("xmin"), v("ymin"), v("xmax"), v("ymax")) else { continue };
+        let Some(bb) = obj.descendants().find(|n| n.has_tag_name("bndbox")) else {
+            continue;
+        };
+        let v = |t: &str| {
+            text(bb, t)
+                .and_then(|s| s.parse::<f32>().ok())
+                .map(|f| f.max(0.0) as u32)
+        };
+        let (Some(x0), Some(y0), Some(x1), Some(y1)) = (v("xmin"), v("ymin"), v("xmax"), v("ymax"))
+        else {
+            continue;
+        };
         let b = [x0, y0, x1, y1];
         match name.as_str() {
             "WBC" => a.wbc.push(b),
@@ -39,12 +55,19 @@ pub fn parse_voc(xml: &str) -> Result<Annotation> {
 pub fn fields(root: &Path) -> Result<Vec<(std::path::PathBuf, Annotation)>> {
     let dir = root.join("bccd/Annotations");
     let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.extension().is_some_and(|e| e == "xml") {
             let xml = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
-            let stem = p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
             let img = root.join("bccd/JPEGImages").join(format!("{stem}.jpg"));
             if img.exists() {
                 out.push((img, parse_voc(&xml)?));

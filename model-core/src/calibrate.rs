@@ -16,7 +16,12 @@ pub struct FullEval {
 /// Per stratum: scale = mean error of the true class; weight = mean/variance of the gap between
 /// the closest wrong class and the true class, in scaled units (the inverse-variance weight of
 /// a noisy estimate of the gap), floored at a tenth of the largest.
-pub fn fit_strata(evals: &[FullEval], strata: &[usize], n_strata: usize, excluded: &[usize]) -> (Vec<f32>, Vec<f32>) {
+pub fn fit_strata(
+    evals: &[FullEval],
+    strata: &[usize],
+    n_strata: usize,
+    excluded: &[usize],
+) -> (Vec<f32>, Vec<f32>) {
     let mut scale = vec![0f64; n_strata];
     let mut count = vec![0usize; n_strata];
     for e in evals {
@@ -25,14 +30,21 @@ pub fn fit_strata(evals: &[FullEval], strata: &[usize], n_strata: usize, exclude
             count[s] += 1;
         }
     }
-    let scale: Vec<f64> = scale.iter().zip(&count).map(|(s, c)| if *c > 0 { s / *c as f64 } else { 1.0 }).collect();
+    let scale: Vec<f64> = scale
+        .iter()
+        .zip(&count)
+        .map(|(s, c)| if *c > 0 { s / *c as f64 } else { 1.0 })
+        .collect();
     let mut weight = vec![0f64; n_strata];
     for (r, &s) in strata.iter().enumerate() {
         let gaps: Vec<f64> = evals
             .iter()
             .map(|e| {
                 let truth = e.raw[e.label][r] as f64;
-                let wrong = (0..e.raw.len()).filter(|&c| c != e.label && !excluded.contains(&c)).map(|c| e.raw[c][r] as f64).fold(f64::INFINITY, f64::min);
+                let wrong = (0..e.raw.len())
+                    .filter(|&c| c != e.label && !excluded.contains(&c))
+                    .map(|c| e.raw[c][r] as f64)
+                    .fold(f64::INFINITY, f64::min);
                 (wrong - truth) / scale[s]
             })
             .filter(|g| g.is_finite())
@@ -88,7 +100,9 @@ pub fn fit_auto_threshold(confidence: &[f32], correct: &[bool], target: f32) -> 
         right += correct[i] as usize;
         let acc = right as f32 / (k + 1) as f32;
         // Only cut between distinct confidences.
-        let next_differs = idx.get(k + 1).is_none_or(|&j| confidence[j] < confidence[i]);
+        let next_differs = idx
+            .get(k + 1)
+            .is_none_or(|&j| confidence[j] < confidence[i]);
         if acc >= target && next_differs {
             best = confidence[i];
         }
@@ -97,13 +111,22 @@ pub fn fit_auto_threshold(confidence: &[f32], correct: &[bool], target: f32) -> 
 }
 
 /// Fit everything on recorded val evaluations and return the calibrated card.
-pub fn calibrate(mut card: ModelCard, evals: &[FullEval], strata: &[usize], target_accuracy: f32, anomaly_quantile: f32) -> ModelCard {
+pub fn calibrate(
+    mut card: ModelCard,
+    evals: &[FullEval],
+    strata: &[usize],
+    target_accuracy: f32,
+    anomaly_quantile: f32,
+) -> ModelCard {
     let n_strata = card.classifier.max_rounds;
     let (scale, weight) = fit_strata(evals, strata, n_strata, &card.classifier.excluded);
     card.classifier.stratum_scale = scale;
     card.classifier.stratum_weights = weight;
     let settings: ClassifierSettings = card.classifier.clone();
-    let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, strata, &settings)).collect();
+    let scores: Vec<_> = evals
+        .iter()
+        .map(|e| replay(&e.raw, strata, &settings))
+        .collect();
     let gaps: Vec<Vec<f32>> = scores.iter().map(|s| s.gaps()).collect();
     let labels: Vec<usize> = evals.iter().map(|e| e.label).collect();
     card.temperature = fit_temperature(&gaps, &labels);
@@ -118,22 +141,44 @@ pub fn calibrate(mut card: ModelCard, evals: &[FullEval], strata: &[usize], targ
     let mut all_logs: Vec<f32> = logs.iter().flatten().copied().collect();
     all_logs.sort_by(|a, b| a.total_cmp(b));
     let pooled_mean = all_logs.iter().sum::<f32>() / all_logs.len().max(1) as f32;
-    let pooled_std = (all_logs.iter().map(|v| (v - pooled_mean).powi(2)).sum::<f32>() / all_logs.len().max(1) as f32).sqrt().max(1e-3);
+    let pooled_std = (all_logs
+        .iter()
+        .map(|v| (v - pooled_mean).powi(2))
+        .sum::<f32>()
+        / all_logs.len().max(1) as f32)
+        .sqrt()
+        .max(1e-3);
     let (mut mean, mut std) = (vec![pooled_mean; k], vec![pooled_std; k]);
     for c in 0..k {
         if logs[c].len() >= 5 {
             let m = logs[c].iter().sum::<f32>() / logs[c].len() as f32;
             mean[c] = m;
-            std[c] = (logs[c].iter().map(|v| (v - m).powi(2)).sum::<f32>() / logs[c].len() as f32).sqrt().max(1e-3);
+            std[c] = (logs[c].iter().map(|v| (v - m).powi(2)).sum::<f32>() / logs[c].len() as f32)
+                .sqrt()
+                .max(1e-3);
         }
     }
     card.anomaly = AnomalyStats { mean, std };
-    let mut anomaly: Vec<f32> = scores.iter().map(|s| anomaly_score(s, s.best(), &card.anomaly)).collect();
-    let probs: Vec<Vec<f32>> = gaps.iter().map(|g| probabilities(g, card.temperature)).collect();
-    let confidence: Vec<f32> = probs.iter().map(|p| p.iter().copied().fold(0.0, f32::max)).collect();
-    let correct: Vec<bool> = scores.iter().zip(&labels).map(|(s, &l)| s.best() == l).collect();
+    let mut anomaly: Vec<f32> = scores
+        .iter()
+        .map(|s| anomaly_score(s, s.best(), &card.anomaly))
+        .collect();
+    let probs: Vec<Vec<f32>> = gaps
+        .iter()
+        .map(|g| probabilities(g, card.temperature))
+        .collect();
+    let confidence: Vec<f32> = probs
+        .iter()
+        .map(|p| p.iter().copied().fold(0.0, f32::max))
+        .collect();
+    let correct: Vec<bool> = scores
+        .iter()
+        .zip(&labels)
+        .map(|(s, &l)| s.best() == l)
+        .collect();
     anomaly.sort_by(|a, b| a.total_cmp(b));
-    let qi = ((anomaly_quantile * anomaly.len() as f32) as usize).min(anomaly.len().saturating_sub(1));
+    let qi =
+        ((anomaly_quantile * anomaly.len() as f32) as usize).min(anomaly.len().saturating_sub(1));
     card.triage = TriagePolicy {
         auto_min_confidence: fit_auto_threshold(&confidence, &correct, target_accuracy),
         anomaly_threshold: anomaly.get(qi).copied().unwrap_or(4.0),

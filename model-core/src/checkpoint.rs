@@ -42,12 +42,36 @@ impl Checkpoint {
     }
 
     /// Save weights, EMA weights, optimiser state and progress.
-    pub fn save<M: Module>(&self, model: &M, ema: &M, optim: &ModuleOptimizer, state: &TrainState) -> Result<()> {
+    pub fn save<M: Module>(
+        &self,
+        model: &M,
+        ema: &M,
+        optim: &ModuleOptimizer,
+        state: &TrainState,
+    ) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let parts: [(&str, Vec<u8>); 3] = [
-            ("model", model.clone().into_record().into_bytes().map_err(rec_err)?.to_vec()),
-            ("ema", ema.clone().into_record().into_bytes().map_err(rec_err)?.to_vec()),
-            ("optim", optim.to_record().into_bytes().map_err(rec_err)?.to_vec()),
+            (
+                "model",
+                model
+                    .clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(rec_err)?
+                    .to_vec(),
+            ),
+            (
+                "ema",
+                ema.clone()
+                    .into_record()
+                    .into_bytes()
+                    .map_err(rec_err)?
+                    .to_vec(),
+            ),
+            (
+                "optim",
+                optim.to_record().into_bytes().map_err(rec_err)?.to_vec(),
+            ),
         ];
         for (name, bytes) in parts {
             let tmp = self.dir.join(format!("{name}.bpk.tmp"));

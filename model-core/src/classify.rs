@@ -63,6 +63,7 @@ impl Default for ClassifierSettings {
 
 /// One-sided 1 % critical values of Student's t for 1..=30 degrees of freedom (standard table;
 /// kept here rather than pulling a statistics crate with linear algebra into the wasm build).
+#[allow(clippy::approx_constant)] // 2.718 is the quantile for 11 degrees of freedom, not e
 const T_CRIT_01: [f32; 30] = [
     31.821, 6.965, 4.541, 3.747, 3.365, 3.143, 2.998, 2.896, 2.821, 2.764, 2.718, 2.681, 2.650,
     2.624, 2.602, 2.583, 2.567, 2.552, 2.539, 2.528, 2.518, 2.508, 2.500, 2.492, 2.485, 2.479,
@@ -142,8 +143,14 @@ pub fn plan_rounds(settings: &ClassifierSettings, size: usize) -> Vec<Round> {
         .map(|s| {
             let a = lo as f64 + s as f64 * width;
             let t = (a + rng.random::<f64>() * width).floor() as usize;
-            let noise = (0..3 * size * size).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
-            Round { t: t.clamp(lo, hi - 1), stratum: s, noise }
+            let noise = (0..3 * size * size)
+                .map(|_| rng.sample::<f32, _>(StandardNormal))
+                .collect();
+            Round {
+                t: t.clamp(lo, hi - 1),
+                stratum: s,
+                noise,
+            }
         })
         .collect()
 }
@@ -282,12 +289,18 @@ pub fn replay(raw: &[Vec<f32>], strata: &[usize], settings: &ClassifierSettings)
             break;
         }
         let scale = settings.stratum_scale.get(stratum).copied().unwrap_or(1.0);
-        s.round_weights.push(settings.stratum_weights.get(stratum).copied().unwrap_or(1.0));
-        for c in 0..classes {
+        s.round_weights.push(
+            settings
+                .stratum_weights
+                .get(stratum)
+                .copied()
+                .unwrap_or(1.0),
+        );
+        for (c, row) in raw.iter().enumerate() {
             let e = &mut s.errors[c];
             e.resize(r, None);
             if s.active[c] {
-                e.push(Some(raw[c][r] / scale));
+                e.push(Some(row[r] / scale));
                 s.evals += 1;
             }
         }
@@ -355,7 +368,11 @@ impl ClassifierRun {
 
     /// Whether every cell has finished.
     pub fn is_done(&self) -> bool {
-        self.round >= self.rounds.len() || self.scores.iter().all(|s| s.active.iter().filter(|a| **a).count() <= 1)
+        self.round >= self.rounds.len()
+            || self
+                .scores
+                .iter()
+                .all(|s| s.active.iter().filter(|a| **a).count() <= 1)
     }
 
     /// Round index about to be run (progress).
@@ -378,7 +395,12 @@ impl ClassifierRun {
             if self.scores[i].active.iter().filter(|a| **a).count() <= 1 {
                 continue;
             }
-            let noised: Vec<f32> = cell.pixels.iter().zip(&r.noise).map(|(x, e)| sa * x + sn * e).collect();
+            let noised: Vec<f32> = cell
+                .pixels
+                .iter()
+                .zip(&r.noise)
+                .map(|(x, e)| sa * x + sn * e)
+                .collect();
             for c in 0..self.classes {
                 if self.scores[i].active[c] {
                     self.pending.push((i, c));
@@ -397,8 +419,18 @@ impl ClassifierRun {
         let r = &self.rounds[self.round];
         let npix = self.weights.len();
         let n = 3 * npix;
-        let w_stratum = self.settings.stratum_weights.get(r.stratum).copied().unwrap_or(1.0);
-        let scale = self.settings.stratum_scale.get(r.stratum).copied().unwrap_or(1.0);
+        let w_stratum = self
+            .settings
+            .stratum_weights
+            .get(r.stratum)
+            .copied()
+            .unwrap_or(1.0);
+        let scale = self
+            .settings
+            .stratum_scale
+            .get(r.stratum)
+            .copied()
+            .unwrap_or(1.0);
         let mut touched = vec![false; self.scores.len()];
         let collect_pixels = self.round < self.settings.min_rounds;
         for (row, &(cell, class)) in self.pending.iter().enumerate() {
@@ -450,7 +482,10 @@ mod tests {
     use super::*;
 
     fn cell(size: usize, v: f32) -> CellCrop {
-        CellCrop { size, pixels: vec![v; 3 * size * size] }
+        CellCrop {
+            size,
+            pixels: vec![v; 3 * size * size],
+        }
     }
 
     /// A fake denoiser: class `good` predicts the noise exactly, the others add an error of
@@ -478,27 +513,53 @@ mod tests {
     fn a_clearly_worse_class_is_dropped_early() {
         let s = run_fake(0.5, 2, ClassifierSettings::default());
         assert_eq!(s.best(), 2);
-        assert_eq!(s.active.iter().filter(|a| **a).count(), 1, "only the true class survives");
+        assert_eq!(
+            s.active.iter().filter(|a| **a).count(),
+            1,
+            "only the true class survives"
+        );
         // Classes far from the truth go right after the first 3 rounds; the neighbours, whose
         // gap is smaller, take a few rounds more. Far fewer than 8 x 12 evaluations in all.
-        assert_eq!(s.errors[7].iter().flatten().count(), 3, "class 7 is dropped after 3 rounds");
+        assert_eq!(
+            s.errors[7].iter().flatten().count(),
+            3,
+            "class 7 is dropped after 3 rounds"
+        );
         assert!(s.evals < 8 * 6, "{} evaluations", s.evals);
     }
 
     #[test]
     fn identical_classes_are_not_dropped() {
         let s = run_fake(0.0, 0, ClassifierSettings::default());
-        assert_eq!(s.active.iter().filter(|a| **a).count(), 8, "no class is worse than another");
+        assert_eq!(
+            s.active.iter().filter(|a| **a).count(),
+            8,
+            "no class is worse than another"
+        );
         assert_eq!(s.evals, 8 * 12);
     }
 
     #[test]
     fn replay_of_a_full_run_matches_a_live_run() {
-        let full = run_fake(0.5, 2, ClassifierSettings { test_strictness: f32::INFINITY, ..ClassifierSettings::default() });
+        let full = run_fake(
+            0.5,
+            2,
+            ClassifierSettings {
+                test_strictness: f32::INFINITY,
+                ..ClassifierSettings::default()
+            },
+        );
         assert_eq!(full.evals, 96, "no elimination in a full run");
         let settings = ClassifierSettings::default();
-        let strata: Vec<usize> = plan_rounds(&settings, 4).iter().map(|r| r.stratum).collect();
-        let raw: Vec<Vec<f32>> = full.errors.iter().map(|e| e.iter().map(|v| v.expect("full")).collect()).collect();
+        let strata: Vec<usize> = plan_rounds(&settings, 4)
+            .iter()
+            .map(|r| r.stratum)
+            .collect();
+        let raw: Vec<Vec<f32>> = full
+            .errors
+            .iter()
+            .map(|e| e.iter().map(|v| v.expect("full")).collect())
+            .collect();
         let replayed = replay(&raw, &strata, &settings);
         let live = run_fake(0.5, 2, settings);
         assert_eq!(replayed.evals, live.evals);
@@ -518,7 +579,10 @@ mod tests {
         let s = ClassifierSettings::default();
         let a = plan_rounds(&s, 4);
         let b = plan_rounds(&s, 4);
-        assert_eq!(a.iter().map(|r| r.t).collect::<Vec<_>>(), b.iter().map(|r| r.t).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|r| r.t).collect::<Vec<_>>(),
+            b.iter().map(|r| r.t).collect::<Vec<_>>()
+        );
         assert_eq!(a[0].noise, b[0].noise);
         let mut strata: Vec<usize> = a.iter().map(|r| r.stratum).collect();
         strata.sort();

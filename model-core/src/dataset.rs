@@ -33,7 +33,9 @@ impl Split {
             "train" => Ok(Split::Train),
             "val" => Ok(Split::Val),
             "test" => Ok(Split::Test),
-            other => Err(Error::Invalid(format!("unknown split '{other}' (train, val, test)"))),
+            other => Err(Error::Invalid(format!(
+                "unknown split '{other}' (train, val, test)"
+            ))),
         }
     }
 }
@@ -70,7 +72,12 @@ impl CellSet {
 
     /// Keep only the images whose label satisfies `keep` (e.g. to leave a class out).
     pub fn filter(&self, keep: impl Fn(usize) -> bool) -> CellSet {
-        let mut out = CellSet { size: self.size, pixels: Vec::new(), labels: Vec::new(), paths: Vec::new() };
+        let mut out = CellSet {
+            size: self.size,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            paths: Vec::new(),
+        };
         for i in 0..self.len() {
             if keep(self.labels[i]) {
                 out.pixels.extend_from_slice(self.image(i));
@@ -88,7 +95,12 @@ impl CellSet {
         }
         let stride = self.len() as f64 / n as f64;
         let keep: Vec<usize> = (0..n).map(|i| (i as f64 * stride) as usize).collect();
-        let mut out = CellSet { size: self.size, pixels: Vec::new(), labels: Vec::new(), paths: Vec::new() };
+        let mut out = CellSet {
+            size: self.size,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            paths: Vec::new(),
+        };
         for i in keep {
             out.pixels.extend_from_slice(self.image(i));
             out.labels.push(self.labels[i]);
@@ -118,7 +130,12 @@ pub fn manifest_rows(data_root: &Path, split: Split) -> Result<Vec<(String, usiz
 }
 
 /// Load a split at `size` px, from a cache file in `cache_dir` when present.
-pub fn load_split(data_root: &Path, split: Split, size: usize, cache_dir: &Path) -> Result<CellSet> {
+pub fn load_split(
+    data_root: &Path,
+    split: Split,
+    size: usize,
+    cache_dir: &Path,
+) -> Result<CellSet> {
     let cache = cache_dir.join(format!("pbc-{}-{size}.bin", split.name()));
     let rows = manifest_rows(data_root, split)?;
     if let Ok(bytes) = std::fs::read(&cache) {
@@ -147,10 +164,16 @@ pub fn load_split(data_root: &Path, split: Split, size: usize, cache_dir: &Path)
         pixels.extend(d?);
     }
     std::fs::create_dir_all(cache_dir).map_err(|e| Error::io(cache_dir, e))?;
-    let bytes: Vec<u8> = pixels.iter().map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8).collect();
+    let bytes: Vec<u8> = pixels
+        .iter()
+        .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
+        .collect();
     std::fs::write(&cache, bytes).map_err(|e| Error::io(&cache, e))?;
     // Re-quantise so a fresh decode and a cached load give identical inputs.
-    let pixels = pixels.iter().map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) / 127.5 - 1.0).collect();
+    let pixels = pixels
+        .iter()
+        .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) / 127.5 - 1.0)
+        .collect();
     Ok(CellSet {
         size,
         pixels,

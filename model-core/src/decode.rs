@@ -21,26 +21,42 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::NotAnImage(e.to_string()))?;
-    let format = reader
-        .format()
-        .ok_or_else(|| Error::NotAnImage("unrecognised format (expected JPEG, PNG or TIFF)".into()))?;
-    if !matches!(format, image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::Tiff) {
-        return Err(Error::NotAnImage(format!("{format:?} is not supported (expected JPEG, PNG or TIFF)")));
+    let format = reader.format().ok_or_else(|| {
+        Error::NotAnImage("unrecognised format (expected JPEG, PNG or TIFF)".into())
+    })?;
+    if !matches!(
+        format,
+        image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::Tiff
+    ) {
+        return Err(Error::NotAnImage(format!(
+            "{format:?} is not supported (expected JPEG, PNG or TIFF)"
+        )));
     }
     let mut reader = reader;
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
     reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?;
     let (width, height) = decoder.dimensions();
     if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(Error::TooLarge { width, height, limit: (MAX_PIXELS / 1_000_000) as u32 });
+        return Err(Error::TooLarge {
+            width,
+            height,
+            limit: (MAX_PIXELS / 1_000_000) as u32,
+        });
     }
     if width < MIN_SIDE || height < MIN_SIDE {
-        return Err(Error::TooSmall { width, height, min: MIN_SIDE });
+        return Err(Error::TooSmall {
+            width,
+            height,
+            min: MIN_SIDE,
+        });
     }
     let orientation = decoder.orientation().ok();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?;
+    let mut img = DynamicImage::from_decoder(decoder)
+        .map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?;
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
@@ -49,7 +65,12 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
 
 fn truncation_hint(msg: String) -> String {
     let lower = msg.to_lowercase();
-    if lower.contains("eof") || lower.contains("end of file") || lower.contains("unexpected end") || lower.contains("truncated") || lower.contains("not enough bytes") {
+    if lower.contains("eof")
+        || lower.contains("end of file")
+        || lower.contains("unexpected end")
+        || lower.contains("truncated")
+        || lower.contains("not enough bytes")
+    {
         format!("the file is truncated or damaged ({msg})")
     } else {
         msg
@@ -77,7 +98,8 @@ mod tests {
 
     fn png(img: DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).expect("encode");
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .expect("encode");
         out
     }
 
@@ -92,7 +114,10 @@ mod tests {
     #[test]
     fn every_bad_input_gets_its_own_error() {
         assert!(matches!(decode_image(&[]), Err(Error::EmptyFile)));
-        assert!(matches!(decode_image(b"hello, I am a text file renamed .jpg"), Err(Error::NotAnImage(_))));
+        assert!(matches!(
+            decode_image(b"hello, I am a text file renamed .jpg"),
+            Err(Error::NotAnImage(_))
+        ));
         let j = jpeg(64, 64);
         let truncated = &j[..j.len() / 2];
         match decode_image(truncated) {
@@ -100,7 +125,14 @@ mod tests {
             other => panic!("truncated JPEG gave {other:?}"),
         }
         let tiny = png(DynamicImage::ImageRgb8(RgbImage::new(1, 1)));
-        assert!(matches!(decode_image(&tiny), Err(Error::TooSmall { width: 1, height: 1, .. })));
+        assert!(matches!(
+            decode_image(&tiny),
+            Err(Error::TooSmall {
+                width: 1,
+                height: 1,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -122,20 +154,35 @@ mod tests {
             stream.finish().expect("finish");
         }
         assert!(out.len() < 2_000_000, "bomb is {} bytes", out.len());
-        assert!(matches!(decode_image(&out), Err(Error::TooLarge { width: 30000, height: 30000, .. })));
+        assert!(matches!(
+            decode_image(&out),
+            Err(Error::TooLarge {
+                width: 30000,
+                height: 30000,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn alpha_16_bit_and_grayscale_become_rgb() {
         let rgba = ImageBuffer::from_pixel(32, 32, Rgba([0u8, 0, 0, 0]));
         let out = decode_image(&png(DynamicImage::ImageRgba8(rgba))).expect("alpha png");
-        assert_eq!(out.get_pixel(0, 0).0, [255, 255, 255], "transparent becomes white");
-        let deep: ImageBuffer<Rgba<u16>, Vec<u16>> = ImageBuffer::from_pixel(32, 32, Rgba([65535u16, 0, 0, 65535]));
+        assert_eq!(
+            out.get_pixel(0, 0).0,
+            [255, 255, 255],
+            "transparent becomes white"
+        );
+        let deep: ImageBuffer<Rgba<u16>, Vec<u16>> =
+            ImageBuffer::from_pixel(32, 32, Rgba([65535u16, 0, 0, 65535]));
         let out = decode_image(&png(DynamicImage::ImageRgba16(deep))).expect("16-bit png");
         assert_eq!(out.get_pixel(3, 3).0, [255, 0, 0]);
         let gray = ImageBuffer::from_pixel(32, 32, Luma([77u8]));
         let out = decode_image(&png(DynamicImage::ImageLuma8(gray))).expect("gray png");
         assert_eq!(out.get_pixel(0, 0).0, [77, 77, 77]);
-        assert_eq!(decode_image(&jpeg(40, 30)).expect("jpeg").dimensions(), (40, 30));
+        assert_eq!(
+            decode_image(&jpeg(40, 30)).expect("jpeg").dimensions(),
+            (40, 30)
+        );
     }
 }

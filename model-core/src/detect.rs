@@ -62,7 +62,9 @@ fn pink(p: &image::Rgb<u8>) -> i32 {
 }
 
 fn mask(img: &RgbImage, f: impl Fn(&image::Rgb<u8>) -> bool) -> GrayImage {
-    GrayImage::from_fn(img.width(), img.height(), |x, y| Luma([if f(img.get_pixel(x, y)) { 255 } else { 0 }]))
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        Luma([if f(img.get_pixel(x, y)) { 255 } else { 0 }])
+    })
 }
 
 struct Component {
@@ -82,7 +84,13 @@ fn components(m: &GrayImage) -> Vec<Component> {
             continue;
         }
         if comps.len() < l {
-            comps.resize_with(l, || Component { area: 0, x0: u32::MAX, y0: u32::MAX, x1: 0, y1: 0 });
+            comps.resize_with(l, || Component {
+                area: 0,
+                x0: u32::MAX,
+                y0: u32::MAX,
+                x1: 0,
+                y1: 0,
+            });
         }
         let c = &mut comps[l - 1];
         c.area += 1;
@@ -98,7 +106,9 @@ fn components(m: &GrayImage) -> Vec<Component> {
 /// Fill the holes of a mask (background regions not connected to the border), e.g. the pale
 /// centres of red cells.
 fn fill_holes(m: &GrayImage) -> GrayImage {
-    let inv = GrayImage::from_fn(m.width(), m.height(), |x, y| Luma([255 - m.get_pixel(x, y).0[0]]));
+    let inv = GrayImage::from_fn(m.width(), m.height(), |x, y| {
+        Luma([255 - m.get_pixel(x, y).0[0]])
+    });
     let labels = connected_components(&inv, Connectivity::Four, Luma([0u8]));
     let (w, h) = (m.width(), m.height());
     let mut border = std::collections::HashSet::new();
@@ -112,7 +122,11 @@ fn fill_holes(m: &GrayImage) -> GrayImage {
     }
     GrayImage::from_fn(w, h, |x, y| {
         let l = labels.get_pixel(x, y).0[0];
-        Luma([if l == 0 || !border.contains(&l) { 255 } else { 0 }])
+        Luma([if l == 0 || !border.contains(&l) {
+            255
+        } else {
+            0
+        }])
     })
 }
 
@@ -123,7 +137,11 @@ fn fill_holes(m: &GrayImage) -> GrayImage {
 fn rbc_diameter(img: &RgbImage, nuclei: &GrayImage) -> (Option<f32>, usize) {
     let rbc = mask(img, |p| pink(p) > 11 && violet(p) < 25);
     let rbc = GrayImage::from_fn(rbc.width(), rbc.height(), |x, y| {
-        Luma([if nuclei.get_pixel(x, y).0[0] > 0 { 0 } else { rbc.get_pixel(x, y).0[0] }])
+        Luma([if nuclei.get_pixel(x, y).0[0] > 0 {
+            0
+        } else {
+            rbc.get_pixel(x, y).0[0]
+        }])
     });
     let rbc = fill_holes(&open(&close(&rbc, Norm::LInf, 2), Norm::LInf, 2));
     let area = rbc.pixels().filter(|p| p.0[0] > 0).count();
@@ -140,7 +158,12 @@ fn rbc_diameter(img: &RgbImage, nuclei: &GrayImage) -> (Option<f32>, usize) {
             'win: for dy in -7..=7i64 {
                 for dx in -7..=7i64 {
                     let (nx, ny) = (x + dx, y + dy);
-                    if nx >= 0 && ny >= 0 && nx < w && ny < h && dist.get_pixel(nx as u32, ny as u32).0[0] > v {
+                    if nx >= 0
+                        && ny >= 0
+                        && nx < w
+                        && ny < h
+                        && dist.get_pixel(nx as u32, ny as u32).0[0] > v
+                    {
                         is_max = false;
                         break 'win;
                     }
@@ -165,9 +188,16 @@ fn rbc_diameter(img: &RgbImage, nuclei: &GrayImage) -> (Option<f32>, usize) {
 pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     let nuclei = mask(img, |p| violet(p) > 45 && (p.0[0] as i32) < 200);
     let (rbc_est, rbc_count) = rbc_diameter(img, &nuclei);
-    let d = opts.rbc_diameter_px.or(rbc_est).unwrap_or(0.25 * img.width().min(img.height()) as f32);
+    let d = opts
+        .rbc_diameter_px
+        .or(rbc_est)
+        .unwrap_or(0.25 * img.width().min(img.height()) as f32);
     // Merge the lobes of a cell: close with a radius of a fifth of a red cell.
-    let merged = close(&open(&nuclei, Norm::LInf, 1), Norm::LInf, (d * 0.2).clamp(2.0, 40.0) as u8);
+    let merged = close(
+        &open(&nuclei, Norm::LInf, 1),
+        Norm::LInf,
+        (d * 0.2).clamp(2.0, 40.0) as u8,
+    );
     let comps = components(&merged);
     let rbc_area = std::f32::consts::PI * d * d / 4.0;
     let mut cells = Vec::new();
@@ -181,12 +211,16 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
             let y0 = (c.y0 as f32 - grow).max(0.0) as u32;
             let x1 = ((c.x1 as f32 + grow) as u32).min(img.width());
             let y1 = ((c.y1 as f32 + grow) as u32).min(img.height());
-            cells.push(CellBox { bbox: [x0, y0, x1, y1], nucleus_area: c.area });
+            cells.push(CellBox {
+                bbox: [x0, y0, x1, y1],
+                nucleus_area: c.area,
+            });
         } else if a >= 0.005 * rbc_area {
             platelets += 1;
         }
     }
-    let single_cell = cells.len() == 1 && (img.width().min(img.height()) as f32) < 1.3 * d / RBC_PER_CROP;
+    let single_cell =
+        cells.len() == 1 && (img.width().min(img.height()) as f32) < 1.3 * d / RBC_PER_CROP;
     SmearFindings {
         cells,
         rbc_count,
@@ -251,7 +285,12 @@ mod tests {
         let disc = |img: &mut RgbImage, cx: i32, cy: i32, r: i32, c: [u8; 3]| {
             for y in (cy - r)..=(cy + r) {
                 for x in (cx - r)..=(cx + r) {
-                    if (x - cx).pow(2) + (y - cy).pow(2) <= r * r && x >= 0 && y >= 0 && x < 400 && y < 300 {
+                    if (x - cx).pow(2) + (y - cy).pow(2) <= r * r
+                        && x >= 0
+                        && y >= 0
+                        && x < 400
+                        && y < 300
+                    {
                         img.put_pixel(x as u32, y as u32, image::Rgb(c));
                     }
                 }
@@ -268,10 +307,18 @@ mod tests {
 
     #[test]
     fn finds_the_white_cell_red_cells_and_platelet() {
-        let f = detect(&synthetic(), &DetectOptions { rbc_diameter_px: None });
+        let f = detect(
+            &synthetic(),
+            &DetectOptions {
+                rbc_diameter_px: None,
+            },
+        );
         assert_eq!(f.cells.len(), 1, "{f:?}");
         let b = f.cells[0].bbox;
-        assert!(b[0] < 200 && b[2] > 230 && b[1] < 140 && b[3] > 170, "{b:?}");
+        assert!(
+            b[0] < 200 && b[2] > 230 && b[1] < 140 && b[3] > 170,
+            "{b:?}"
+        );
         let d = f.rbc_diameter_px.expect("diameter");
         assert!((d - 41.0).abs() < 4.0, "red-cell diameter {d}");
         assert_eq!(f.rbc_count, 5);
@@ -282,7 +329,12 @@ mod tests {
     #[test]
     fn an_empty_field_has_no_cells() {
         let img = RgbImage::from_pixel(200, 200, image::Rgb([235, 225, 220]));
-        let f = detect(&img, &DetectOptions { rbc_diameter_px: None });
+        let f = detect(
+            &img,
+            &DetectOptions {
+                rbc_diameter_px: None,
+            },
+        );
         assert!(f.cells.is_empty());
         assert_eq!(f.platelet_count, 0);
     }
@@ -291,6 +343,9 @@ mod tests {
     fn iou_and_matching() {
         assert_eq!(iou([0, 0, 10, 10], [0, 0, 10, 10]), 1.0);
         assert!((iou([0, 0, 10, 10], [5, 0, 15, 10]) - 1.0 / 3.0).abs() < 1e-6);
-        assert_eq!(match_boxes(&[[0, 0, 10, 10], [50, 50, 60, 60]], &[[1, 1, 10, 10]], 0.5), (1, 2, 1));
+        assert_eq!(
+            match_boxes(&[[0, 0, 10, 10], [50, 50, 60, 60]], &[[1, 1, 10, 10]], 0.5),
+            (1, 2, 1)
+        );
     }
 }

@@ -81,8 +81,15 @@ impl ModelCard {
             denoiser,
             classifier: ClassifierSettings::default(),
             temperature: 0.05,
-            anomaly: AnomalyStats { mean: vec![0.0; k], std: vec![1.0; k] },
-            triage: TriagePolicy { auto_min_confidence: 0.9, anomaly_threshold: 4.0, target_accuracy: 0.995 },
+            anomaly: AnomalyStats {
+                mean: vec![0.0; k],
+                std: vec![1.0; k],
+            },
+            triage: TriagePolicy {
+                auto_min_confidence: 0.9,
+                anomaly_threshold: 4.0,
+                target_accuracy: 0.995,
+            },
         }
     }
 }
@@ -176,7 +183,12 @@ pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis
 }
 
 /// The counterfactual and disagreement maps from the per-pixel errors of the first rounds.
-pub fn uncertainty_map(scores: &CellScores, class: usize, runner_up: usize, size: usize) -> UncertaintyMap {
+pub fn uncertainty_map(
+    scores: &CellScores,
+    class: usize,
+    runner_up: usize,
+    size: usize,
+) -> UncertaintyMap {
     let npix = size * size;
     let pe = &scores.pixel_errors;
     let counterfactual = (0..npix).map(|p| pe[runner_up][p] - pe[class][p]).collect();
@@ -187,7 +199,11 @@ pub fn uncertainty_map(scores: &CellScores, class: usize, runner_up: usize, size
             (pe.iter().map(|c| (c[p] - mean).powi(2)).sum::<f32>() / k).sqrt()
         })
         .collect();
-    UncertaintyMap { size, counterfactual, disagreement }
+    UncertaintyMap {
+        size,
+        counterfactual,
+        disagreement,
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@ struct Blend {
 
 impl ModuleMapper for Blend {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let current = self.source.next().expect("EMA and model have the same parameters");
+        let current = self
+            .source
+            .next()
+            .expect("EMA and model have the same parameters");
         let decay = self.decay;
         param.map(|ema| {
             let dims = ema.dims();
@@ -38,7 +41,10 @@ pub fn update<M: Module>(ema: M, model: &M, decay: f32) -> M {
         Some(d) => collect.out.into_iter().map(|t| t.to_device(&d)).collect(),
         None => collect.out,
     };
-    ema.map(&mut Blend { source: source.into_iter(), decay })
+    ema.map(&mut Blend {
+        source: source.into_iter(),
+        decay,
+    })
 }
 
 #[cfg(test)]
@@ -51,10 +57,25 @@ mod tests {
         let device = Device::flex();
         let model: Linear = LinearConfig::new(2, 2).init(&device);
         let ema: Linear = LinearConfig::new(2, 2).init(&device);
-        let before: Vec<f32> = ema.weight.val().into_data().try_to_vec::<f32>().expect("f32");
-        let target: Vec<f32> = model.weight.val().into_data().try_to_vec::<f32>().expect("f32");
+        let before: Vec<f32> = ema
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
+        let target: Vec<f32> = model
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
         let ema = update(ema, &model, 0.9);
-        let after: Vec<f32> = ema.weight.val().into_data().try_to_vec::<f32>().expect("f32");
+        let after: Vec<f32> = ema
+            .weight
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f32");
         for i in 0..4 {
             let want = 0.9 * before[i] + 0.1 * target[i];
             assert!((after[i] - want).abs() < 1e-6);

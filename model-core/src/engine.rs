@@ -25,17 +25,27 @@ pub const MAX_ROWS: usize = 128;
 impl CellClassifier {
     /// Build from burnpack weight bytes and a card, on `device`.
     pub fn from_bytes(weights: &[u8], card: ModelCard, device: Device) -> Result<Self> {
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights.to_vec()))
-            .map_err(|e| Error::Weights(e.to_string()))?;
+        let record =
+            ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights.to_vec()))
+                .map_err(|e| Error::Weights(e.to_string()))?;
         let model = card
             .denoiser
             .init(&device)
             .try_load_record(record)
             .map_err(|e| Error::Weights(e.to_string()))?;
-        Ok(Self { model, card, device })
+        Ok(Self {
+            model,
+            card,
+            device,
+        })
     }
 
-    fn input_tensors(&self, inputs: &RoundInputs, from: usize, to: usize) -> (Tensor<4>, Tensor<2>) {
+    fn input_tensors(
+        &self,
+        inputs: &RoundInputs,
+        from: usize,
+        to: usize,
+    ) -> (Tensor<4>, Tensor<2>) {
         let size = self.card.denoiser.image_size;
         let n = 3 * size * size;
         let rows = to - from;
@@ -43,8 +53,12 @@ impl CellClassifier {
             TensorData::new(inputs.x_t[from * n..to * n].to_vec(), [rows, 3, size, size]),
             &self.device,
         );
-        let classes: Vec<Option<usize>> = inputs.classes[from..to].iter().map(|c| Some(*c)).collect();
-        (x, condition(&classes, self.card.denoiser.num_classes, &self.device))
+        let classes: Vec<Option<usize>> =
+            inputs.classes[from..to].iter().map(|c| Some(*c)).collect();
+        (
+            x,
+            condition(&classes, self.card.denoiser.num_classes, &self.device),
+        )
     }
 
     /// Predict the noise of one round, synchronously (CPU backends).
@@ -56,7 +70,11 @@ impl CellClassifier {
             let to = (from + MAX_ROWS).min(rows);
             let (x, cond) = self.input_tensors(inputs, from, to);
             let pred = self.model.forward(x, &inputs.t[from..to], cond);
-            out.extend(pred.into_data().try_to_vec::<f32>().map_err(|e| Error::Weights(format!("{e:?}")))?);
+            out.extend(
+                pred.into_data()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| Error::Weights(format!("{e:?}")))?,
+            );
             from = to;
         }
         Ok(out)
@@ -71,8 +89,14 @@ impl CellClassifier {
             let to = (from + MAX_ROWS).min(rows);
             let (x, cond) = self.input_tensors(inputs, from, to);
             let pred = self.model.forward(x, &inputs.t[from..to], cond);
-            let data = pred.into_data_async().await.map_err(|e| Error::Weights(format!("{e:?}")))?;
-            out.extend(data.try_to_vec::<f32>().map_err(|e| Error::Weights(format!("{e:?}")))?);
+            let data = pred
+                .into_data_async()
+                .await
+                .map_err(|e| Error::Weights(format!("{e:?}")))?;
+            out.extend(
+                data.try_to_vec::<f32>()
+                    .map_err(|e| Error::Weights(format!("{e:?}")))?,
+            );
             from = to;
         }
         Ok(out)
@@ -80,7 +104,11 @@ impl CellClassifier {
 
     /// Start a classification of `cells` with this model's settings.
     pub fn start(&self, cells: Vec<CellCrop>) -> ClassifierRun {
-        ClassifierRun::new(cells, self.card.denoiser.num_classes, self.card.classifier.clone())
+        ClassifierRun::new(
+            cells,
+            self.card.denoiser.num_classes,
+            self.card.classifier.clone(),
+        )
     }
 
     /// Classify `cells` to raw scores, synchronously.
@@ -101,6 +129,9 @@ impl CellClassifier {
 
     /// Diagnoses from finished scores.
     pub fn finish(&self, scores: Vec<CellScores>) -> Vec<Diagnosis> {
-        scores.iter().map(|s| diagnose(s, &self.card, self.card.denoiser.image_size)).collect()
+        scores
+            .iter()
+            .map(|s| diagnose(s, &self.card, self.card.denoiser.image_size))
+            .collect()
     }
 }

@@ -16,11 +16,19 @@ pub const CELLS_PER_RUN: usize = 16;
 
 /// The strata of the classifier's rounds, in plan order.
 pub fn plan_strata(settings: &ClassifierSettings, size: usize) -> Vec<usize> {
-    plan_rounds(settings, size).iter().map(|r| r.stratum).collect()
+    plan_rounds(settings, size)
+        .iter()
+        .map(|r| r.stratum)
+        .collect()
 }
 
 /// Evaluate every class in every round (no elimination) for calibration.
-pub fn full_evaluations(clf: &CellClassifier, cells: &[CellCrop], labels: &[usize], progress: impl Fn(usize)) -> Result<Vec<FullEval>> {
+pub fn full_evaluations(
+    clf: &CellClassifier,
+    cells: &[CellCrop],
+    labels: &[usize],
+    progress: impl Fn(usize),
+) -> Result<Vec<FullEval>> {
     let mut settings = clf.card.classifier.clone();
     settings.test_strictness = f32::INFINITY;
     settings.stratum_scale = vec![1.0; settings.max_rounds];
@@ -32,9 +40,17 @@ pub fn full_evaluations(clf: &CellClassifier, cells: &[CellCrop], labels: &[usiz
         clf.scores(&mut run)?;
         for (i, s) in run.into_scores().into_iter().enumerate() {
             let raw = (0..k)
-                .map(|c| s.errors[c].iter().map(|e| e.unwrap_or(f32::INFINITY)).collect())
+                .map(|c| {
+                    s.errors[c]
+                        .iter()
+                        .map(|e| e.unwrap_or(f32::INFINITY))
+                        .collect()
+                })
                 .collect();
-            out.push(FullEval { raw, label: labels[chunk_i * CELLS_PER_RUN + i] });
+            out.push(FullEval {
+                raw,
+                label: labels[chunk_i * CELLS_PER_RUN + i],
+            });
         }
         progress(out.len());
     }
@@ -42,7 +58,11 @@ pub fn full_evaluations(clf: &CellClassifier, cells: &[CellCrop], labels: &[usiz
 }
 
 /// Diagnose cells in batches with the live classifier (early elimination on).
-pub fn diagnose_all(clf: &CellClassifier, cells: &[CellCrop], progress: impl Fn(usize)) -> Result<Vec<Diagnosis>> {
+pub fn diagnose_all(
+    clf: &CellClassifier,
+    cells: &[CellCrop],
+    progress: impl Fn(usize),
+) -> Result<Vec<Diagnosis>> {
     let mut out = Vec::with_capacity(cells.len());
     for chunk in cells.chunks(CELLS_PER_RUN) {
         out.extend(clf.diagnose(chunk.to_vec())?);
@@ -94,17 +114,33 @@ pub struct TriageReport {
 }
 
 /// Compute the report from predictions.
-pub fn report(labels: &[usize], probs: &[Vec<f32>], evals: Option<&[usize]>, triage: Option<&[Triage]>, classes: usize) -> ClassifierReport {
+pub fn report(
+    labels: &[usize],
+    probs: &[Vec<f32>],
+    evals: Option<&[usize]>,
+    triage: Option<&[Triage]>,
+    classes: usize,
+) -> ClassifierReport {
     let pred: Vec<usize> = probs
         .iter()
-        .map(|p| p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i))
+        .map(|p| {
+            p.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(i, _)| i)
+        })
         .collect();
     let conf: Vec<f64> = probs.iter().zip(&pred).map(|(p, &i)| p[i] as f64).collect();
     let correct: Vec<bool> = pred.iter().zip(labels).map(|(p, l)| p == l).collect();
     let m = confusion(labels, &pred, classes);
     let curve = risk_coverage(&conf, &correct);
     let step = (curve.len() / 20).max(1);
-    let coarse: Vec<(f64, f64)> = curve.iter().enumerate().filter(|(i, _)| (i + 1) % step == 0).map(|(_, p)| *p).collect();
+    let coarse: Vec<(f64, f64)> = curve
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (i + 1) % step == 0)
+        .map(|(_, p)| *p)
+        .collect();
     let triage = triage.map(|t| {
         let n = t.len().max(1) as f64;
         let auto: Vec<usize> = (0..t.len()).filter(|&i| t[i] == Triage::Auto).collect();
@@ -112,7 +148,8 @@ pub fn report(labels: &[usize], probs: &[Vec<f32>], evals: Option<&[usize]>, tri
             auto: auto.len() as f64 / n,
             review: t.iter().filter(|x| **x == Triage::Review).count() as f64 / n,
             anomaly: t.iter().filter(|x| **x == Triage::Anomaly).count() as f64 / n,
-            auto_accuracy: auto.iter().filter(|&&i| correct[i]).count() as f64 / auto.len().max(1) as f64,
+            auto_accuracy: auto.iter().filter(|&&i| correct[i]).count() as f64
+                / auto.len().max(1) as f64,
         }
     });
     ClassifierReport {
@@ -152,11 +189,25 @@ pub fn reliability_svg(reports: &[(&str, &ClassifierReport)]) -> String {
             .reliability
             .iter()
             .filter(|b| b.count > 0)
-            .map(|b| format!("{:.1},{:.1}", pad + b.confidence * w, pad + h - b.accuracy * h))
+            .map(|b| {
+                format!(
+                    "{:.1},{:.1}",
+                    pad + b.confidence * w,
+                    pad + h - b.accuracy * h
+                )
+            })
             .collect();
         let c = colours[k % colours.len()];
-        s += &format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"/>", pts.join(" "));
-        s += &format!("<text x=\"{}\" y=\"{}\" fill=\"{c}\">{name} (ECE {:.3})</text>", pad + 8.0, pad + 16.0 + 14.0 * k as f64, r.ece);
+        s += &format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\"/>",
+            pts.join(" ")
+        );
+        s += &format!(
+            "<text x=\"{}\" y=\"{}\" fill=\"{c}\">{name} (ECE {:.3})</text>",
+            pad + 8.0,
+            pad + 16.0 + 14.0 * k as f64,
+            r.ece
+        );
     }
     s += &format!("<text x=\"{}\" y=\"{}\">confidence</text><text x=\"8\" y=\"{}\" transform=\"rotate(-90 8 {})\">accuracy</text></svg>", pad + w / 2.0 - 30.0, h + 2.0 * pad - 10.0, pad + h / 2.0, pad + h / 2.0);
     s

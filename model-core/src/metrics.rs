@@ -26,16 +26,24 @@ pub fn balanced_accuracy(m: &[Vec<usize>]) -> f64 {
 pub fn macro_f1(m: &[Vec<usize>]) -> f64 {
     let k = m.len();
     let mut f1s = Vec::new();
-    for i in 0..k {
-        let support: usize = m[i].iter().sum();
+    for (i, row) in m.iter().enumerate() {
+        let support: usize = row.iter().sum();
         if support == 0 {
             continue;
         }
-        let tp = m[i][i] as f64;
+        let tp = row[i] as f64;
         let predicted: usize = (0..k).map(|r| m[r][i]).sum();
-        let p = if predicted > 0 { tp / predicted as f64 } else { 0.0 };
+        let p = if predicted > 0 {
+            tp / predicted as f64
+        } else {
+            0.0
+        };
         let r = tp / support as f64;
-        f1s.push(if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 });
+        f1s.push(if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        });
     }
     f1s.iter().sum::<f64>() / f1s.len().max(1) as f64
 }
@@ -58,7 +66,13 @@ pub struct ReliabilityBin {
 /// Reliability diagram of the top-class confidence with `bins` equal-width bins.
 pub fn reliability(confidence: &[f64], correct: &[bool], bins: usize) -> Vec<ReliabilityBin> {
     let mut out: Vec<ReliabilityBin> = (0..bins)
-        .map(|b| ReliabilityBin { lo: b as f64 / bins as f64, hi: (b + 1) as f64 / bins as f64, count: 0, confidence: 0.0, accuracy: 0.0 })
+        .map(|b| ReliabilityBin {
+            lo: b as f64 / bins as f64,
+            hi: (b + 1) as f64 / bins as f64,
+            count: 0,
+            confidence: 0.0,
+            accuracy: 0.0,
+        })
         .collect();
     for (&c, &ok) in confidence.iter().zip(correct) {
         let b = ((c * bins as f64) as usize).min(bins - 1);
@@ -94,7 +108,10 @@ pub fn risk_coverage(confidence: &[f64], correct: &[bool]) -> Vec<(f64, f64)> {
         .enumerate()
         .map(|(i, &j)| {
             errors += (!correct[j]) as usize;
-            ((i + 1) as f64 / idx.len() as f64, errors as f64 / (i + 1) as f64)
+            (
+                (i + 1) as f64 / idx.len() as f64,
+                errors as f64 / (i + 1) as f64,
+            )
         })
         .collect()
 }
@@ -137,7 +154,12 @@ pub fn auroc(score: &[f64], positive: &[bool]) -> f64 {
     if npos == 0.0 || nneg == 0.0 {
         return f64::NAN;
     }
-    let rank_sum: f64 = ranks.iter().zip(positive).filter(|(_, p)| **p).map(|(r, _)| r).sum();
+    let rank_sum: f64 = ranks
+        .iter()
+        .zip(positive)
+        .filter(|(_, p)| **p)
+        .map(|(r, _)| r)
+        .sum();
     (rank_sum - npos * (npos + 1.0) / 2.0) / (npos * nneg)
 }
 
@@ -174,7 +196,10 @@ mod tests {
         assert!((accuracy_at_coverage(&conf, &correct, 1.0) - 0.75).abs() < 1e-12);
         let curve = risk_coverage(&conf, &correct);
         assert!((aurc(&curve) - (0.0 + 0.0 + 1.0 / 3.0 + 0.25) / 4.0).abs() < 1e-12);
-        assert_eq!(auroc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), 1.0);
+        assert_eq!(
+            auroc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            1.0
+        );
         assert_eq!(auroc(&[0.5, 0.5], &[false, true]), 0.5);
     }
 }

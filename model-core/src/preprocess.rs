@@ -66,7 +66,11 @@ pub fn chw_to_rgb(pixels: &[f32], size: usize) -> RgbImage {
     let n = size * size;
     RgbImage::from_fn(size as u32, size as u32, |x, y| {
         let i = y as usize * size + x as usize;
-        let px = |c: usize| ((pixels[c * n + i] + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8;
+        let px = |c: usize| {
+            ((pixels[c * n + i] + 1.0) * 127.5)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        };
         image::Rgb([px(0), px(1), px(2)])
     })
 }

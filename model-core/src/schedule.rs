@@ -20,7 +20,11 @@ impl NoiseSchedule {
         let mut alpha_bar = Vec::with_capacity(steps);
         let mut acc = 1.0;
         for i in 0..steps {
-            let frac = if steps > 1 { i as f64 / (steps - 1) as f64 } else { 0.0 };
+            let frac = if steps > 1 {
+                i as f64 / (steps - 1) as f64
+            } else {
+                0.0
+            };
             let beta = beta_start + frac * (beta_end - beta_start);
             acc *= 1.0 - beta;
             alpha_bar.push(acc);

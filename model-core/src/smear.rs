@@ -18,13 +18,25 @@ pub struct PreparedCell {
 }
 
 /// Detect and crop every white cell of `img`.
-pub fn prepare(img: &RgbImage, opts: &DetectOptions, model_size: usize) -> (SmearFindings, Vec<PreparedCell>) {
+pub fn prepare(
+    img: &RgbImage,
+    opts: &DetectOptions,
+    model_size: usize,
+) -> (SmearFindings, Vec<PreparedCell>) {
     let findings = detect(img, opts);
     let cells = if findings.single_cell {
         let (w, h) = img.dimensions();
-        let preview = image::imageops::resize(&centre_square(img), SOURCE_SIZE, SOURCE_SIZE, FilterType::Lanczos3);
+        let preview = image::imageops::resize(
+            &centre_square(img),
+            SOURCE_SIZE,
+            SOURCE_SIZE,
+            FilterType::Lanczos3,
+        );
         vec![PreparedCell {
-            cell: CellBox { bbox: [0, 0, w, h], nucleus_area: findings.cells.first().map_or(0, |c| c.nucleus_area) },
+            cell: CellBox {
+                bbox: [0, 0, w, h],
+                nucleus_area: findings.cells.first().map_or(0, |c| c.nucleus_area),
+            },
             input: to_model_input(img, model_size),
             preview,
         }]
@@ -38,7 +50,12 @@ pub fn prepare(img: &RgbImage, opts: &DetectOptions, model_size: usize) -> (Smea
                 PreparedCell {
                     cell: c.clone(),
                     input: to_model_input(&crop, model_size),
-                    preview: image::imageops::resize(&crop, SOURCE_SIZE, SOURCE_SIZE, FilterType::Lanczos3),
+                    preview: image::imageops::resize(
+                        &crop,
+                        SOURCE_SIZE,
+                        SOURCE_SIZE,
+                        FilterType::Lanczos3,
+                    ),
                 }
             })
             .collect()

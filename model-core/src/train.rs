@@ -100,7 +100,9 @@ pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
 
 /// `n` standard normal samples.
 pub fn normal_vec(rng: &mut impl Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect()
+    (0..n)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect()
 }
 
 /// One assembled training batch.
@@ -113,24 +115,40 @@ struct Batch {
     ce_labels: Vec<usize>,
 }
 
-fn make_batch(data: &CellSet, opts: &TrainOptions, classes: &[usize], steps: usize, rng: &mut ChaCha8Rng) -> Batch {
+fn make_batch(
+    data: &CellSet,
+    opts: &TrainOptions,
+    classes: &[usize],
+    steps: usize,
+    rng: &mut ChaCha8Rng,
+) -> Batch {
     let size = data.size;
     let n = 3 * size * size;
-    let mut b = Batch { x0: Vec::new(), noise: Vec::new(), t: Vec::new(), cond: Vec::new(), ce_labels: Vec::new() };
+    let mut b = Batch {
+        x0: Vec::new(),
+        noise: Vec::new(),
+        t: Vec::new(),
+        cond: Vec::new(),
+        ce_labels: Vec::new(),
+    };
     for _ in 0..opts.batch {
         let i = rng.random_range(0..data.len());
         b.x0.extend(augment(data.image(i), size, rng));
         b.noise.extend(normal_vec(rng, n));
         b.t.push(rng.random_range(0..steps));
         let uncond = rng.random::<f64>() < opts.p_uncond;
-        b.cond.push(if uncond { None } else { Some(data.labels[i]) });
+        b.cond
+            .push(if uncond { None } else { Some(data.labels[i]) });
     }
     for _ in 0..opts.ce_batch {
         let i = rng.random_range(0..data.len());
         let img = augment(data.image(i), size, rng);
         let noise = normal_vec(rng, n);
         let t = rng.random_range(opts.ce_t_range.0..opts.ce_t_range.1);
-        let label = classes.iter().position(|&c| c == data.labels[i]).unwrap_or(0);
+        let label = classes
+            .iter()
+            .position(|&c| c == data.labels[i])
+            .unwrap_or(0);
         b.ce_labels.push(label);
         for &c in classes {
             b.x0.extend_from_slice(&img);
@@ -145,11 +163,18 @@ fn make_batch(data: &CellSet, opts: &TrainOptions, classes: &[usize], steps: usi
 /// Train (or resume training) a denoiser in `run_dir` on `data`.
 ///
 /// Writes `run_dir/train.log`, `run_dir/options.json` and checkpoints under `run_dir/ckpt/`.
-pub fn train_denoiser(data: &CellSet, opts: &TrainOptions, run_dir: &PathBuf, resume: bool) -> Result<Denoiser> {
+pub fn train_denoiser(
+    data: &CellSet,
+    opts: &TrainOptions,
+    run_dir: &PathBuf,
+    resume: bool,
+) -> Result<Denoiser> {
     let device = Device::flex().autodiff();
     let inner = device.clone().inner();
     let schedule = NoiseSchedule::ddpm();
-    let classes: Vec<usize> = (0..opts.model.num_classes).filter(|&c| Some(c) != opts.exclude_class).collect();
+    let classes: Vec<usize> = (0..opts.model.num_classes)
+        .filter(|&c| Some(c) != opts.exclude_class)
+        .collect();
     let data = match opts.exclude_class {
         Some(ex) => data.filter(|l| l != ex),
         None => data.clone(),
@@ -170,7 +195,8 @@ pub fn train_denoiser(data: &CellSet, opts: &TrainOptions, run_dir: &PathBuf, re
         let ema_model = model.clone().valid();
         (model, ema_model, AdamConfig::new().init(), 0)
     };
-    let opts_json = serde_json::to_string_pretty(opts).map_err(|e| Error::Invalid(e.to_string()))?;
+    let opts_json =
+        serde_json::to_string_pretty(opts).map_err(|e| Error::Invalid(e.to_string()))?;
     std::fs::write(run_dir.join("options.json"), opts_json).map_err(|e| Error::io(run_dir, e))?;
     let log_path = run_dir.join("train.log");
     let mut log = std::fs::OpenOptions::new()
@@ -178,7 +204,14 @@ pub fn train_denoiser(data: &CellSet, opts: &TrainOptions, run_dir: &PathBuf, re
         .append(true)
         .open(&log_path)
         .map_err(|e| Error::io(&log_path, e))?;
-    let _ = writeln!(log, "# start at step {start} of {}, {} images, {} classes, {} GFLOP/forward", opts.steps, data.len(), classes.len(), opts.model.flops() as f64 / 1e9);
+    let _ = writeln!(
+        log,
+        "# start at step {start} of {}, {} images, {} classes, {} GFLOP/forward",
+        opts.steps,
+        data.len(),
+        classes.len(),
+        opts.model.flops() as f64 / 1e9
+    );
     let k = classes.len();
     let (mut sum_mse, mut sum_ce, mut sum_acc, mut count) = (0.0f64, 0.0f64, 0.0f64, 0usize);
     let mut timer = Instant::now();
@@ -188,15 +221,21 @@ pub fn train_denoiser(data: &CellSet, opts: &TrainOptions, run_dir: &PathBuf, re
         let batch = make_batch(&data, opts, &classes, schedule.steps(), &mut rng);
         let rows = batch.t.len();
         let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0, [rows, 3, size, size]), &device);
-        let noise = Tensor::<4>::from_data(TensorData::new(batch.noise, [rows, 3, size, size]), &device);
+        let noise =
+            Tensor::<4>::from_data(TensorData::new(batch.noise, [rows, 3, size, size]), &device);
         let xt = schedule.add_noise(x0, noise.clone(), &batch.t);
         let cond = condition(&batch.cond, opts.model.num_classes, &device);
         let pred = model.forward(xt, &batch.t, cond);
-        let err = (pred - noise).powf_scalar(2.0).reshape([rows, 3 * size * size]).mean_dim(1); // [rows, 1]
+        let err = (pred - noise)
+            .powf_scalar(2.0)
+            .reshape([rows, 3 * size * size])
+            .mean_dim(1); // [rows, 1]
         let mse = err.clone().slice([0..opts.batch, 0..1]).mean();
         let mut loss = mse.clone();
         if opts.ce_batch > 0 {
-            let e = err.slice([opts.batch..rows, 0..1]).reshape([opts.ce_batch, k]); // [ce, k]
+            let e = err
+                .slice([opts.batch..rows, 0..1])
+                .reshape([opts.ce_batch, k]); // [ce, k]
             let rel = e.clone() / e.mean_dim(1).detach();
             let logits = rel.neg() * model.logit_scale.val().exp().reshape([1, 1]);
             let logp = log_softmax(logits.clone(), 1);
@@ -204,7 +243,8 @@ pub fn train_denoiser(data: &CellSet, opts: &TrainOptions, run_dir: &PathBuf, re
             for (i, &l) in batch.ce_labels.iter().enumerate() {
                 onehot[i * k + l] = 1.0;
             }
-            let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [opts.ce_batch, k]), &device);
+            let onehot =
+                Tensor::<2>::from_data(TensorData::new(onehot, [opts.ce_batch, k]), &device);
             let ce = (logp * onehot.clone()).sum().neg() / opts.ce_batch as f32;
             let pred_class = logits.clone().inner().argmax(1);
             let truth = onehot.inner().argmax(1);
@@ -218,7 +258,11 @@ pub fn train_denoiser(data: &CellSet, opts: &TrainOptions, run_dir: &PathBuf, re
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(step, opts.lr, opts.warmup, opts.steps);
         model = optim.step(lr, model, grads);
-        ema_model = ema::update(ema_model, &model.clone().valid(), opts.ema_decay.min((1 + step) as f32 / (10 + step) as f32));
+        ema_model = ema::update(
+            ema_model,
+            &model.clone().valid(),
+            opts.ema_decay.min((1 + step) as f32 / (10 + step) as f32),
+        );
         let done = step + 1;
         if done % opts.log_every == 0 || done == opts.steps {
             let secs = timer.elapsed().as_secs_f64() / count as f64;

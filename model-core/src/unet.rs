@@ -6,10 +6,10 @@
 //! - the class enters through a one-hot vector (index `num_classes` is the learned "no class"
 //!   token) mapped to FiLM scale/shift in every residual block, together with the timestep.
 
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::nn::{PixelShuffle, PixelShuffleConfig, PixelUnshuffle, PixelUnshuffleConfig};
-use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
@@ -45,7 +45,7 @@ pub struct ResBlock {
 }
 
 fn groups(c: usize) -> usize {
-    if c % 8 == 0 {
+    if c.is_multiple_of(8) {
         8
     } else {
         1
@@ -178,7 +178,11 @@ impl DenoiserConfig {
         let res = |cin: usize, cout: usize, side: u64| -> u64 {
             conv(cin, cout, side, 3)
                 + conv(cout, cout, side, 3)
-                + if cin != cout { conv(cin, cout, side, 1) } else { 0 }
+                + if cin != cout {
+                    conv(cin, cout, side, 1)
+                } else {
+                    0
+                }
                 + 2 * self.embed_dim as u64 * 2 * cout as u64
         };
         let mut f = conv(pin as usize, ch[0], side0, 3) * 2; // conv_in + conv_out
@@ -287,10 +291,20 @@ mod tests {
     #[test]
     fn forward_keeps_the_image_shape_and_depends_on_the_class() {
         let device = Device::flex();
-        let cfg = DenoiserConfig::new().with_image_size(16).with_channels(vec![8, 16]);
+        let cfg = DenoiserConfig::new()
+            .with_image_size(16)
+            .with_channels(vec![8, 16]);
         let model = cfg.init(&device);
-        let x = Tensor::<4>::random([2, 3, 16, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
-        let a = model.forward(x.clone(), &[10, 10], condition(&[Some(0), Some(0)], 8, &device));
+        let x = Tensor::<4>::random(
+            [2, 3, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let a = model.forward(
+            x.clone(),
+            &[10, 10],
+            condition(&[Some(0), Some(0)], 8, &device),
+        );
         assert_eq!(a.dims(), [2, 3, 16, 16]);
         let b = model.forward(x, &[10, 10], condition(&[Some(3), None], 8, &device));
         let diff: f32 = (a - b).abs().sum().into_scalar();

@@ -21,7 +21,8 @@ pub struct ModelFiles {
 impl ModelFiles {
     /// Parse a card and take the weights.
     pub fn from_parts(card_json: &str, weights: Vec<u8>) -> Result<Self> {
-        let card: ModelCard = serde_json::from_str(card_json).map_err(|e| Error::Weights(format!("model card: {e}")))?;
+        let card: ModelCard = serde_json::from_str(card_json)
+            .map_err(|e| Error::Weights(format!("model card: {e}")))?;
         Ok(Self { card, weights })
     }
 
@@ -49,7 +50,8 @@ impl ModelFiles {
     #[cfg(feature = "native")]
     pub fn write(&self, dir: &std::path::Path, stem: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let card = serde_json::to_string_pretty(&self.card).map_err(|e| Error::Weights(e.to_string()))?;
+        let card =
+            serde_json::to_string_pretty(&self.card).map_err(|e| Error::Weights(e.to_string()))?;
         let card_path = dir.join(format!("{stem}.json"));
         std::fs::write(&card_path, card).map_err(|e| Error::io(&card_path, e))?;
         let w_path = dir.join(format!("{stem}.bpk"));

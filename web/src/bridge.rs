@@ -23,7 +23,10 @@ pub fn encode(json: &str, bytes: Option<&[u8]>) -> (Array, Array) {
 
 /// Decode a `[json, bytes?]` message.
 pub fn decode(data: &JsValue) -> Result<(String, Option<Vec<u8>>), String> {
-    let arr: Array = data.clone().dyn_into().map_err(|_| "message is not an array".to_string())?;
+    let arr: Array = data
+        .clone()
+        .dyn_into()
+        .map_err(|_| "message is not an array".to_string())?;
     let json = arr.get(0).as_string().ok_or("message has no JSON part")?;
     let bytes = arr.get(1).dyn_into::<Uint8Array>().ok().map(|a| a.to_vec());
     Ok((json, bytes))
@@ -34,8 +37,11 @@ pub fn decode(data: &JsValue) -> Result<(String, Option<Vec<u8>>), String> {
 pub struct WorkerHandle {
     worker: Worker,
     /// Requests waiting for the worker's `Ready` (None once it is ready).
-    pending: Rc<RefCell<Option<Vec<(String, Option<Vec<u8>>)>>>>,
+    pending: Pending,
 }
+
+/// Requests held until the worker is ready (`None` once it is).
+type Pending = Rc<RefCell<Option<Vec<(String, Option<Vec<u8>>)>>>>;
 
 fn post(worker: &Worker, json: &str, bytes: Option<&[u8]>) {
     let (msg, transfer) = encode(json, bytes);
@@ -47,21 +53,31 @@ fn post(worker: &Worker, json: &str, bytes: Option<&[u8]>) {
 impl WorkerHandle {
     /// Start the worker (built by Trunk as `worker_loader.js`) and route its responses to
     /// `on_response`.
-    pub fn start(on_response: impl Fn(Response, Option<Vec<u8>>) + 'static) -> Result<Self, String> {
-        let worker = Worker::new("./worker_loader.js").map_err(|e| format!("cannot start the compute worker: {e:?}"))?;
-        let pending: Rc<RefCell<Option<Vec<(String, Option<Vec<u8>>)>>>> = Rc::new(RefCell::new(Some(Vec::new())));
+    pub fn start(
+        on_response: impl Fn(Response, Option<Vec<u8>>) + 'static,
+    ) -> Result<Self, String> {
+        let worker = Worker::new("./worker_loader.js")
+            .map_err(|e| format!("cannot start the compute worker: {e:?}"))?;
+        let pending: Pending = Rc::new(RefCell::new(Some(Vec::new())));
         let (w, p) = (worker.clone(), pending.clone());
-        let cb = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| match decode(&ev.data()) {
-            Ok((json, bytes)) => match serde_json::from_str::<Response>(&json) {
-                Ok(Response::Ready) => {
-                    for (json, bytes) in p.borrow_mut().take().unwrap_or_default() {
-                        post(&w, &json, bytes.as_deref());
+        let cb = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| {
+            match decode(&ev.data()) {
+                Ok((json, bytes)) => match serde_json::from_str::<Response>(&json) {
+                    Ok(Response::Ready) => {
+                        for (json, bytes) in p.borrow_mut().take().unwrap_or_default() {
+                            post(&w, &json, bytes.as_deref());
+                        }
                     }
-                }
-                Ok(r) => on_response(r, bytes),
-                Err(e) => on_response(Response::Error { message: format!("bad worker message: {e}") }, None),
-            },
-            Err(e) => on_response(Response::Error { message: e }, None),
+                    Ok(r) => on_response(r, bytes),
+                    Err(e) => on_response(
+                        Response::Error {
+                            message: format!("bad worker message: {e}"),
+                        },
+                        None,
+                    ),
+                },
+                Err(e) => on_response(Response::Error { message: e }, None),
+            }
         });
         worker.set_onmessage(Some(cb.as_ref().unchecked_ref()));
         cb.forget(); // lives as long as the page

@@ -8,4 +8,5 @@ pub mod differential;
 pub mod export;
 pub mod file_opener;
 pub mod image_view;
+pub mod samples;
 pub mod smear_view;

@@ -188,7 +188,10 @@ mod tests {
 
     #[test]
     fn messages_round_trip_as_tagged_json() {
-        let r = Request::Decode { id: 3, name: "a.jpg".into() };
+        let r = Request::Decode {
+            id: 3,
+            name: "a.jpg".into(),
+        };
         let s = serde_json::to_string(&r).expect("json");
         assert!(s.contains("\"type\":\"Decode\""));
         assert_eq!(serde_json::from_str::<Request>(&s).expect("parse"), r);

@@ -17,7 +17,11 @@ pub fn label_for_key(key: &str, classes: &[String]) -> Option<String> {
     match key {
         "0" => Some(NOT_A_WBC.into()),
         "9" => Some(UNCLASSIFIABLE.into()),
-        k => k.parse::<usize>().ok().filter(|n| (1..=8).contains(n)).and_then(|n| classes.get(n - 1).cloned()),
+        k => k
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=8).contains(n))
+            .and_then(|n| classes.get(n - 1).cloned()),
     }
 }
 
@@ -106,18 +110,30 @@ impl Session {
 
     /// Set the reviewer's class of a cell (`None` restores the model's); undoable.
     pub fn reclassify(&mut self, image: u32, cell: &str, class: Option<String>) -> bool {
-        let Some(c) = self.image_mut(image).and_then(|i| i.cells.iter_mut().find(|c| c.id == cell)) else {
+        let Some(c) = self
+            .image_mut(image)
+            .and_then(|i| i.cells.iter_mut().find(|c| c.id == cell))
+        else {
             return false;
         };
         let before = std::mem::replace(&mut c.reviewed_class, class);
-        self.undo.push(Edit { image, cell: cell.to_string(), before });
+        self.undo.push(Edit {
+            image,
+            cell: cell.to_string(),
+            before,
+        });
         true
     }
 
     /// Undo the last edit; false when there is none.
     pub fn undo_last(&mut self) -> bool {
-        let Some(e) = self.undo.pop() else { return false };
-        if let Some(c) = self.image_mut(e.image).and_then(|i| i.cells.iter_mut().find(|c| c.id == e.cell)) {
+        let Some(e) = self.undo.pop() else {
+            return false;
+        };
+        if let Some(c) = self
+            .image_mut(e.image)
+            .and_then(|i| i.cells.iter_mut().find(|c| c.id == e.cell))
+        {
             c.reviewed_class = e.before;
         }
         true
@@ -132,7 +148,12 @@ impl Session {
             .filter(|(_, c)| c.result.triage != "auto" && c.reviewed_class.is_none())
             .map(|(i, c)| {
                 // Anomalies first, then by uncertainty.
-                let key = c.result.uncertainty + if c.result.triage == "anomaly" { 10.0 } else { 0.0 };
+                let key = c.result.uncertainty
+                    + if c.result.triage == "anomaly" {
+                        10.0
+                    } else {
+                        0.0
+                    };
                 (key, i, c.id.clone())
             })
             .collect();
@@ -159,7 +180,12 @@ pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
         .cells
         .iter()
         .map(|c| {
-            let probs: serde_json::Map<String, Value> = c.result.probs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let probs: serde_json::Map<String, Value> = c
+                .result
+                .probs
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
             json!({
                 "id": c.id, "bbox": c.result.bbox, "class": c.result.class, "probs": probs,
                 "confidence": c.result.confidence, "uncertainty": c.result.uncertainty,
@@ -189,7 +215,9 @@ fn csv_field(s: &str) -> String {
 
 /// CSV of every cell of every image, one row per cell; columns match the JSON cell fields.
 pub fn export_csv(session: &Session, classes: &[String]) -> String {
-    let mut out = String::from("image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals");
+    let mut out = String::from(
+        "image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals",
+    );
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
@@ -199,11 +227,26 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             let r = &c.result;
             out.push_str(&format!(
                 "{},{},{},{},{},{},{},{:.6},{:.6},{:.4},{},{},{}",
-                csv_field(&img.name), c.id, r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3], csv_field(&r.class),
-                r.confidence, r.uncertainty, r.anomaly, r.triage, csv_field(c.reviewed_class.as_deref().unwrap_or("")), r.evals
+                csv_field(&img.name),
+                c.id,
+                r.bbox[0],
+                r.bbox[1],
+                r.bbox[2],
+                r.bbox[3],
+                csv_field(&r.class),
+                r.confidence,
+                r.uncertainty,
+                r.anomaly,
+                r.triage,
+                csv_field(c.reviewed_class.as_deref().unwrap_or("")),
+                r.evals
             ));
             for class in classes {
-                let p = r.probs.iter().find(|(k, _)| k == class).map_or(0.0, |(_, p)| *p);
+                let p = r
+                    .probs
+                    .iter()
+                    .find(|(k, _)| k == class)
+                    .map_or(0.0, |(_, p)| *p);
                 out.push_str(&format!(",{p:.6}"));
             }
             out.push('\n');
@@ -220,10 +263,19 @@ mod tests {
         CellRecord {
             id: format!("0-{i}"),
             result: CellResult {
-                index: i, bbox: [1, 2, 3, 4], class: class.into(),
-                probs: vec![(class.into(), 0.9), ("other".into(), 0.1)], confidence: 0.9, uncertainty: unc,
-                anomaly: 0.5, triage: triage.into(), runner_up: "other".into(), evals: 30,
-                counterfactual: vec![], disagreement: vec![], map_size: 0,
+                index: i,
+                bbox: [1, 2, 3, 4],
+                class: class.into(),
+                probs: vec![(class.into(), 0.9), ("other".into(), 0.1)],
+                confidence: 0.9,
+                uncertainty: unc,
+                anomaly: 0.5,
+                triage: triage.into(),
+                runner_up: "other".into(),
+                evals: 30,
+                counterfactual: vec![],
+                disagreement: vec![],
+                map_size: 0,
             },
             reviewed_class: None,
         }
@@ -232,8 +284,18 @@ mod tests {
     fn session() -> Session {
         Session {
             images: vec![ImageRecord {
-                id: 0, name: "a,b.jpg".into(), width: 640, height: 480, backend: "cpu".into(), findings: None,
-                cells: vec![cell(0, "neutrophil", "auto", 0.1), cell(1, "monocyte", "review", 0.5), cell(2, "ig", "anomaly", 0.2), cell(3, "lymphocyte", "review", 0.7)],
+                id: 0,
+                name: "a,b.jpg".into(),
+                width: 640,
+                height: 480,
+                backend: "cpu".into(),
+                findings: None,
+                cells: vec![
+                    cell(0, "neutrophil", "auto", 0.1),
+                    cell(1, "monocyte", "review", 0.5),
+                    cell(2, "ig", "anomaly", 0.2),
+                    cell(3, "lymphocyte", "review", 0.7),
+                ],
                 signed_off: None,
             }],
             ..Session::default()
@@ -262,17 +324,29 @@ mod tests {
     #[test]
     fn review_queue_puts_anomalies_then_the_most_uncertain_first() {
         let mut s = session();
-        assert_eq!(s.review_queue().iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>(), ["0-2", "0-3", "0-1"]);
+        assert_eq!(
+            s.review_queue()
+                .iter()
+                .map(|(_, c)| c.as_str())
+                .collect::<Vec<_>>(),
+            ["0-2", "0-3", "0-1"]
+        );
         s.reclassify(0, "0-3", Some("lymphocyte".into()));
         assert_eq!(s.review_queue().len(), 2, "reviewed cells leave the queue");
     }
 
     #[test]
     fn keys_map_to_labels() {
-        let classes: Vec<String> = ["a", "b", "c", "d", "e", "f", "g", "h"].iter().map(|s| s.to_string()).collect();
+        let classes: Vec<String> = ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(label_for_key("1", &classes).as_deref(), Some("a"));
         assert_eq!(label_for_key("8", &classes).as_deref(), Some("h"));
-        assert_eq!(label_for_key("9", &classes).as_deref(), Some(UNCLASSIFIABLE));
+        assert_eq!(
+            label_for_key("9", &classes).as_deref(),
+            Some(UNCLASSIFIABLE)
+        );
         assert_eq!(label_for_key("0", &classes).as_deref(), Some(NOT_A_WBC));
         assert_eq!(label_for_key("x", &classes), None);
     }
@@ -281,17 +355,47 @@ mod tests {
     fn exports_follow_the_schema() {
         let s = session();
         let j = export_json(&s.images[0], None);
-        for key in ["image", "width", "height", "backend", "model", "scale_um_per_px", "rbc_count", "platelet_count", "cells", "differential"] {
+        for key in [
+            "image",
+            "width",
+            "height",
+            "backend",
+            "model",
+            "scale_um_per_px",
+            "rbc_count",
+            "platelet_count",
+            "cells",
+            "differential",
+        ] {
             assert!(j.get(key).is_some(), "missing {key}");
         }
         let c = &j["cells"][0];
-        for key in ["id", "bbox", "class", "probs", "confidence", "uncertainty", "anomaly", "triage", "reviewed_class", "evals"] {
+        for key in [
+            "id",
+            "bbox",
+            "class",
+            "probs",
+            "confidence",
+            "uncertainty",
+            "anomaly",
+            "triage",
+            "reviewed_class",
+            "evals",
+        ] {
             assert!(c.get(key).is_some(), "cell missing {key}");
         }
         let csv = export_csv(&s, &["neutrophil".into(), "other".into()]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
-        assert!(lines[1].starts_with("\"a,b.jpg\",0-0,1,2,3,4,neutrophil,0.900000"), "{}", lines[1]);
-        assert_eq!(lines[0].split(',').count(), lines[1].split(',').count() - 1, "quoted name holds a comma");
+        assert!(
+            lines[1].starts_with("\"a,b.jpg\",0-0,1,2,3,4,neutrophil,0.900000"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(
+            lines[0].split(',').count(),
+            lines[1].split(',').count() - 1,
+            "quoted name holds a comma"
+        );
     }
 }

@@ -56,15 +56,28 @@ pub async fn webgpu_adapter() -> Option<String> {
     if gpu.is_undefined() || gpu.is_null() {
         return None;
     }
-    let request = js_sys::Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    let request = js_sys::Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
     let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
     let adapter = JsFuture::from(promise).await.ok()?;
     if adapter.is_null() || adapter.is_undefined() {
         return None;
     }
     let info = js_sys::Reflect::get(&adapter, &"info".into()).ok();
-    let describe = |k: &str| info.as_ref().and_then(|i| js_sys::Reflect::get(i, &k.into()).ok()).and_then(|v| v.as_string()).unwrap_or_default();
-    let text = format!("{} {} {}", describe("vendor"), describe("architecture"), describe("description"));
+    let describe = |k: &str| {
+        info.as_ref()
+            .and_then(|i| js_sys::Reflect::get(i, &k.into()).ok())
+            .and_then(|v| v.as_string())
+            .unwrap_or_default()
+    };
+    let text = format!(
+        "{} {} {}",
+        describe("vendor"),
+        describe("architecture"),
+        describe("description")
+    );
     Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
@@ -81,7 +94,10 @@ async fn gpu_device() -> Result<Device, String> {
         gloo_timers::future::TimeoutFuture::new(10).await;
     }
     GPU_INITIALISING.with(|g| g.set(true));
-    let result = Device::wgpu_options().init_async().await.map_err(|e| format!("WebGPU initialisation failed: {e}"));
+    let result = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| format!("WebGPU initialisation failed: {e}"));
     GPU_INITIALISING.with(|g| g.set(false));
     let d = result?;
     GPU.with(|g| *g.borrow_mut() = Some(d.clone()));
@@ -93,15 +109,46 @@ async fn init(prefer_gpu: bool) -> Response {
     let available = adapter.is_some();
     let (compute, detail) = match (&adapter, prefer_gpu) {
         (Some(name), true) => match gpu_device().await {
-            Ok(device) => (Compute { device, backend: "webgpu" }, format!("WebGPU adapter: {}", if name.is_empty() { "unnamed" } else { name })),
-            Err(e) => (Compute { device: Device::flex(), backend: "cpu" }, format!("WebAssembly SIMD; {e}")),
+            Ok(device) => (
+                Compute {
+                    device,
+                    backend: "webgpu",
+                },
+                format!(
+                    "WebGPU adapter: {}",
+                    if name.is_empty() { "unnamed" } else { name }
+                ),
+            ),
+            Err(e) => (
+                Compute {
+                    device: Device::flex(),
+                    backend: "cpu",
+                },
+                format!("WebAssembly SIMD; {e}"),
+            ),
         },
-        (Some(_), false) => (Compute { device: Device::flex(), backend: "cpu" }, "WebAssembly SIMD, chosen by the user".into()),
-        (None, _) => (Compute { device: Device::flex(), backend: "cpu" }, "WebAssembly SIMD; this browser offers no WebGPU adapter".into()),
+        (Some(_), false) => (
+            Compute {
+                device: Device::flex(),
+                backend: "cpu",
+            },
+            "WebAssembly SIMD, chosen by the user".into(),
+        ),
+        (None, _) => (
+            Compute {
+                device: Device::flex(),
+                backend: "cpu",
+            },
+            "WebAssembly SIMD; this browser offers no WebGPU adapter".into(),
+        ),
     };
     let backend = compute.backend.to_string();
     COMPUTE.with(|c| *c.borrow_mut() = Some(compute));
-    Response::Backend { backend, detail, webgpu_available: available }
+    Response::Backend {
+        backend,
+        detail,
+        webgpu_available: available,
+    }
 }
 
 fn now_ms() -> f64 {
@@ -110,20 +157,39 @@ fn now_ms() -> f64 {
 
 async fn self_test() -> Response {
     let cpu = Device::flex();
-    let cfg = DenoiserConfig::new().with_image_size(32).with_channels(vec![8, 16]);
+    let cfg = DenoiserConfig::new()
+        .with_image_size(32)
+        .with_channels(vec![8, 16]);
     let model = cfg.init(&cpu);
-    let x = Tensor::<4>::random([4, 3, 32, 32], burn::tensor::Distribution::Normal(0.0, 1.0), &cpu);
+    let x = Tensor::<4>::random(
+        [4, 3, 32, 32],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &cpu,
+    );
     let t = [10, 200, 400, 800];
     let cond = condition(&[Some(0), Some(3), Some(7), None], 8, &cpu);
     let start = now_ms();
-    let out_cpu: Vec<f32> = match model.forward(x.clone(), &t, cond.clone()).into_data().try_to_vec::<f32>() {
+    let out_cpu: Vec<f32> = match model
+        .forward(x.clone(), &t, cond.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+    {
         Ok(v) => v,
-        Err(e) => return Response::Error { message: format!("CPU forward failed: {e:?}") },
+        Err(e) => {
+            return Response::Error {
+                message: format!("CPU forward failed: {e:?}"),
+            }
+        }
     };
     let cpu_ms = now_ms() - start;
     let elements = out_cpu.len();
     if webgpu_adapter().await.is_none() {
-        return Response::SelfTest { cpu_ms, gpu_ms: None, max_abs_diff: None, elements };
+        return Response::SelfTest {
+            cpu_ms,
+            gpu_ms: None,
+            max_abs_diff: None,
+            elements,
+        };
     }
     let gpu = match gpu_device().await {
         Ok(d) => d,
@@ -134,14 +200,27 @@ async fn self_test() -> Response {
     let out = model_gpu.forward(x.to_device(&gpu), &t, cond.to_device(&gpu));
     let out_gpu: Vec<f32> = match out.into_data_async().await.map(|d| d.try_to_vec::<f32>()) {
         Ok(Ok(v)) => v,
-        other => return Response::Error { message: format!("WebGPU forward failed: {other:?}") },
+        other => {
+            return Response::Error {
+                message: format!("WebGPU forward failed: {other:?}"),
+            }
+        }
     };
     let gpu_ms = now_ms() - start;
-    let max = out_cpu.iter().zip(&out_gpu).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let max = out_cpu
+        .iter()
+        .zip(&out_gpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     if max > AGREEMENT_TOLERANCE {
         web_sys::console::warn_1(&format!("CPU and WebGPU differ by {max}").into());
     }
-    Response::SelfTest { cpu_ms, gpu_ms: Some(gpu_ms), max_abs_diff: Some(max), elements }
+    Response::SelfTest {
+        cpu_ms,
+        gpu_ms: Some(gpu_ms),
+        max_abs_diff: Some(max),
+        elements,
+    }
 }
 
 fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
@@ -153,25 +232,47 @@ fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
             for p in img.pixels() {
                 rgba.extend_from_slice(&[p.0[0], p.0[1], p.0[2], 255]);
             }
-            reply(&Response::Decoded { id, width: w, height: h }, Some(&rgba));
+            reply(
+                &Response::Decoded {
+                    id,
+                    width: w,
+                    height: h,
+                },
+                Some(&rgba),
+            );
         }
-        Err(e) => reply(&Response::Failed { id, name, message: e.to_string() }, None),
+        Err(e) => reply(
+            &Response::Failed {
+                id,
+                name,
+                message: e.to_string(),
+            },
+            None,
+        ),
     }
 }
 
 async fn fetch_bytes(path: &str) -> Result<Vec<u8>, String> {
-    let resp = JsFuture::from(scope().fetch_with_str(path)).await.map_err(|e| format!("{path}: {e:?}"))?;
-    let resp: web_sys::Response = resp.dyn_into().map_err(|_| format!("{path}: not a response"))?;
+    let resp = JsFuture::from(scope().fetch_with_str(path))
+        .await
+        .map_err(|e| format!("{path}: {e:?}"))?;
+    let resp: web_sys::Response = resp
+        .dyn_into()
+        .map_err(|_| format!("{path}: not a response"))?;
     if !resp.ok() {
         return Err(format!("{path}: HTTP {}", resp.status()));
     }
-    let buf = JsFuture::from(resp.array_buffer().map_err(|e| format!("{e:?}"))?).await.map_err(|e| format!("{e:?}"))?;
+    let buf = JsFuture::from(resp.array_buffer().map_err(|e| format!("{e:?}"))?)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
 
 /// Fetch the model once (the browser caches it) and build it on the current device.
 async fn classifier() -> Result<CellClassifier, String> {
-    let compute = COMPUTE.with(|c| c.borrow().clone()).ok_or("backend not initialised")?;
+    let compute = COMPUTE
+        .with(|c| c.borrow().clone())
+        .ok_or("backend not initialised")?;
     if let Some((clf, backend)) = CLASSIFIER.with(|c| c.borrow().clone()) {
         if backend == compute.backend {
             return Ok(clf);
@@ -180,12 +281,24 @@ async fn classifier() -> Result<CellClassifier, String> {
     if FILES.with(|f| f.borrow().is_none()) {
         let card = fetch_bytes(&format!("./model/{MODEL_STEM}.json")).await?;
         let weights = fetch_bytes(&format!("./model/{MODEL_STEM}.bpk")).await?;
-        let files = ModelFiles::from_parts(&String::from_utf8_lossy(&card), weights).map_err(|e| e.to_string())?;
-        reply(&Response::Model { name: files.card.name.clone(), version: files.card.version.clone(), sha256: files.sha256() }, None);
+        let files = ModelFiles::from_parts(&String::from_utf8_lossy(&card), weights)
+            .map_err(|e| e.to_string())?;
+        reply(
+            &Response::Model {
+                name: files.card.name.clone(),
+                version: files.card.version.clone(),
+                sha256: files.sha256(),
+            },
+            None,
+        );
         FILES.with(|f| *f.borrow_mut() = Some(files));
     }
-    let files = FILES.with(|f| f.borrow().clone()).ok_or("model not loaded")?;
-    let clf = files.classifier(compute.device.clone()).map_err(|e| e.to_string())?;
+    let files = FILES
+        .with(|f| f.borrow().clone())
+        .ok_or("model not loaded")?;
+    let clf = files
+        .classifier(compute.device.clone())
+        .map_err(|e| e.to_string())?;
     CLASSIFIER.with(|c| *c.borrow_mut() = Some((clf.clone(), compute.backend)));
     Ok(clf)
 }
@@ -195,14 +308,23 @@ async fn yield_now() {
 }
 
 fn rgba(img: &image::RgbImage) -> Vec<u8> {
-    img.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2], 255]).collect()
+    img.pixels()
+        .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
+        .collect()
 }
 
-async fn analyze(id: u32, name: String, bytes: Vec<u8>, rbc_diameter_px: Option<f32>) -> Result<(), String> {
+async fn analyze(
+    id: u32,
+    name: String,
+    bytes: Vec<u8>,
+    rbc_diameter_px: Option<f32>,
+) -> Result<(), String> {
     let start = now_ms();
     let img = model_core::decode::decode_image(&bytes).map_err(|e| e.to_string())?;
     let clf = classifier().await?;
-    let gpu = COMPUTE.with(|c| c.borrow().as_ref().map(|c| c.backend == "webgpu")).unwrap_or(false);
+    let gpu = COMPUTE
+        .with(|c| c.borrow().as_ref().map(|c| c.backend == "webgpu"))
+        .unwrap_or(false);
     let size = clf.card.denoiser.image_size;
     let (f, cells) = model_core::smear::prepare(&img, &DetectOptions { rbc_diameter_px }, size);
     reply(
@@ -220,8 +342,23 @@ async fn analyze(id: u32, name: String, bytes: Vec<u8>, rbc_diameter_px: Option<
         None,
     );
     if cells.is_empty() {
-        reply(&Response::Failed { id, name, message: "no white cell found in this image".into() }, None);
-        reply(&Response::Done { id, cancelled: false, first_ms: None, total_ms: now_ms() - start }, None);
+        reply(
+            &Response::Failed {
+                id,
+                name,
+                message: "no white cell found in this image".into(),
+            },
+            None,
+        );
+        reply(
+            &Response::Done {
+                id,
+                cancelled: false,
+                first_ms: None,
+                total_ms: now_ms() - start,
+            },
+            None,
+        );
         return Ok(());
     }
     let total = cells.len();
@@ -233,10 +370,23 @@ async fn analyze(id: u32, name: String, bytes: Vec<u8>, rbc_diameter_px: Option<
         while let Some(inputs) = run.next_inputs() {
             yield_now().await;
             if CANCEL.with(|c| c.replace(false)) {
-                reply(&Response::Done { id, cancelled: true, first_ms, total_ms: now_ms() - start }, None);
+                reply(
+                    &Response::Done {
+                        id,
+                        cancelled: true,
+                        first_ms,
+                        total_ms: now_ms() - start,
+                    },
+                    None,
+                );
                 return Ok(());
             }
-            let pred = if gpu { clf.predict_async(&inputs).await } else { clf.predict(&inputs) }.map_err(|e| e.to_string())?;
+            let pred = if gpu {
+                clf.predict_async(&inputs).await
+            } else {
+                clf.predict(&inputs)
+            }
+            .map_err(|e| e.to_string())?;
             run.absorb(&pred);
         }
         let diagnoses = clf.finish(run.into_scores());
@@ -262,9 +412,25 @@ async fn analyze(id: u32, name: String, bytes: Vec<u8>, rbc_diameter_px: Option<
         }
         done += chunk.len();
         let secs = (now_ms() - classify_start) / 1000.0;
-        reply(&Response::Progress { id, done, total, cells_per_second: done as f64 / secs.max(1e-3) }, None);
+        reply(
+            &Response::Progress {
+                id,
+                done,
+                total,
+                cells_per_second: done as f64 / secs.max(1e-3),
+            },
+            None,
+        );
     }
-    reply(&Response::Done { id, cancelled: false, first_ms, total_ms: now_ms() - start }, None);
+    reply(
+        &Response::Done {
+            id,
+            cancelled: false,
+            first_ms,
+            total_ms: now_ms() - start,
+        },
+        None,
+    );
     Ok(())
 }
 
@@ -274,13 +440,19 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
         Request::Decode { id, name } => decode_image(id, name, bytes),
         Request::SelfTest => reply(&self_test().await, None),
         Request::Cancel => CANCEL.with(|c| c.set(true)),
-        Request::Analyze { id, name, rbc_diameter_px } => {
+        Request::Analyze {
+            id,
+            name,
+            rbc_diameter_px,
+        } => {
             while BUSY.with(|b| b.get()) {
                 gloo_timers::future::TimeoutFuture::new(20).await;
             }
             BUSY.with(|b| b.set(true));
             CANCEL.with(|c| c.set(false));
-            if let Err(message) = analyze(id, name.clone(), bytes.unwrap_or_default(), rbc_diameter_px).await {
+            if let Err(message) =
+                analyze(id, name.clone(), bytes.unwrap_or_default(), rbc_diameter_px).await
+            {
                 reply(&Response::Failed { id, name, message }, None);
             }
             BUSY.with(|b| b.set(false));
@@ -290,13 +462,19 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
 
 /// Install the message handler. Called once by the worker binary.
 pub fn start() {
-    let cb = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| match decode(&ev.data()) {
-        Ok((json, bytes)) => match serde_json::from_str::<Request>(&json) {
-            Ok(req) => spawn_local(handle(req, bytes)),
-            Err(e) => reply(&Response::Error { message: format!("bad request: {e}") }, None),
-        },
-        Err(message) => reply(&Response::Error { message }, None),
-    });
+    let cb =
+        Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| match decode(&ev.data()) {
+            Ok((json, bytes)) => match serde_json::from_str::<Request>(&json) {
+                Ok(req) => spawn_local(handle(req, bytes)),
+                Err(e) => reply(
+                    &Response::Error {
+                        message: format!("bad request: {e}"),
+                    },
+                    None,
+                ),
+            },
+            Err(message) => reply(&Response::Error { message }, None),
+        });
     scope().set_onmessage(Some(cb.as_ref().unchecked_ref()));
     cb.forget();
     reply(&Response::Ready, None);

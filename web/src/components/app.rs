@@ -7,6 +7,7 @@ use super::differential::Differential;
 use super::export::ExportButtons;
 use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
 use super::image_view::DecodedImage;
+use super::samples::SampleGallery;
 use super::smear_view::SmearView;
 use crate::bridge::WorkerHandle;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
@@ -57,17 +58,42 @@ pub fn App() -> impl IntoView {
     let (fatal, set_fatal) = signal(None::<String>);
     let next_id = StoredValue::new(0u32);
     let classes: Signal<Vec<String>> = Signal::derive(move || {
-        session.with(|s| s.images.iter().flat_map(|i| i.cells.first()).next().map(|c| c.result.probs.iter().map(|(k, _)| k.clone()).collect::<Vec<String>>()).unwrap_or_default())
+        session.with(|s| {
+            s.images
+                .iter()
+                .flat_map(|i| i.cells.first())
+                .next()
+                .map(|c| {
+                    c.result
+                        .probs
+                        .iter()
+                        .map(|(k, _)| k.clone())
+                        .collect::<Vec<String>>()
+                })
+                .unwrap_or_default()
+        })
     });
 
     let on_response = move |r: Response, bytes: Option<Vec<u8>>| match r {
-        Response::Backend { backend, detail, webgpu_available } => {
-            set_backend.set(Some(BackendInfo { backend, detail, webgpu_available }));
+        Response::Backend {
+            backend,
+            detail,
+            webgpu_available,
+        } => {
+            set_backend.set(Some(BackendInfo {
+                backend,
+                detail,
+                webgpu_available,
+            }));
         }
         Response::Decoded { id, width, height } => {
             entries.update(|es| {
                 if let Some(e) = es.iter_mut().find(|e| e.id == id) {
-                    e.image = Some(DecodedImage { width, height, rgba: bytes.unwrap_or_default() });
+                    e.image = Some(DecodedImage {
+                        width,
+                        height,
+                        rgba: bytes.unwrap_or_default(),
+                    });
                 }
             });
             session.update(|s| {
@@ -82,7 +108,12 @@ pub fn App() -> impl IntoView {
                 e.error = Some(message);
             }
         }),
-        Response::SelfTest { cpu_ms, gpu_ms, max_abs_diff, elements } => {
+        Response::SelfTest {
+            cpu_ms,
+            gpu_ms,
+            max_abs_diff,
+            elements,
+        } => {
             let text = match (gpu_ms, max_abs_diff) {
                 (Some(g), Some(d)) => format!(
                     "Self-test: CPU {cpu_ms:.0} ms, WebGPU {g:.0} ms; {} (max |diff| {d:.2e} over {elements} outputs, tolerance {AGREEMENT_TOLERANCE:.0e})",
@@ -92,7 +123,17 @@ pub fn App() -> impl IntoView {
             };
             set_self_test.set(Some(text));
         }
-        Response::Model { name, version, sha256 } => session.update(|s| s.model = Some(ModelInfo { name, version, sha256 })),
+        Response::Model {
+            name,
+            version,
+            sha256,
+        } => session.update(|s| {
+            s.model = Some(ModelInfo {
+                name,
+                version,
+                sha256,
+            })
+        }),
         Response::Found { id, findings } => {
             progress.update(|p| p.entry(id).or_default().total = findings.wbc);
             session.update(|s| {
@@ -101,7 +142,12 @@ pub fn App() -> impl IntoView {
                 }
             });
         }
-        Response::Progress { id, done, total, cells_per_second } => progress.update(|p| {
+        Response::Progress {
+            id,
+            done,
+            total,
+            cells_per_second,
+        } => progress.update(|p| {
             let e = p.entry(id).or_default();
             e.done = done;
             e.total = total;
@@ -114,15 +160,27 @@ pub fn App() -> impl IntoView {
                     c.insert(cid.clone(), b);
                 });
             }
-            let backend_now = backend.get_untracked().map(|b| b.backend).unwrap_or_default();
+            let backend_now = backend
+                .get_untracked()
+                .map(|b| b.backend)
+                .unwrap_or_default();
             session.update(|s| {
                 if let Some(i) = s.image_mut(id) {
                     i.backend = backend_now;
-                    i.cells.push(CellRecord { id: cid, result: cell, reviewed_class: None });
+                    i.cells.push(CellRecord {
+                        id: cid,
+                        result: cell,
+                        reviewed_class: None,
+                    });
                 }
             });
         }
-        Response::Done { id, cancelled, first_ms, .. } => progress.update(|p| {
+        Response::Done {
+            id,
+            cancelled,
+            first_ms,
+            ..
+        } => progress.update(|p| {
             let e = p.entry(id).or_default();
             e.finished = true;
             e.cancelled = cancelled;
@@ -139,17 +197,54 @@ pub fn App() -> impl IntoView {
         }
     };
     let worker = StoredValue::new_local(worker);
-    let send = move |req: Request, bytes: Option<&[u8]>| worker.with_value(|w| if let Some(w) = w { w.send(&req, bytes) });
+    let send = move |req: Request, bytes: Option<&[u8]>| {
+        worker.with_value(|w| {
+            if let Some(w) = w {
+                w.send(&req, bytes)
+            }
+        })
+    };
     send(Request::Init { prefer_gpu: true }, None);
     send(Request::SelfTest, None);
 
     let on_file = Callback::new(move |f: OpenedFile| {
         let id = next_id.get_value();
         next_id.set_value(id + 1);
-        entries.update(|es| es.push(Entry { id, name: f.name.clone(), image: None, error: None }));
-        session.update(|s| s.images.push(ImageRecord { id, name: f.name.clone(), width: 0, height: 0, backend: String::new(), findings: None, cells: Vec::new(), signed_off: None }));
-        send(Request::Decode { id, name: f.name.clone() }, Some(&f.bytes));
-        send(Request::Analyze { id, name: f.name, rbc_diameter_px: None }, Some(&f.bytes));
+        entries.update(|es| {
+            es.push(Entry {
+                id,
+                name: f.name.clone(),
+                image: None,
+                error: None,
+            })
+        });
+        session.update(|s| {
+            s.images.push(ImageRecord {
+                id,
+                name: f.name.clone(),
+                width: 0,
+                height: 0,
+                backend: String::new(),
+                findings: None,
+                cells: Vec::new(),
+                signed_off: None,
+            })
+        });
+        send(
+            Request::Decode {
+                id,
+                name: f.name.clone(),
+            },
+            Some(&f.bytes),
+        );
+        send(
+            Request::Analyze {
+                id,
+                name: f.name,
+                rbc_diameter_px: None,
+            },
+            Some(&f.bytes),
+        );
     });
     let on_switch = Callback::new(move |gpu: bool| {
         set_backend.set(None);
@@ -168,7 +263,10 @@ pub fn App() -> impl IntoView {
             });
             return;
         }
-        if let (Some((img, id)), Some(label)) = (selected.get_untracked(), label_for_key(&key, &classes.get_untracked())) {
+        if let (Some((img, id)), Some(label)) = (
+            selected.get_untracked(),
+            label_for_key(&key, &classes.get_untracked()),
+        ) {
             session.update(|s| {
                 s.reclassify(img, &id, Some(label));
             });
@@ -188,6 +286,7 @@ pub fn App() -> impl IntoView {
         <main>
             {move || fatal.get().map(|m| view! { <p class="error" data-testid="fatal">{m}</p> })}
             <FileOpener on_file=on_file />
+            <SampleGallery on_file=on_file />
             <ExportButtons session=session classes=classes />
             <div class="workspace">
                 <section class="images" data-testid="images">

@@ -7,8 +7,15 @@ use web_sys::{CanvasRenderingContext2d, ImageData};
 
 /// Put RGBA bytes of `w`x`h` on the canvas.
 pub fn put_rgba(canvas: &web_sys::HtmlCanvasElement, rgba: &[u8], w: u32, h: u32) {
-    let ctx = canvas.get_context("2d").ok().flatten().and_then(|o| o.dyn_into::<CanvasRenderingContext2d>().ok());
-    if let (Some(ctx), Ok(data)) = (ctx, ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w, h)) {
+    let ctx = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|o| o.dyn_into::<CanvasRenderingContext2d>().ok());
+    if let (Some(ctx), Ok(data)) = (
+        ctx,
+        ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w, h),
+    ) {
         let _ = ctx.put_image_data(&data, 0.0, 0.0);
     }
 }
@@ -38,7 +45,12 @@ pub fn sequential(values: &[f32]) -> Vec<u8> {
         .iter()
         .flat_map(|v| {
             let t = (v / m).clamp(0.0, 1.0);
-            [(255.0 - 164.0 * t) as u8, (255.0 - 213.0 * t) as u8, (255.0 - 121.0 * t) as u8, 255]
+            [
+                (255.0 - 164.0 * t) as u8,
+                (255.0 - 213.0 * t) as u8,
+                (255.0 - 121.0 * t) as u8,
+                255,
+            ]
         })
         .collect()
 }

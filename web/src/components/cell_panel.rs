@@ -3,8 +3,8 @@
 
 use super::canvas::{diverging, sequential, PixelCanvas};
 use super::smear_view::class_colour;
-use crate::session::{CellRecord, Session, NOT_A_WBC, UNCLASSIFIABLE};
 pub use crate::session::label_for_key;
+use crate::session::{CellRecord, Session, NOT_A_WBC, UNCLASSIFIABLE};
 use leptos::prelude::*;
 use std::collections::HashMap;
 
@@ -22,11 +22,26 @@ pub fn CellPanel(
 ) -> impl IntoView {
     let cell = Memo::new(move |_| {
         let (img, id) = selected.get()?;
-        session.with(|s| s.image(img).and_then(|i| i.cells.iter().find(|c| c.id == id).cloned()))
+        session.with(|s| {
+            s.image(img)
+                .and_then(|i| i.cells.iter().find(|c| c.id == id).cloned())
+        })
     });
-    let crop = Signal::derive(move || cell.get().and_then(|c| crops.with(|m| m.get(&c.id).cloned())).unwrap_or_default());
-    let cf = Signal::derive(move || cell.get().map(|c| diverging(&c.result.counterfactual)).unwrap_or_default());
-    let dis = Signal::derive(move || cell.get().map(|c| sequential(&c.result.disagreement)).unwrap_or_default());
+    let crop = Signal::derive(move || {
+        cell.get()
+            .and_then(|c| crops.with(|m| m.get(&c.id).cloned()))
+            .unwrap_or_default()
+    });
+    let cf = Signal::derive(move || {
+        cell.get()
+            .map(|c| diverging(&c.result.counterfactual))
+            .unwrap_or_default()
+    });
+    let dis = Signal::derive(move || {
+        cell.get()
+            .map(|c| sequential(&c.result.disagreement))
+            .unwrap_or_default()
+    });
     let side = Signal::derive(move || cell.get().map_or(64, |c| c.result.map_size as u32));
     let review = move |label: Option<String>| {
         if let Some((img, id)) = selected.get_untracked() {
@@ -84,4 +99,3 @@ pub fn CellPanel(
         </aside>
     }
 }
-

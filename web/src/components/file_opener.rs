@@ -78,7 +78,9 @@ pub fn FileOpener(
 
 /// Files pasted from the clipboard.
 pub fn pasted_files(ev: &web_sys::ClipboardEvent) -> Option<FileList> {
-    ev.clipboard_data().and_then(|d| d.files()).filter(|f| f.length() > 0)
+    ev.clipboard_data()
+        .and_then(|d| d.files())
+        .filter(|f| f.length() > 0)
 }
 
 /// Cast helper for event targets.

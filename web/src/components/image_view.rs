@@ -33,7 +33,10 @@ pub fn ImageView(
             .ok()
             .flatten()
             .and_then(|o| o.dyn_into::<CanvasRenderingContext2d>().ok());
-        if let (Some(ctx), Ok(data)) = (ctx, ImageData::new_with_u8_clamped_array_and_sh(Clamped(&img.rgba), img.width, img.height)) {
+        if let (Some(ctx), Ok(data)) = (
+            ctx,
+            ImageData::new_with_u8_clamped_array_and_sh(Clamped(&img.rgba), img.width, img.height),
+        ) {
             let _ = ctx.put_image_data(&data, 0.0, 0.0);
         }
     });

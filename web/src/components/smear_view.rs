@@ -47,45 +47,45 @@ pub fn SmearView(
     let (zoom, set_zoom) = signal(1.0f64);
     let (w, h) = (image.width, image.height);
     view! {
-        <div class="smear-tools">
-            <label>"Uncertainty overlay "
-                <input type="range" min="0" max="1" step="0.05" data-testid="overlay-opacity"
-                    prop:value=move || opacity.get().to_string()
-                    on:input=move |ev| set_opacity.set(event_target_value(&ev).parse().unwrap_or(0.35)) />
-            </label>
-            <label>"Zoom "
-                <input type="range" min="0.5" max="4" step="0.25" data-testid="zoom"
-                    prop:value=move || zoom.get().to_string()
-                    on:input=move |ev| set_zoom.set(event_target_value(&ev).parse().unwrap_or(1.0)) />
-            </label>
-        </div>
-        <div class="smear-scroll">
-            <div class="smear" style:width=move || format!("{}px", w as f64 * zoom.get()) style:height=move || format!("{}px", h as f64 * zoom.get())>
-                <canvas node_ref=node width=w height=h data-testid="image-canvas" aria-label=name.clone()
-></canvas>
-                <svg class="overlay" viewBox=format!("0 0 {w} {h}") preserveAspectRatio="none" data-testid="overlay">
-                    {move || record.get().map(|r| r.cells.into_iter().map(|c| {
-                        let [x0, y0, x1, y1] = c.result.bbox;
-                        let colour = class_colour(c.final_class());
-                        let triage = c.result.triage.clone();
-                        let cid = c.id.clone();
-                        let sel_id = c.id.clone();
-                        let is_sel = move || selected.get().is_some_and(|(i, s)| i == id && s == sel_id);
-                        let dash = if triage == "review" { "12 6" } else { "none" };
-                        let stroke_w = if triage == "anomaly" { 7 } else { 4 };
-                        let heat = format!("rgba(220, 30, 60, {:.3})", c.result.uncertainty);
-                        view! {
-                            <g class="cell-box" data-testid="cell-box" data-class=c.final_class().to_string() data-triage=triage.clone()
-                                on:click=move |_| selected.set(Some((id, cid.clone())))>
-                                <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill=heat fill-opacity=move || opacity.get().to_string() stroke="none" />
-                                <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="none" stroke=colour stroke-width=stroke_w stroke-dasharray=dash
-                                    class:selected=is_sel />
-                                <text x=x0 + 4 y=y0 + 22 fill=colour class="box-label">{format!("{} {}", c.final_class(), if triage == "auto" { "" } else if triage == "anomaly" { "⚠" } else { "?" })}</text>
-                            </g>
-                        }
-                    }).collect_view())}
-                </svg>
+            <div class="smear-tools">
+                <label>"Uncertainty overlay "
+                    <input type="range" min="0" max="1" step="0.05" data-testid="overlay-opacity"
+                        prop:value=move || opacity.get().to_string()
+                        on:input=move |ev| set_opacity.set(event_target_value(&ev).parse().unwrap_or(0.35)) />
+                </label>
+                <label>"Zoom "
+                    <input type="range" min="0.5" max="4" step="0.25" data-testid="zoom"
+                        prop:value=move || zoom.get().to_string()
+                        on:input=move |ev| set_zoom.set(event_target_value(&ev).parse().unwrap_or(1.0)) />
+                </label>
             </div>
-        </div>
-    }
+            <div class="smear-scroll">
+                <div class="smear" style:width=move || format!("{}px", w as f64 * zoom.get()) style:height=move || format!("{}px", h as f64 * zoom.get())>
+                    <canvas node_ref=node width=w height=h data-testid="image-canvas" aria-label=name.clone()
+    ></canvas>
+                    <svg class="overlay" viewBox=format!("0 0 {w} {h}") preserveAspectRatio="none" data-testid="overlay">
+                        {move || record.get().map(|r| r.cells.into_iter().map(|c| {
+                            let [x0, y0, x1, y1] = c.result.bbox;
+                            let colour = class_colour(c.final_class());
+                            let triage = c.result.triage.clone();
+                            let cid = c.id.clone();
+                            let sel_id = c.id.clone();
+                            let is_sel = move || selected.get().is_some_and(|(i, s)| i == id && s == sel_id);
+                            let dash = if triage == "review" { "12 6" } else { "none" };
+                            let stroke_w = if triage == "anomaly" { 7 } else { 4 };
+                            let heat = format!("rgba(220, 30, 60, {:.3})", c.result.uncertainty);
+                            view! {
+                                <g class="cell-box" data-testid="cell-box" data-class=c.final_class().to_string() data-triage=triage.clone()
+                                    on:click=move |_| selected.set(Some((id, cid.clone())))>
+                                    <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill=heat fill-opacity=move || opacity.get().to_string() stroke="none" />
+                                    <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="none" stroke=colour stroke-width=stroke_w stroke-dasharray=dash
+                                        class:selected=is_sel />
+                                    <text x=x0 + 4 y=y0 + 22 fill=colour class="box-label">{format!("{} {}", c.final_class(), if triage == "auto" { "" } else if triage == "anomaly" { "⚠" } else { "?" })}</text>
+                                </g>
+                            }
+                        }).collect_view())}
+                    </svg>
+                </div>
+            </div>
+        }
 }

@@ -1,5 +1,7 @@
 //! The CLI's commands beyond training the denoiser.
 
+use burn::prelude::*;
+use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
 use model_core::calibrate::{calibrate as fit_card, fit_temperature};
 use model_core::classes::CLASSES;
@@ -7,13 +9,13 @@ use model_core::dataset::CellSet;
 use model_core::decode::decode_image;
 use model_core::diagnosis::{Diagnosis, ModelCard};
 use model_core::engine::CellClassifier;
-use model_core::evaluate::{benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report};
+use model_core::evaluate::{
+    benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report,
+};
 use model_core::metrics::auroc;
 use model_core::preprocess::{to_model_input, CellCrop};
 use model_core::train::TrainOptions;
 use model_core::weights::{ModelFiles, MODEL_STEM};
-use burn::prelude::*;
-use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -27,7 +29,12 @@ fn err(e: impl std::fmt::Display) -> String {
 
 /// The crops of a cell set.
 pub fn crops(data: &CellSet) -> Vec<CellCrop> {
-    (0..data.len()).map(|i| CellCrop { size: data.size, pixels: data.image(i).to_vec() }).collect()
+    (0..data.len())
+        .map(|i| CellCrop {
+            size: data.size,
+            pixels: data.image(i).to_vec(),
+        })
+        .collect()
 }
 
 /// Baseline card stored beside its weights.
@@ -41,19 +48,42 @@ pub struct BaselineCard {
     pub excluded: Option<usize>,
 }
 
-pub fn train_baseline(data: &CellSet, run: &Path, steps: usize, batch: usize, exclude: Option<usize>, resume: bool) -> CmdResult {
+pub fn train_baseline(
+    data: &CellSet,
+    run: &Path,
+    steps: usize,
+    batch: usize,
+    exclude: Option<usize>,
+    resume: bool,
+) -> CmdResult {
     let cfg = BaselineConfig::new();
     std::fs::create_dir_all(run).map_err(err)?;
-    let card = BaselineCard { config: cfg.clone(), temperature: 1.0, excluded: exclude };
-    std::fs::write(run.join("card.json"), serde_json::to_string_pretty(&card).map_err(err)?).map_err(err)?;
+    let card = BaselineCard {
+        config: cfg.clone(),
+        temperature: 1.0,
+        excluded: exclude,
+    };
+    std::fs::write(
+        run.join("card.json"),
+        serde_json::to_string_pretty(&card).map_err(err)?,
+    )
+    .map_err(err)?;
     train_cnn(data, &cfg, steps, batch, exclude, run, resume).map_err(err)?;
     Ok(())
 }
 
 fn load_baseline(dir: &Path, stem: &str) -> Result<(BaselineCnn, BaselineCard), String> {
-    let card: BaselineCard = serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{stem}.json"))).map_err(|e| format!("{}: {e}", dir.join(format!("{stem}.json")).display()))?).map_err(err)?;
+    let card: BaselineCard = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(format!("{stem}.json")))
+            .map_err(|e| format!("{}: {e}", dir.join(format!("{stem}.json")).display()))?,
+    )
+    .map_err(err)?;
     let rec = ModuleRecord::load(dir.join(format!("{stem}.bpk"))).map_err(err)?;
-    let model = card.config.init(&Device::flex()).try_load_record(rec).map_err(err)?;
+    let model = card
+        .config
+        .init(&Device::flex())
+        .try_load_record(rec)
+        .map_err(err)?;
     Ok((model, card))
 }
 
@@ -62,7 +92,13 @@ fn baseline_logits(model: &BaselineCnn, data: &CellSet) -> Result<Vec<Vec<f32>>,
     let mut out = Vec::new();
     for start in (0..data.len()).step_by(128) {
         let end = (start + 128).min(data.len());
-        let x = Tensor::<4>::from_data(TensorData::new(data.pixels[start * n..end * n].to_vec(), [end - start, 3, data.size, data.size]), &Device::flex());
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                data.pixels[start * n..end * n].to_vec(),
+                [end - start, 3, data.size, data.size],
+            ),
+            &Device::flex(),
+        );
         out.extend(model.logits(x).map_err(err)?);
     }
     Ok(out)
@@ -77,29 +113,58 @@ fn softmax_rows(logits: &[Vec<f32>], t: f32) -> Vec<Vec<f32>> {
 }
 
 pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &CellSet) -> CmdResult {
-    let mut card: BaselineCard = serde_json::from_str(&std::fs::read_to_string(run.join("card.json")).map_err(err)?).map_err(err)?;
+    let mut card: BaselineCard =
+        serde_json::from_str(&std::fs::read_to_string(run.join("card.json")).map_err(err)?)
+            .map_err(err)?;
     let rec = ModuleRecord::load(run.join("ckpt/model.bpk")).map_err(err)?;
-    let model = card.config.init(&Device::flex()).try_load_record(rec).map_err(err)?;
+    let model = card
+        .config
+        .init(&Device::flex())
+        .try_load_record(rec)
+        .map_err(err)?;
     let val = match card.excluded {
         Some(ex) => val.filter(|l| l != ex),
         None => val.clone(),
     };
     let logits = baseline_logits(&model, &val)?;
-    let neg: Vec<Vec<f32>> = logits.iter().map(|l| l.iter().map(|v| -v).collect()).collect();
+    let neg: Vec<Vec<f32>> = logits
+        .iter()
+        .map(|l| l.iter().map(|v| -v).collect())
+        .collect();
     card.temperature = fit_temperature(&neg, &val.labels);
     std::fs::create_dir_all(out).map_err(err)?;
-    std::fs::write(out.join(format!("{stem}.json")), serde_json::to_string_pretty(&card).map_err(err)?).map_err(err)?;
+    std::fs::write(
+        out.join(format!("{stem}.json")),
+        serde_json::to_string_pretty(&card).map_err(err)?,
+    )
+    .map_err(err)?;
     std::fs::copy(run.join("ckpt/model.bpk"), out.join(format!("{stem}.bpk"))).map_err(err)?;
-    eprintln!("baseline temperature {:.3} on {} val cells", card.temperature, val.len());
+    eprintln!(
+        "baseline temperature {:.3} on {} val cells",
+        card.temperature,
+        val.len()
+    );
     Ok(())
 }
 
-pub fn calibrate(run: &Path, out: &Path, stem: &str, val: &CellSet, val_limit: usize, target: f32) -> CmdResult {
-    let opts: TrainOptions = serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?).map_err(err)?;
+pub fn calibrate(
+    run: &Path,
+    out: &Path,
+    stem: &str,
+    val: &CellSet,
+    val_limit: usize,
+    target: f32,
+) -> CmdResult {
+    let opts: TrainOptions =
+        serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
+            .map_err(err)?;
     let weights = std::fs::read(run.join("ckpt/ema.bpk")).map_err(err)?;
     let mut card = ModelCard::uncalibrated(opts.model.clone());
     card.classifier.excluded = opts.exclude_class.into_iter().collect();
-    let files = ModelFiles { card: card.clone(), weights };
+    let files = ModelFiles {
+        card: card.clone(),
+        weights,
+    };
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let val = match opts.exclude_class {
         Some(ex) => val.filter(|l| l != ex),
@@ -108,35 +173,61 @@ pub fn calibrate(run: &Path, out: &Path, stem: &str, val: &CellSet, val_limit: u
     .subsample(val_limit);
     let start = Instant::now();
     let cells = crops(&val);
-    let evals = full_evaluations(&clf, &cells, &val.labels, |n| eprint!("\r  full evaluation {n}/{}", cells.len())).map_err(err)?;
+    let evals = full_evaluations(&clf, &cells, &val.labels, |n| {
+        eprint!("\r  full evaluation {n}/{}", cells.len())
+    })
+    .map_err(err)?;
     eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
     let strata = plan_strata(&card.classifier, card.denoiser.image_size);
     let card = fit_card(card, &evals, &strata, target, 0.99);
     eprintln!(
         "temperature {:.4}, auto threshold {:.3}, anomaly threshold {:.2}, weights {:?}",
-        card.temperature, card.triage.auto_min_confidence, card.triage.anomaly_threshold, card.classifier.stratum_weights
+        card.temperature,
+        card.triage.auto_min_confidence,
+        card.triage.anomaly_threshold,
+        card.classifier.stratum_weights
     );
-    ModelFiles { card, weights: files.weights }.write(out, stem).map_err(err)
+    ModelFiles {
+        card,
+        weights: files.weights,
+    }
+    .write(out, stem)
+    .map_err(err)
 }
 
-fn diffusion_on(data: &CellSet, model_dir: &Path, stem: &str) -> Result<(Vec<Diagnosis>, f64), String> {
+fn diffusion_on(
+    data: &CellSet,
+    model_dir: &Path,
+    stem: &str,
+) -> Result<(Vec<Diagnosis>, f64), String> {
     let files = ModelFiles::read(model_dir, stem).map_err(err)?;
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let start = Instant::now();
-    let d = diagnose_all(&clf, &crops(data), |n| eprint!("\r  {stem}: {n}/{}", data.len())).map_err(err)?;
+    let d = diagnose_all(&clf, &crops(data), |n| {
+        eprint!("\r  {stem}: {n}/{}", data.len())
+    })
+    .map_err(err)?;
     let secs = start.elapsed().as_secs_f64();
     eprintln!(" ({:.1} cells/s)", data.len() as f64 / secs);
     Ok((d, data.len() as f64 / secs))
 }
 
-pub fn eval(data: &CellSet, model_dir: &Path, eval_dir: &Path, json_path: &Path, svg_path: &Path) -> CmdResult {
+pub fn eval(
+    data: &CellSet,
+    anomaly_limit: Option<usize>,
+    model_dir: &Path,
+    eval_dir: &Path,
+    json_path: &Path,
+    svg_path: &Path,
+) -> CmdResult {
     let k = CLASSES.len();
     let (diag, cps) = diffusion_on(data, model_dir, MODEL_STEM)?;
     let probs: Vec<Vec<f32>> = diag.iter().map(|d| d.probs.clone()).collect();
     let evals: Vec<usize> = diag.iter().map(|d| d.evals).collect();
     let triage: Vec<_> = diag.iter().map(|d| d.triage).collect();
     let diff = report(&data.labels, &probs, Some(&evals), Some(&triage), k);
-    let mut doc = json!({ "split_size": data.len(), "diffusion": diff, "diffusion_cells_per_second": cps });
+    let mut doc =
+        json!({ "split_size": data.len(), "diffusion": diff, "diffusion_cells_per_second": cps });
     let mut svgs = vec![("diffusion", diff.clone())];
     match load_baseline(eval_dir, "cytolens-baseline") {
         Ok((model, card)) => {
@@ -147,43 +238,45 @@ pub fn eval(data: &CellSet, model_dir: &Path, eval_dir: &Path, json_path: &Path,
         }
         Err(e) => eprintln!("baseline not evaluated: {e}"),
     }
-    // Anomaly: models trained without erythroblasts; AUROC of erythroblast vs the rest.
-    let ery = model_core::classes::class_index("erythroblast").unwrap_or(2);
-    let positive: Vec<bool> = data.labels.iter().map(|&l| l == ery).collect();
-    match diffusion_on(data, eval_dir, "cytolens-diffusion-no-erythroblast") {
-        Ok((d, _)) => {
-            let score: Vec<f64> = d.iter().map(|x| x.anomaly as f64).collect();
-            doc["anomaly_auroc_diffusion"] = json!(auroc(&score, &positive));
-            let unc: Vec<f64> = d.iter().map(|x| 1.0 - x.confidence as f64).collect();
-            doc["anomaly_auroc_diffusion_confidence"] = json!(auroc(&unc, &positive));
-        }
-        Err(e) => eprintln!("diffusion anomaly model not evaluated: {e}"),
-    }
-    match load_baseline(eval_dir, "cytolens-baseline-no-erythroblast") {
-        Ok((model, card)) => {
-            let p = softmax_rows(&baseline_logits(&model, data)?, card.temperature);
-            let score: Vec<f64> = p.iter().map(|r| 1.0 - r.iter().copied().fold(0.0, f32::max) as f64).collect();
-            doc["anomaly_auroc_baseline_max_softmax"] = json!(auroc(&score, &positive));
-        }
-        Err(e) => eprintln!("baseline anomaly model not evaluated: {e}"),
-    }
+    anomaly_figures(&mut doc, data, anomaly_limit, eval_dir)?;
     std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
     if let Some(parent) = svg_path.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
-    let refs: Vec<(&str, &model_core::evaluate::ClassifierReport)> = svgs.iter().map(|(n, r)| (*n, r)).collect();
+    let refs: Vec<(&str, &model_core::evaluate::ClassifierReport)> =
+        svgs.iter().map(|(n, r)| (*n, r)).collect();
     std::fs::write(svg_path, reliability_svg(&refs)).map_err(err)?;
     print_summary(&doc);
     Ok(())
 }
 
 fn print_summary(doc: &serde_json::Value) {
-    println!("{:<28} {:>10} {:>10}", "metric (test split)", "diffusion", "baseline");
-    for key in ["accuracy", "balanced_accuracy", "macro_f1", "ece", "accuracy_at_80_coverage", "aurc", "mean_evals"] {
-        let f = |m: &str| doc[m][key].as_f64().map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "{:<28} {:>10} {:>10}",
+        "metric (test split)", "diffusion", "baseline"
+    );
+    for key in [
+        "accuracy",
+        "balanced_accuracy",
+        "macro_f1",
+        "ece",
+        "accuracy_at_80_coverage",
+        "aurc",
+        "mean_evals",
+    ] {
+        let f = |m: &str| {
+            doc[m][key]
+                .as_f64()
+                .map_or("-".to_string(), |v| format!("{v:.4}"))
+        };
         println!("{key:<28} {:>10} {:>10}", f("diffusion"), f("baseline"));
     }
-    for key in ["anomaly_auroc_diffusion", "anomaly_auroc_diffusion_confidence", "anomaly_auroc_baseline_max_softmax", "diffusion_cells_per_second"] {
+    for key in [
+        "anomaly_auroc_diffusion",
+        "anomaly_auroc_diffusion_confidence",
+        "anomaly_auroc_baseline_max_softmax",
+        "diffusion_cells_per_second",
+    ] {
         if let Some(v) = doc[key].as_f64() {
             println!("{key:<40} {v:.4}");
         }
@@ -200,7 +293,9 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult
     let mut lines: Vec<Option<String>> = Vec::new();
     for f in files {
         let shown = f.display().to_string();
-        let result = std::fs::read(f).map_err(err).and_then(|b| decode_image(&b).map_err(err));
+        let result = std::fs::read(f)
+            .map_err(err)
+            .and_then(|b| decode_image(&b).map_err(err));
         match result {
             Ok(img) => {
                 cells.push(to_model_input(&img, size));
@@ -209,7 +304,11 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult
             }
             Err(e) => {
                 failed += 1;
-                lines.push(Some(if as_json { json!({"file": shown, "error": e}).to_string() } else { format!("{shown}\terror: {e}") }));
+                lines.push(Some(if as_json {
+                    json!({"file": shown, "error": e}).to_string()
+                } else {
+                    format!("{shown}\terror: {e}")
+                }));
             }
         }
     }
@@ -222,8 +321,17 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult
                 let (d, name) = it.next().ok_or("internal: diagnosis count")?;
                 let class = &model.card.classes[d.class];
                 if as_json {
-                    let probs: serde_json::Map<String, serde_json::Value> = model.card.classes.iter().zip(&d.probs).map(|(c, p)| (c.clone(), json!(p))).collect();
-                    println!("{}", json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": model.card.classes[d.runner_up], "evals": d.evals}));
+                    let probs: serde_json::Map<String, serde_json::Value> = model
+                        .card
+                        .classes
+                        .iter()
+                        .zip(&d.probs)
+                        .map(|(c, p)| (c.clone(), json!(p)))
+                        .collect();
+                    println!(
+                        "{}",
+                        json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": model.card.classes[d.runner_up], "evals": d.evals})
+                    );
                 } else {
                     println!("{name}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
                 }
@@ -231,7 +339,10 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult
         }
     }
     if failed > 0 {
-        Err(format!("{failed} of {} files could not be classified", files.len()))
+        Err(format!(
+            "{failed} of {} files could not be classified",
+            files.len()
+        ))
     } else {
         Ok(())
     }
@@ -249,7 +360,10 @@ pub fn bench(model_dir: &Path, data: &CellSet) -> CmdResult {
     println!("cells: {}", cells.len());
     println!("cells per second: {cps:.2}");
     println!("mean denoiser evaluations per cell: {evals:.1}");
-    println!("GFLOP per denoiser forward (one image): {:.3}", model.card.denoiser.flops() as f64 / 1e9);
+    println!(
+        "GFLOP per denoiser forward (one image): {:.3}",
+        model.card.denoiser.flops() as f64 / 1e9
+    );
     println!("model sha256: {}", model.sha256());
     Ok(())
 }
@@ -261,8 +375,15 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
     let (mut rbc_err, mut rbc_n) = (0f64, 0usize);
     let start = Instant::now();
     for (path, ann) in &fields {
-        let img = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?.to_rgb8();
-        let f = detect(&img, &DetectOptions { rbc_diameter_px: None });
+        let img = image::open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .to_rgb8();
+        let f = detect(
+            &img,
+            &DetectOptions {
+                rbc_diameter_px: None,
+            },
+        );
         let pred: Vec<[u32; 4]> = f.cells.iter().map(|c| c.bbox).collect();
         let (t, p, n) = match_boxes(&pred, &ann.wbc, 0.5);
         tp += t;
@@ -278,8 +399,70 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
     }
     let ms = start.elapsed().as_secs_f64() * 1000.0 / fields.len().max(1) as f64;
     println!("BCCD fields: {}", fields.len());
-    println!("white cells: recall {:.3} ({tp}/{nt}), precision {:.3} ({tp}/{np}) at IoU 0.5", tp as f64 / nt.max(1) as f64, tp as f64 / np.max(1) as f64);
-    println!("red-cell count: mean relative error {:.3} against the annotated boxes", rbc_err / rbc_n.max(1) as f64);
+    println!(
+        "white cells: recall {:.3} ({tp}/{nt}), precision {:.3} ({tp}/{np}) at IoU 0.5",
+        tp as f64 / nt.max(1) as f64,
+        tp as f64 / np.max(1) as f64
+    );
+    println!(
+        "red-cell count: mean relative error {:.3} against the annotated boxes",
+        rbc_err / rbc_n.max(1) as f64
+    );
     println!("detection time: {ms:.1} ms per 640x480 field (native, 1 thread)");
+    Ok(())
+}
+
+/// Leave-erythroblast-out experiment: AUROC of the anomaly scores for erythroblasts against
+/// the other cells, for the diffusion model and the baseline (max-softmax).
+fn anomaly_figures(
+    doc: &mut serde_json::Value,
+    data: &CellSet,
+    anomaly_limit: Option<usize>,
+    eval_dir: &Path,
+) -> CmdResult {
+    // Anomaly: models trained without erythroblasts; AUROC of erythroblast vs the rest.
+    let anomaly_data = anomaly_limit.map_or_else(|| data.clone(), |n| data.subsample(n));
+    let data = &anomaly_data;
+    doc["anomaly_cells"] = json!(data.len());
+    let ery = model_core::classes::class_index("erythroblast").unwrap_or(2);
+    let positive: Vec<bool> = data.labels.iter().map(|&l| l == ery).collect();
+    match diffusion_on(data, eval_dir, "cytolens-diffusion-no-erythroblast") {
+        Ok((d, _)) => {
+            let score: Vec<f64> = d.iter().map(|x| x.anomaly as f64).collect();
+            doc["anomaly_auroc_diffusion"] = json!(auroc(&score, &positive));
+            let unc: Vec<f64> = d.iter().map(|x| 1.0 - x.confidence as f64).collect();
+            doc["anomaly_auroc_diffusion_confidence"] = json!(auroc(&unc, &positive));
+        }
+        Err(e) => eprintln!("diffusion anomaly model not evaluated: {e}"),
+    }
+    match load_baseline(eval_dir, "cytolens-baseline-no-erythroblast") {
+        Ok((model, card)) => {
+            let p = softmax_rows(&baseline_logits(&model, data)?, card.temperature);
+            let score: Vec<f64> = p
+                .iter()
+                .map(|r| 1.0 - r.iter().copied().fold(0.0, f32::max) as f64)
+                .collect();
+            doc["anomaly_auroc_baseline_max_softmax"] = json!(auroc(&score, &positive));
+        }
+        Err(e) => eprintln!("baseline anomaly model not evaluated: {e}"),
+    }
+    doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());
+    doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());
+    Ok(())
+}
+
+pub fn eval_anomaly(
+    data: &CellSet,
+    anomaly_limit: Option<usize>,
+    eval_dir: &Path,
+    json_path: &Path,
+) -> CmdResult {
+    let mut doc: serde_json::Value = match std::fs::read_to_string(json_path) {
+        Ok(s) => serde_json::from_str(&s).map_err(err)?,
+        Err(_) => json!({}),
+    };
+    anomaly_figures(&mut doc, data, anomaly_limit, eval_dir)?;
+    std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
+    print_summary(&doc);
     Ok(())
 }

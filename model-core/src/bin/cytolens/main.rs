@@ -11,7 +11,10 @@ use std::process::ExitCode;
 mod commands;
 
 #[derive(Parser)]
-#[command(name = "cytolens", about = "CytoLens diffusion classifier of white blood cells")]
+#[command(
+    name = "cytolens",
+    about = "CytoLens diffusion classifier of white blood cells"
+)]
 struct Cli {
     /// Root of the shared data (holds pbc/ and bccd/).
     #[arg(long, global = true, default_value = "../shared/data")]
@@ -129,6 +132,12 @@ enum Command {
         /// Evaluate only this many cells (evenly spread), for quick checks.
         #[arg(long)]
         limit: Option<usize>,
+        /// Evaluate the leave-erythroblast-out models on this many cells (evenly spread).
+        #[arg(long)]
+        anomaly_limit: Option<usize>,
+        /// Only (re)compute the anomaly figures and merge them into the existing report.
+        #[arg(long)]
+        only_anomaly: bool,
     },
     /// Classify image files, one line each.
     Classify {
@@ -160,13 +169,29 @@ enum Command {
 
 fn parse_channels(s: &str) -> Result<Vec<usize>, String> {
     s.split(',')
-        .map(|c| c.trim().parse::<usize>().map_err(|e| format!("--channels '{s}': {e}")))
+        .map(|c| {
+            c.trim()
+                .parse::<usize>()
+                .map_err(|e| format!("--channels '{s}': {e}"))
+        })
         .collect()
 }
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Train { run, resume, steps, batch, ce_batch, ce_weight, channels, size, exclude, checkpoint_every, limit } => {
+        Command::Train {
+            run,
+            resume,
+            steps,
+            batch,
+            ce_batch,
+            ce_weight,
+            channels,
+            size,
+            exclude,
+            checkpoint_every,
+            limit,
+        } => {
             let exclude_class = parse_class(exclude)?;
             let opts = TrainOptions {
                 steps,
@@ -175,18 +200,31 @@ fn run(cli: Cli) -> Result<(), String> {
                 ce_weight,
                 checkpoint_every,
                 exclude_class,
-                model: DenoiserConfig::new().with_channels(parse_channels(&channels)?).with_image_size(size),
+                model: DenoiserConfig::new()
+                    .with_channels(parse_channels(&channels)?)
+                    .with_image_size(size),
                 ..TrainOptions::default()
             };
             let mut data = load_cells(&cli.data, Split::Train, size)?;
             if let Some(n) = limit {
                 data = data.subsample(n);
             }
-            eprintln!("training on {} images, {:.3} GFLOP per forward", data.len(), opts.model.flops() as f64 / 1e9);
+            eprintln!(
+                "training on {} images, {:.3} GFLOP per forward",
+                data.len(),
+                opts.model.flops() as f64 / 1e9
+            );
             train_denoiser(&data, &opts, &run, resume).map_err(|e| e.to_string())?;
             Ok(())
         }
-        Command::TrainBaseline { run, resume, steps, batch, exclude, limit } => {
+        Command::TrainBaseline {
+            run,
+            resume,
+            steps,
+            batch,
+            exclude,
+            limit,
+        } => {
             let exclude = parse_class(exclude)?;
             let mut data = load_cells(&cli.data, Split::Train, 64)?;
             if let Some(n) = limit {
@@ -194,7 +232,13 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             commands::train_baseline(&data, &run, steps, batch, exclude, resume)
         }
-        Command::Calibrate { run, out, stem, val_limit, target_accuracy } => {
+        Command::Calibrate {
+            run,
+            out,
+            stem,
+            val_limit,
+            target_accuracy,
+        } => {
             let val = load_cells(&cli.data, Split::Val, 64)?;
             commands::calibrate(&run, &out, &stem, &val, val_limit, target_accuracy)
         }
@@ -202,13 +246,25 @@ fn run(cli: Cli) -> Result<(), String> {
             let val = load_cells(&cli.data, Split::Val, 64)?;
             commands::calibrate_baseline(&run, &out, &stem, &val)
         }
-        Command::Eval { split, model, eval_models, json, svg, limit } => {
+        Command::Eval {
+            split,
+            model,
+            eval_models,
+            json,
+            svg,
+            limit,
+            anomaly_limit,
+            only_anomaly,
+        } => {
             let split = Split::parse(&split).map_err(|e| e.to_string())?;
             let mut data = load_cells(&cli.data, split, 64)?;
             if let Some(n) = limit {
                 data = data.subsample(n);
             }
-            commands::eval(&data, &model, &eval_models, &json, &svg)
+            if only_anomaly {
+                return commands::eval_anomaly(&data, anomaly_limit, &eval_models, &json);
+            }
+            commands::eval(&data, anomaly_limit, &model, &eval_models, &json, &svg)
         }
         Command::DetectEval { verbose } => commands::detect_eval(&cli.data, verbose),
         Command::Classify { json, model, files } => commands::classify(&model, &files, json),
@@ -221,7 +277,9 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn parse_class(name: Option<String>) -> Result<Option<usize>, String> {
     match name {
-        Some(n) => class_index(&n).map(Some).ok_or_else(|| format!("unknown class '{n}' (one of {})", CLASSES.join(", "))),
+        Some(n) => class_index(&n)
+            .map(Some)
+            .ok_or_else(|| format!("unknown class '{n}' (one of {})", CLASSES.join(", "))),
         None => Ok(None),
     }
 }

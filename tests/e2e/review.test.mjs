@@ -1,0 +1,114 @@
+// The review workflow on a bundled sample smear, as a hematologist would use it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { serveDist, launch, record, AppPage, root } from './support.mjs';
+
+let server;
+before(async () => { server = await serveDist(); });
+after(async () => { await server.close(); });
+
+/** White-cell boxes annotated for a BCCD field. */
+function annotatedWbc(name) {
+  const xml = readFileSync(join(root, '../shared/data/bccd/Annotations', name.replace('.jpg', '.xml')), 'utf8');
+  return [...xml.matchAll(/<name>WBC<\/name>/g)].length;
+}
+
+/** Open sample `index` and wait until its analysis (the newest entry) is done. */
+async function analyseSample(page, index) {
+  const before = await page.getByTestId('entry').count();
+  await page.getByTestId('sample').nth(index).click();
+  await page.waitForFunction((n) => {
+    const all = document.querySelectorAll('[data-testid=progress-text]');
+    return all.length > n && /done:/.test(all[all.length - 1].textContent);
+  }, before, { timeout: 180_000 });
+}
+
+test('analyse a sample smear, review a cell with a key, undo, and export JSON and CSV', async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const rec = record(page);
+    const app = new AppPage(page, server.url);
+    await app.open();
+    await app.backend();
+    const started = Date.now();
+    await analyseSample(page, 1);
+    const boxes = page.getByTestId('cell-box');
+    assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'), 'one box per annotated white cell');
+    assert.match(await page.getByTestId('findings').textContent(), /1 white cells, \d+ red cells, \d+ platelets/);
+    console.log(`# sample analysed in ${Date.now() - started} ms`);
+
+    // Open the cell: crop, heatmaps, probabilities.
+    await boxes.first().click();
+    await page.getByTestId('cell-crop').waitFor();
+    await page.getByTestId('cell-heatmap').waitFor();
+    const modelClass = await boxes.first().getAttribute('data-class');
+    assert.match(await page.getByTestId('cell-confidence').textContent(), /\d+\.\d %/);
+    // Reclassify with key 5 (lymphocyte), or 6 if the model already said lymphocyte.
+    const key = modelClass === 'lymphocyte' ? '6' : '5';
+    const want = key === '5' ? 'lymphocyte' : 'monocyte';
+    await page.keyboard.press(key);
+    await page.getByTestId('reviewed-badge').waitFor();
+    assert.equal(await boxes.first().getAttribute('data-class'), want);
+    assert.equal(await page.locator(`[data-testid=differential-row][data-class=${want}]`).count(), 1);
+
+    // JSON export: schema of the issue, the review kept apart from the model's answer.
+    const [jsonDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
+    const docs = JSON.parse(readFileSync(await jsonDl.path(), 'utf8'));
+    assert.equal(docs.length, 1);
+    const doc = docs[0];
+    for (const k of ['image', 'width', 'height', 'backend', 'model', 'scale_um_per_px', 'rbc_count', 'platelet_count', 'cells', 'differential']) assert.ok(k in doc, `missing ${k}`);
+    assert.equal(doc.width, 640);
+    assert.equal(doc.backend, 'cpu');
+    assert.match(doc.model.sha256, /^[0-9a-f]{64}$/);
+    const cell = doc.cells[0];
+    for (const k of ['id', 'bbox', 'class', 'probs', 'confidence', 'uncertainty', 'anomaly', 'triage', 'reviewed_class', 'evals']) assert.ok(k in cell, `cell missing ${k}`);
+    assert.equal(cell.class, modelClass);
+    assert.equal(cell.reviewed_class, want);
+    assert.ok(Math.abs(Object.values(cell.probs).reduce((a, b) => a + b, 0) - 1) < 1e-3);
+    assert.ok(['auto', 'review', 'anomaly'].includes(cell.triage));
+    assert.equal(doc.differential[want], 1);
+
+    // CSV: a header and one row per cell, columns matching the cell fields.
+    const [csvDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
+    const lines = readFileSync(await csvDl.path(), 'utf8').trim().split('\n');
+    assert.equal(lines.length, 1 + doc.cells.length);
+    assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
+    assert.ok(lines[1].includes(`,${want},`));
+
+    // Undo restores the model's answer.
+    await page.keyboard.press('u');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=reviewed-badge]'));
+    assert.equal(await boxes.first().getAttribute('data-class'), modelClass);
+
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+    assert.deepEqual(rec.requests.filter((r) => !r.url.startsWith(server.origin) && !/^(blob|data):/.test(r.url)), []);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('the progress bar counts cells and cancel stops the analysis', async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const app = new AppPage(page, server.url);
+    await app.open();
+    await app.backend();
+    // Cancel the analysis running; the page says so.
+    await page.getByTestId('sample').nth(3).click();
+    await page.getByTestId('progress').first().waitFor();
+    await page.getByTestId('cancel').first().click();
+    await page.waitForFunction(() => /cancelled|done:/.test(document.querySelector('[data-testid=progress-text]')?.textContent ?? ''), null, { timeout: 120_000 });
+    const text = await page.getByTestId('progress-text').first().textContent();
+    assert.match(text, /cancelled after \d+ of \d+ cells|done: \d+ cells/);
+    // A later analysis still runs to the end.
+    await analyseSample(page, 2);
+    assert.match(await page.getByTestId('progress-text').last().textContent(), /done: \d+ cells, [0-9.]+ cells\/s/);
+  } finally {
+    await ctx.close();
+  }
+});
