@@ -32,6 +32,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
             "{format:?} is not supported (expected JPEG, PNG or TIFF)"
         )));
     }
+    if format == image::ImageFormat::Jpeg && !has_jpeg_end(bytes) {
+        return Err(Error::NotAnImage("the file is truncated or damaged (JPEG without its end-of-image marker)".into()));
+    }
     let mut reader = reader;
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
@@ -61,6 +64,13 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
         img.apply_orientation(o);
     }
     Ok(flatten_on_white(img))
+}
+
+/// Whether a JPEG ends with its end-of-image marker (FF D9), allowing up to 4 kB of trailing
+/// bytes some cameras append. The decoder would otherwise grey-fill a truncated file silently.
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 fn truncation_hint(msg: String) -> String {

@@ -145,7 +145,10 @@ fn rbc_diameter(img: &RgbImage, nuclei: &GrayImage) -> (Option<f32>, usize) {
     });
     let rbc = fill_holes(&open(&close(&rbc, Norm::LInf, 2), Norm::LInf, 2));
     let area = rbc.pixels().filter(|p| p.0[0] > 0).count();
-    let dist = euclidean_squared_distance_transform(&rbc);
+    // imageproc measures the distance to the nearest foreground pixel: invert, so that each
+    // red-cell pixel gets its distance to the nearest non-red-cell pixel.
+    let outside = GrayImage::from_fn(rbc.width(), rbc.height(), |x, y| Luma([255 - rbc.get_pixel(x, y).0[0]]));
+    let dist = euclidean_squared_distance_transform(&outside);
     let (w, h) = (rbc.width() as i64, rbc.height() as i64);
     let mut peaks = Vec::new();
     for y in (0..h).step_by(2) {
@@ -204,7 +207,7 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     let mut platelets = 0;
     for c in &comps {
         let a = c.area as f32;
-        if a >= 0.18 * rbc_area {
+        if a >= 0.6 * rbc_area {
             // Grow the nucleus box to the cell: cytoplasm extends about 0.3 red-cell diameters.
             let grow = 0.3 * d;
             let x0 = (c.x0 as f32 - grow).max(0.0) as u32;
@@ -215,7 +218,7 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
                 bbox: [x0, y0, x1, y1],
                 nucleus_area: c.area,
             });
-        } else if a >= 0.005 * rbc_area {
+        } else if a >= 0.6 * rbc_area {
             platelets += 1;
         }
     }
