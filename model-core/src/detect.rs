@@ -218,7 +218,7 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
                 bbox: [x0, y0, x1, y1],
                 nucleus_area: c.area,
             });
-        } else if a >= 0.6 * rbc_area {
+        } else if a >= 0.005 * rbc_area {
             platelets += 1;
         }
     }
