@@ -33,7 +33,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
         )));
     }
     if format == image::ImageFormat::Jpeg && !has_jpeg_end(bytes) {
-        return Err(Error::NotAnImage("the file is truncated or damaged (JPEG without its end-of-image marker)".into()));
+        return Err(Error::NotAnImage(
+            "the file is truncated or damaged (JPEG without its end-of-image marker)".into(),
+        ));
     }
     let mut reader = reader;
     let mut limits = Limits::default();

@@ -147,7 +147,9 @@ fn rbc_diameter(img: &RgbImage, nuclei: &GrayImage) -> (Option<f32>, usize) {
     let area = rbc.pixels().filter(|p| p.0[0] > 0).count();
     // imageproc measures the distance to the nearest foreground pixel: invert, so that each
     // red-cell pixel gets its distance to the nearest non-red-cell pixel.
-    let outside = GrayImage::from_fn(rbc.width(), rbc.height(), |x, y| Luma([255 - rbc.get_pixel(x, y).0[0]]));
+    let outside = GrayImage::from_fn(rbc.width(), rbc.height(), |x, y| {
+        Luma([255 - rbc.get_pixel(x, y).0[0]])
+    });
     let dist = euclidean_squared_distance_transform(&outside);
     let (w, h) = (rbc.width() as i64, rbc.height() as i64);
     let mut peaks = Vec::new();

@@ -14,9 +14,15 @@ fn root() -> PathBuf {
 
 #[test]
 fn shipped_weights_load_and_classify_test_cells() {
-    let files = ModelFiles::read(&root().join("static/model"), MODEL_STEM).expect("shipped model files");
-    assert!(files.weights.len() < 16 << 20, "weights must stay under 16 MB");
-    let clf = files.classifier(Device::flex()).expect("weights fit the current architecture");
+    let files =
+        ModelFiles::read(&root().join("static/model"), MODEL_STEM).expect("shipped model files");
+    assert!(
+        files.weights.len() < 16 << 20,
+        "weights must stay under 16 MB"
+    );
+    let clf = files
+        .classifier(Device::flex())
+        .expect("weights fit the current architecture");
     let data = root().join("../shared/data");
     let rows = manifest_rows(&data, Split::Test).expect("manifest");
     // Two cells per class, spread over the split.
@@ -29,10 +35,19 @@ fn shipped_weights_load_and_classify_test_cells() {
     }
     let cells: Vec<_> = picked
         .iter()
-        .map(|(p, _)| to_model_input(&decode_image(&std::fs::read(data.join(p)).expect("read")).expect("decode"), 64))
+        .map(|(p, _)| {
+            to_model_input(
+                &decode_image(&std::fs::read(data.join(p)).expect("read")).expect("decode"),
+                64,
+            )
+        })
         .collect();
     let d = clf.diagnose(cells.clone()).expect("diagnose");
-    let correct = d.iter().zip(&picked).filter(|(d, (_, l))| d.class == *l).count();
+    let correct = d
+        .iter()
+        .zip(&picked)
+        .filter(|(d, (_, l))| d.class == *l)
+        .count();
     // The model's test accuracy is recorded in the README; 16 cells at that accuracy almost
     // never give fewer than 12 right.
     assert!(correct >= 12, "only {correct}/16 held-out cells right");

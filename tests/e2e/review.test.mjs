@@ -78,10 +78,29 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
 
-    // Undo restores the model's answer.
+    // Reload: the session (image, diagnoses, review edit) comes back from IndexedDB.
+    await page.reload();
+    await app.backend();
+    await page.getByTestId('cell-box').first().waitFor({ timeout: 60_000 });
+    assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'));
+    assert.equal(await boxes.first().getAttribute('data-class'), want, 'the review edit survived the reload');
+    await boxes.first().click();
+    await page.getByTestId('reviewed-badge').waitFor();
+    await page.getByTestId('cell-crop').waitFor();
+
+    // Undo restores the model's answer (the undo history survived the reload too).
     await page.keyboard.press('u');
     await page.waitForFunction(() => !document.querySelector('[data-testid=reviewed-badge]'));
     assert.equal(await boxes.first().getAttribute('data-class'), modelClass);
+
+    // Clear all asks first; accepted, it empties the page and the stored session.
+    page.once('dialog', (d) => d.accept());
+    await page.getByTestId('clear-all').click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=entry]').length === 0);
+    await page.reload();
+    await app.backend();
+    await page.waitForTimeout(1000);
+    assert.equal(await page.getByTestId('entry').count(), 0, 'nothing restored after clear all');
 
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);

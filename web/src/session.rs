@@ -255,6 +255,60 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     out
 }
 
+/// Restore a stored session, keeping every image that parses and reporting the others.
+/// The stored form is the JSON of [`Session`]; a damaged image record loses only that image.
+pub fn restore(json: &str) -> (Session, Vec<String>) {
+    let mut problems = Vec::new();
+    let value: Value = match serde_json::from_str(json) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                Session::default(),
+                vec![format!(
+                    "stored session is unreadable ({e}); starting afresh"
+                )],
+            )
+        }
+    };
+    let mut session = Session::default();
+    if let Some(m) = value.get("model").filter(|m| !m.is_null()) {
+        match serde_json::from_value::<ModelInfo>(m.clone()) {
+            Ok(m) => session.model = Some(m),
+            Err(e) => problems.push(format!("stored model info dropped: {e}")),
+        }
+    }
+    for (i, img) in value
+        .get("images")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        match serde_json::from_value::<ImageRecord>(img) {
+            Ok(r) => session.images.push(r),
+            Err(e) => problems.push(format!("stored image {} could not be restored: {e}", i + 1)),
+        }
+    }
+    // Edits that refer to a restored cell stay undoable; the others are dropped.
+    for e in value
+        .get("undo")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        if let Ok(edit) = serde_json::from_value::<Edit>(e) {
+            if session
+                .image(edit.image)
+                .is_some_and(|i| i.cells.iter().any(|c| c.id == edit.cell))
+            {
+                session.undo.push(edit);
+            }
+        }
+    }
+    (session, problems)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +387,56 @@ mod tests {
         );
         s.reclassify(0, "0-3", Some("lymphocyte".into()));
         assert_eq!(s.review_queue().len(), 2, "reviewed cells leave the queue");
+    }
+
+    #[test]
+    fn restore_keeps_what_is_valid_and_reports_the_rest() {
+        let mut s = session();
+        s.reclassify(0, "0-1", Some("lymphocyte".into()));
+        let mut second = s.images[0].clone();
+        second.id = 1;
+        s.images.push(second);
+        let json = serde_json::to_string(&s).expect("json");
+        let (back, problems) = restore(&json);
+        assert_eq!(back, s);
+        assert!(problems.is_empty());
+        // Damage the second image only.
+        let mut v: Value = serde_json::from_str(&json).expect("json");
+        v["images"][1]["cells"] = json!("garbage");
+        let (partial, problems) = restore(&v.to_string());
+        assert_eq!(partial.images.len(), 1);
+        assert_eq!(partial.images[0], s.images[0]);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("image 2"));
+        let (empty, problems) = restore("{not json");
+        assert!(empty.images.is_empty() && problems.len() == 1);
+    }
+
+    #[test]
+    fn restore_never_panics_on_random_bytes() {
+        // A property test: thousands of corruptions of a valid session restore without a
+        // panic, and never invent an image that was not stored.
+        let json = serde_json::to_string(&session())
+            .expect("json")
+            .into_bytes();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..3000 {
+            let mut b = json.clone();
+            for _ in 0..(next() % 8 + 1) {
+                let i = (next() as usize) % b.len();
+                b[i] = (next() & 0xff) as u8;
+            }
+            let cut = (next() as usize) % (b.len() + 1);
+            b.truncate(cut.max(b.len() / 2));
+            let (s, _) = restore(&String::from_utf8_lossy(&b));
+            assert!(s.images.len() <= 1);
+        }
     }
 
     #[test]

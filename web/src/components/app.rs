@@ -11,9 +11,12 @@ use super::samples::SampleGallery;
 use super::smear_view::SmearView;
 use crate::bridge::WorkerHandle;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
-use crate::session::{CellRecord, ImageRecord, ModelInfo, Session};
+use crate::session::{restore, CellRecord, ImageRecord, ModelInfo, Session};
+use crate::storage;
 use leptos::prelude::*;
 use std::collections::HashMap;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::IdbDatabase;
 
 /// Progress of one image's analysis.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -57,6 +60,7 @@ pub fn App() -> impl IntoView {
     let selected = RwSignal::new(None::<(u32, String)>);
     let (fatal, set_fatal) = signal(None::<String>);
     let next_id = StoredValue::new(0u32);
+    let db = StoredValue::new_local(None::<IdbDatabase>);
     let classes: Signal<Vec<String>> = Signal::derive(move || {
         session.with(|s| {
             s.images
@@ -156,6 +160,12 @@ pub fn App() -> impl IntoView {
         Response::Cell { id, cell } => {
             let cid = format!("{id}-{}", cell.index);
             if let Some(b) = bytes {
+                if let Some(d) = db.get_value() {
+                    let (key, b2) = (format!("crop:{cid}"), b.clone());
+                    spawn_local(async move {
+                        let _ = storage::put_bytes(&d, &key, &b2).await;
+                    });
+                }
                 crops.update(|c| {
                     c.insert(cid.clone(), b);
                 });
@@ -207,6 +217,120 @@ pub fn App() -> impl IntoView {
     send(Request::Init { prefer_gpu: true }, None);
     send(Request::SelfTest, None);
 
+    // Persistence: restore the stored session first, then save every change.
+    let restored = RwSignal::new(false);
+    let (notice, set_notice) = signal(None::<String>);
+    spawn_local(async move {
+        match storage::open().await {
+            Ok(d) => {
+                let mut problems = Vec::new();
+                match storage::get(&d, "session").await {
+                    Ok(Some(v)) => {
+                        let (s, p) = restore(&v.as_string().unwrap_or_default());
+                        problems.extend(p);
+                        for img in &s.images {
+                            match storage::get_bytes(&d, &format!("file:{}", img.id)).await {
+                                Ok(Some(bytes)) => {
+                                    entries.update(|es| {
+                                        es.push(Entry {
+                                            id: img.id,
+                                            name: img.name.clone(),
+                                            image: None,
+                                            error: None,
+                                        })
+                                    });
+                                    send(
+                                        Request::Decode {
+                                            id: img.id,
+                                            name: img.name.clone(),
+                                        },
+                                        Some(&bytes),
+                                    );
+                                }
+                                other => problems.push(format!(
+                                    "{}: stored image missing ({other:?})",
+                                    img.name
+                                )),
+                            }
+                            progress.update(|p| {
+                                p.insert(
+                                    img.id,
+                                    Progress {
+                                        done: img.cells.len(),
+                                        total: img.cells.len(),
+                                        finished: true,
+                                        ..Progress::default()
+                                    },
+                                );
+                            });
+                            for c in &img.cells {
+                                if let Ok(Some(b)) =
+                                    storage::get_bytes(&d, &format!("crop:{}", c.id)).await
+                                {
+                                    crops.update(|m| {
+                                        m.insert(c.id.clone(), b);
+                                    });
+                                }
+                            }
+                        }
+                        next_id.set_value(s.images.iter().map(|i| i.id + 1).max().unwrap_or(0));
+                        session.set(s);
+                    }
+                    Ok(None) => {}
+                    Err(e) => problems.push(e),
+                }
+                if !problems.is_empty() {
+                    set_notice.set(Some(problems.join("; ")));
+                }
+                db.set_value(Some(d));
+            }
+            Err(e) => set_notice.set(Some(format!(
+                "this browser cannot keep the session ({e}); results will be lost on reload"
+            ))),
+        }
+        restored.set(true);
+    });
+    Effect::new(move |_| {
+        let json = session.with(|s| serde_json::to_string(s).unwrap_or_default());
+        if !restored.get() {
+            return;
+        }
+        if let Some(d) = db.get_value() {
+            spawn_local(async move {
+                if let Err(e) = storage::put(&d, "session", &json.into()).await {
+                    web_sys::console::warn_1(&e.into());
+                }
+            });
+        }
+    });
+    let store_bytes = move |key: String, bytes: Vec<u8>| {
+        if let Some(d) = db.get_value() {
+            spawn_local(async move {
+                if let Err(e) = storage::put_bytes(&d, &key, &bytes).await {
+                    web_sys::console::warn_1(&e.into());
+                }
+            });
+        }
+    };
+    let clear_all = move |_| {
+        let ok = window()
+            .confirm_with_message("Clear all images, results and review edits from this browser?")
+            .unwrap_or(false);
+        if !ok {
+            return;
+        }
+        entries.set(Vec::new());
+        session.set(Session::default());
+        progress.set(HashMap::new());
+        crops.set(HashMap::new());
+        selected.set(None);
+        if let Some(d) = db.get_value() {
+            spawn_local(async move {
+                let _ = storage::clear(&d).await;
+            });
+        }
+    };
+
     let on_file = Callback::new(move |f: OpenedFile| {
         let id = next_id.get_value();
         next_id.set_value(id + 1);
@@ -245,6 +369,7 @@ pub fn App() -> impl IntoView {
             },
             Some(&f.bytes),
         );
+        store_bytes(format!("file:{id}"), f.bytes);
     });
     let on_switch = Callback::new(move |gpu: bool| {
         set_backend.set(None);
@@ -287,7 +412,11 @@ pub fn App() -> impl IntoView {
             {move || fatal.get().map(|m| view! { <p class="error" data-testid="fatal">{m}</p> })}
             <FileOpener on_file=on_file />
             <SampleGallery on_file=on_file />
-            <ExportButtons session=session classes=classes />
+            {move || notice.get().map(|m| view! { <p class="notice" data-testid="restore-notice">{m}</p> })}
+            <div class="export-row">
+                <ExportButtons session=session classes=classes />
+                <button data-testid="clear-all" on:click=clear_all>"Clear all"</button>
+            </div>
             <div class="workspace">
                 <section class="images" data-testid="images">
                     <For each=move || entries.get() key=|e| (e.id, e.image.is_some(), e.error.clone()) let:entry>
