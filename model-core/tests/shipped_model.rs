@@ -48,9 +48,11 @@ fn shipped_weights_load_and_classify_test_cells() {
         .zip(&picked)
         .filter(|(d, (_, l))| d.class == *l)
         .count();
-    // The model's test accuracy is recorded in the README; 16 cells at that accuracy almost
-    // never give fewer than 12 right.
-    assert!(correct >= 12, "only {correct}/16 held-out cells right");
+    // The shipped model's balanced test accuracy is 0.54 (README), so about 8-9 of these 16
+    // class-balanced cells are right (8 when this test was written). Chance is 2/16: a broken
+    // weights file or preprocessing gives about 2, and P(>= 6 | chance) is 0.3 %.
+    eprintln!("{correct}/16 held-out cells right");
+    assert!(correct >= 6, "only {correct}/16 held-out cells right: far below the recorded accuracy");
     // Same cell, same answer (seeded noise and timesteps).
     let again = clf.diagnose(cells[..2].to_vec()).expect("diagnose");
     assert_eq!(again[0], d[0]);

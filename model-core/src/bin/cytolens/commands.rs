@@ -466,3 +466,61 @@ pub fn eval_anomaly(
     print_summary(&doc);
     Ok(())
 }
+
+pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
+    use model_core::classify::{replay, ClassifierSettings};
+    let files = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
+    let clf = files.classifier(Device::flex()).map_err(err)?;
+    let evals = full_evaluations(&clf, &crops(val), &val.labels, |n| {
+        eprint!("\r  full evaluation {n}/{}", val.len())
+    })
+    .map_err(err)?;
+    eprintln!();
+    let base = files.card.classifier.clone();
+    let strata = plan_strata(&base, files.card.denoiser.image_size);
+    let n = base.max_rounds;
+    let variants: Vec<(&str, ClassifierSettings)> = vec![
+        ("shipped settings", base.clone()),
+        (
+            "no elimination (all 12 rounds)",
+            ClassifierSettings {
+                test_strictness: f32::INFINITY,
+                ..base.clone()
+            },
+        ),
+        (
+            "no elimination, uniform weights",
+            ClassifierSettings {
+                test_strictness: f32::INFINITY,
+                stratum_weights: vec![1.0; n],
+                ..base.clone()
+            },
+        ),
+        (
+            "min 6 rounds",
+            ClassifierSettings {
+                min_rounds: 6,
+                ..base.clone()
+            },
+        ),
+        (
+            "strictness 2x",
+            ClassifierSettings {
+                test_strictness: 2.0,
+                ..base.clone()
+            },
+        ),
+    ];
+    for (name, s) in variants {
+        let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, &strata, &s)).collect();
+        let acc = scores
+            .iter()
+            .zip(&evals)
+            .filter(|(sc, e)| sc.best() == e.label)
+            .count() as f64
+            / evals.len() as f64;
+        let ev = scores.iter().map(|s| s.evals).sum::<usize>() as f64 / scores.len() as f64;
+        println!("{name:<36} val accuracy {acc:.3}  mean evals {ev:.1}");
+    }
+    Ok(())
+}

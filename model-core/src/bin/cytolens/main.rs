@@ -150,6 +150,16 @@ enum Command {
         /// Images of single cells (any size; centre-cropped and resized like the training data).
         files: Vec<PathBuf>,
     },
+    /// Val accuracy of the shipped model under other classifier settings, replayed exactly
+    /// from one full evaluation (diagnostics for tuning; reports nothing on test).
+    Tune {
+        /// Folder of the diffusion model.
+        #[arg(long, default_value = "static/model")]
+        model: PathBuf,
+        /// Val cells (evenly spread).
+        #[arg(long, default_value_t = 240)]
+        val_limit: usize,
+    },
     /// Detection against BCCD's white-cell boxes: recall and precision at IoU 0.5, counts.
     DetectEval {
         /// Print one line per field.
@@ -265,6 +275,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 return commands::eval_anomaly(&data, anomaly_limit, &eval_models, &json);
             }
             commands::eval(&data, anomaly_limit, &model, &eval_models, &json, &svg)
+        }
+        Command::Tune { model, val_limit } => {
+            let val = load_cells(&cli.data, Split::Val, 64)?.subsample(val_limit);
+            commands::tune(&model, &val)
         }
         Command::DetectEval { verbose } => commands::detect_eval(&cli.data, verbose),
         Command::Classify { json, model, files } => commands::classify(&model, &files, json),
