@@ -52,7 +52,10 @@ fn shipped_weights_load_and_classify_test_cells() {
     // class-balanced cells are right (8 when this test was written). Chance is 2/16: a broken
     // weights file or preprocessing gives about 2, and P(>= 6 | chance) is 0.3 %.
     eprintln!("{correct}/16 held-out cells right");
-    assert!(correct >= 6, "only {correct}/16 held-out cells right: far below the recorded accuracy");
+    assert!(
+        correct >= 6,
+        "only {correct}/16 held-out cells right: far below the recorded accuracy"
+    );
     // Same cell, same answer (seeded noise and timesteps).
     let again = clf.diagnose(cells[..2].to_vec()).expect("diagnose");
     assert_eq!(again[0], d[0]);
