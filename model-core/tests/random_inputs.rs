@@ -41,7 +41,7 @@ fn decoding_mutated_images_never_panics() {
             let k = (rng.next() as usize) % b.len();
             b[k] = rng.next() as u8;
         }
-        if rng.next() % 4 == 0 {
+        if rng.next().is_multiple_of(4) {
             let keep = (rng.next() as usize) % b.len();
             b.truncate(keep);
         }
@@ -66,10 +66,10 @@ fn detection_on_random_fields_never_panics_and_boxes_stay_inside() {
             16 + (rng.next() % 300) as u32,
             16 + (rng.next() % 300) as u32,
         );
-        let dark = rng.next() % 3 == 0;
+        let dark = rng.next().is_multiple_of(3);
         let img = image::RgbImage::from_fn(w, h, |_, _| {
             let v = rng.next();
-            if dark && v % 5 == 0 {
+            if dark && v.is_multiple_of(5) {
                 image::Rgb([110, 50, 170])
             } else {
                 image::Rgb([v as u8, (v >> 8) as u8, (v >> 16) as u8])
