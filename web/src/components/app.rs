@@ -6,8 +6,11 @@ use super::cell_panel::{label_for_key, CellPanel};
 use super::differential::Differential;
 use super::export::ExportButtons;
 use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
+use super::gallery::CellGallery;
 use super::image_view::DecodedImage;
+use super::review_queue::ReviewQueue;
 use super::samples::SampleGallery;
+use super::sign_off::SignOff;
 use super::smear_view::SmearView;
 use crate::bridge::WorkerHandle;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
@@ -61,6 +64,7 @@ pub fn App() -> impl IntoView {
     let (fatal, set_fatal) = signal(None::<String>);
     let next_id = StoredValue::new(0u32);
     let db = StoredValue::new_local(None::<IdbDatabase>);
+    let files = StoredValue::new_local(HashMap::<u32, Vec<u8>>::new());
     let classes: Signal<Vec<String>> = Signal::derive(move || {
         session.with(|s| {
             s.images
@@ -246,6 +250,9 @@ pub fn App() -> impl IntoView {
                                         },
                                         Some(&bytes),
                                     );
+                                    files.update_value(|m| {
+                                        m.insert(img.id, bytes.clone());
+                                    });
                                 }
                                 other => problems.push(format!(
                                     "{}: stored image missing ({other:?})",
@@ -369,8 +376,39 @@ pub fn App() -> impl IntoView {
             },
             Some(&f.bytes),
         );
+        files.update_value(|m| {
+            m.insert(id, f.bytes.clone());
+        });
         store_bytes(format!("file:{id}"), f.bytes);
     });
+
+    let reanalyse = move |id: u32, diameter: Option<f32>| {
+        let Some(bytes) = files.with_value(|m| m.get(&id).cloned()) else {
+            return;
+        };
+        let name = session
+            .with_untracked(|s| s.image(id).map(|i| i.name.clone()))
+            .unwrap_or_default();
+        session.update(|s| {
+            if let Some(i) = s.image_mut(id) {
+                i.cells.clear();
+                i.findings = None;
+                i.signed_off = None;
+            }
+            s.undo.retain(|e| e.image != id);
+        });
+        progress.update(|p| {
+            p.insert(id, Progress::default());
+        });
+        send(
+            Request::Analyze {
+                id,
+                name,
+                rbc_diameter_px: diameter,
+            },
+            Some(&bytes),
+        );
+    };
     let on_switch = Callback::new(move |gpu: bool| {
         set_backend.set(None);
         send(Request::Init { prefer_gpu: gpu }, None);
@@ -452,6 +490,8 @@ pub fn App() -> impl IntoView {
                                             ))}</p>
                                             <SmearView image=img id=id name=entry.name.clone() record=record selected=selected />
                                             <Differential record=record />
+                                            <ScaleOverride id=id record=record on_apply=Callback::new(move |d: Option<f32>| reanalyse(id, d)) />
+                                            <SignOff session=session id=id />
                                         }.into_any(),
                                         None if entry.error.is_none() => view! { <p data-testid="decoding">{format!("Decoding {}…", entry.name)}</p> }.into_any(),
                                         None => ().into_any(),
@@ -461,11 +501,41 @@ pub fn App() -> impl IntoView {
                         }
                     </For>
                 </section>
-                <CellPanel session=session selected=selected crops=crops classes=classes />
+                <div class="side">
+                    <CellPanel session=session selected=selected crops=crops classes=classes />
+                    <ReviewQueue session=session selected=selected />
+                    <CellGallery session=session crops=crops selected=selected />
+                </div>
             </div>
         </main>
         <footer>"Research and education only — not a medical device. "
             {move || session.with(|s| s.model.clone()).map(|m| format!("Model {} {} (weights sha256 {}…)", m.name, m.version, &m.sha256[..12.min(m.sha256.len())]))}
         </footer>
+    }
+}
+
+/// The scale: the estimated red-cell diameter, which the user can override (the crops are then
+/// resampled to the training data's magnification from the new value and re-classified).
+#[component]
+fn ScaleOverride(
+    /// Image id.
+    id: u32,
+    /// Its record.
+    record: Signal<Option<ImageRecord>>,
+    /// Re-analyse with this diameter (None = estimate again).
+    on_apply: Callback<Option<f32>>,
+) -> impl IntoView {
+    let (value, set_value) = signal(String::new());
+    view! {
+        <div class="scale" data-testid="scale">
+            {move || record.get().and_then(|r| r.findings).and_then(|f| f.rbc_diameter_px).map(|d| format!("Red-cell diameter {d:.0} px ({:.3} µm/px). ", 7.5 / d))}
+            <label>"Override (px): "
+                <input type="number" min="8" max="2000" step="1" data-testid="scale-input" id=format!("scale-{id}")
+                    prop:value=move || value.get() on:input=move |ev| set_value.set(event_target_value(&ev)) />
+            </label>
+            <button data-testid="scale-apply" on:click=move |_| on_apply.run(value.get_untracked().trim().parse::<f32>().ok().filter(|v| *v >= 8.0))>
+                "Re-analyse"
+            </button>
+        </div>
     }
 }

@@ -1,0 +1,44 @@
+//! The review queue: every cell triaged `review` or `anomaly` and not yet reviewed, anomalies
+//! first, then the most uncertain; a click selects the cell.
+
+use crate::session::Session;
+use leptos::prelude::*;
+
+/// Cells awaiting review.
+#[component]
+pub fn ReviewQueue(
+    /// The session.
+    session: RwSignal<Session>,
+    /// Selected cell.
+    selected: RwSignal<Option<(u32, String)>>,
+) -> impl IntoView {
+    let queue = Memo::new(move |_| {
+        session.with(|s| {
+            s.review_queue()
+                .into_iter()
+                .filter_map(|(img, id)| {
+                    let c = s.image(img)?.cells.iter().find(|c| c.id == id)?.clone();
+                    Some((img, c))
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    view! {
+        <section class="queue" data-testid="review-queue">
+            <h3>{move || format!("Review queue ({})", queue.get().len())}</h3>
+            <ol>
+                {move || queue.get().into_iter().map(|(img, c)| {
+                    let id = c.id.clone();
+                    view! {
+                        <li>
+                            <button data-testid="queue-item" class=format!("triage-{}", c.result.triage)
+                                on:click=move |_| selected.set(Some((img, id.clone())))>
+                                {format!("{} — {} ({}, uncertainty {:.2})", c.id, c.result.class, c.result.triage, c.result.uncertainty)}
+                            </button>
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+        </section>
+    }
+}
