@@ -54,6 +54,15 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.equal(await boxes.first().getAttribute('data-class'), want);
     assert.equal(await page.locator(`[data-testid=differential-row][data-class=${want}]`).count(), 1);
 
+    // Gallery groups the crops by final class; the reviewed cell left the review queue.
+    await page.locator(`[data-testid=gallery-group][data-class=${want}]`).waitFor();
+    assert.equal(await page.locator('[data-testid=queue-item]').count(), 0, 'no unreviewed cell waits');
+
+    // Sign-off records who and when.
+    await page.getByTestId('signoff-name').fill('Dr Test');
+    await page.getByTestId('signoff').click();
+    assert.match(await page.getByTestId('signed').textContent(), /Signed off by Dr Test at \d{4}-\d\d-\d\dT/);
+
     // JSON export: schema of the issue, the review kept apart from the model's answer.
     const [jsonDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
     const docs = JSON.parse(readFileSync(await jsonDl.path(), 'utf8'));
@@ -70,6 +79,7 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.ok(Math.abs(Object.values(cell.probs).reduce((a, b) => a + b, 0) - 1) < 1e-3);
     assert.ok(['auto', 'review', 'anomaly'].includes(cell.triage));
     assert.equal(doc.differential[want], 1);
+    assert.equal(doc.signed_off.by, 'Dr Test');
 
     // CSV: a header and one row per cell, columns matching the cell fields.
     const [csvDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-csv').click()]);
@@ -92,6 +102,13 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     await page.keyboard.press('u');
     await page.waitForFunction(() => !document.querySelector('[data-testid=reviewed-badge]'));
     assert.equal(await boxes.first().getAttribute('data-class'), modelClass);
+
+    // Overriding the red-cell diameter re-analyses the smear at that scale.
+    await page.getByTestId('scale-input').fill('95');
+    await page.getByTestId('scale-apply').click();
+    await page.waitForFunction(() => /done:/.test(document.querySelector('[data-testid=progress-text]')?.textContent ?? '')
+      && /Red-cell diameter 95 px/.test(document.querySelector('[data-testid=scale]')?.textContent ?? ''), null, { timeout: 120_000 });
+    assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'));
 
     // Clear all asks first; accepted, it empties the page and the stored session.
     page.once('dialog', (d) => d.accept());
