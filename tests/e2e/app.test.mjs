@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { serveDist, launch, record, AppPage, bccd } from './support.mjs';
+import { serveDist, launch, record, AppPage, bccd, foreignRequests } from './support.mjs';
 
 let server;
 before(async () => { server = await serveDist(); });
@@ -34,8 +34,7 @@ test('opens a BCCD smear, shows it at its size, reports the CPU backend without 
     await app.selfTest();
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);
-    const foreign = rec.requests.filter((r) => !r.url.startsWith(server.origin) && !r.url.startsWith('blob:') && !r.url.startsWith('data:'));
-    assert.deepEqual(foreign, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
   } finally {
     await ctx.close();
   }

@@ -2,20 +2,12 @@
 // the first visit.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch, record, AppPage } from './support.mjs';
+import { serveDist, launch, record, AppPage, foreignRequests } from './support.mjs';
 
 let server;
 before(async () => { server = await serveDist(); });
 after(async () => { await server.close(); });
 
-async function analyseSample(page, index) {
-  const before = await page.getByTestId('entry').count();
-  await page.getByTestId('sample').nth(index).click();
-  await page.waitForFunction((n) => {
-    const all = document.querySelectorAll('[data-testid=progress-text]');
-    return all.length > n && /done:/.test(all[all.length - 1].textContent);
-  }, before, { timeout: 180_000 });
-}
 
 test('the page carries a strict CSP and makes no request to another origin', async () => {
   const ctx = await launch();
@@ -30,8 +22,8 @@ test('the page carries a strict CSP and makes no request to another origin', asy
     assert.doesNotMatch(csp, /unsafe-inline|https?:/);
     await app.backend();
     const analysisStart = Date.now();
-    await analyseSample(page, 2);
-    const foreign = rec.requests.filter((r) => !r.url.startsWith(server.origin) && !/^(blob|data):/.test(r.url));
+    await app.analyseSample(2);
+    const foreign = foreignRequests(rec, server.origin);
     assert.deepEqual(foreign, [], 'no request leaves the origin');
     const after = rec.requests.filter((r) => r.at >= analysisStart).map((r) => new URL(r.url).pathname);
     for (const p of after) assert.match(p, /^\/(samples|model)\/|\.(js|wasm|css|svg)$/, `unexpected request during analysis: ${p}`);
@@ -53,14 +45,14 @@ test('after the first visit the app analyses a smear offline', async () => {
       await page.waitForFunction(() => navigator.serviceWorker?.controller != null, null, { timeout: 30_000 });
     });
     await app.backend();
-    await analyseSample(page, 1);
+    await app.analyseSample(1);
     await ctx.setOffline(true);
     await page.reload();
     await app.backend();
-    await analyseSample(page, 1);
+    await app.analyseSample(1);
     const done = await page.getByTestId('progress-text').last().textContent();
     assert.match(done, /done: 1 cells/);
-    assert.deepEqual(rec.requests.filter((r) => !r.url.startsWith(server.origin) && !/^(blob|data):/.test(r.url)), []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
   } finally {
     await ctx.close();
   }

@@ -3,7 +3,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serveDist, launch, record, AppPage, root } from './support.mjs';
+import { serveDist, launch, record, AppPage, root, foreignRequests } from './support.mjs';
 
 let server;
 before(async () => { server = await serveDist(); });
@@ -15,15 +15,6 @@ function annotatedWbc(name) {
   return [...xml.matchAll(/<name>WBC<\/name>/g)].length;
 }
 
-/** Open sample `index` and wait until its analysis (the newest entry) is done. */
-async function analyseSample(page, index) {
-  const before = await page.getByTestId('entry').count();
-  await page.getByTestId('sample').nth(index).click();
-  await page.waitForFunction((n) => {
-    const all = document.querySelectorAll('[data-testid=progress-text]');
-    return all.length > n && /done:/.test(all[all.length - 1].textContent);
-  }, before, { timeout: 180_000 });
-}
 
 test('analyse a sample smear, review a cell with a key, undo, and export JSON and CSV', async () => {
   const ctx = await launch();
@@ -34,7 +25,7 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     await app.open();
     await app.backend();
     const started = Date.now();
-    await analyseSample(page, 1);
+    await app.analyseSample(1);
     const boxes = page.getByTestId('cell-box');
     assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'), 'one box per annotated white cell');
     assert.match(await page.getByTestId('findings').textContent(), /1 white cells, \d+ red cells, \d+ platelets/);
@@ -121,7 +112,7 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
 
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);
-    assert.deepEqual(rec.requests.filter((r) => !r.url.startsWith(server.origin) && !/^(blob|data):/.test(r.url)), []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
   } finally {
     await ctx.close();
   }
@@ -142,7 +133,7 @@ test('the progress bar counts cells and cancel stops the analysis', async () => 
     const text = await page.getByTestId('progress-text').first().textContent();
     assert.match(text, /cancelled after \d+ of \d+ cells|done: \d+ cells/);
     // A later analysis still runs to the end.
-    await analyseSample(page, 2);
+    await app.analyseSample(2);
     assert.match(await page.getByTestId('progress-text').last().textContent(), /done: \d+ cells, [0-9.]+ cells\/s/);
   } finally {
     await ctx.close();

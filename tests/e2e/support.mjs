@@ -63,6 +63,11 @@ export function record(page) {
   return rec;
 }
 
+/** Requests that went anywhere but the page's own origin (blob: and data: URLs are local). */
+export function foreignRequests(rec, origin) {
+  return rec.requests.filter((r) => !r.url.startsWith(origin) && !/^(blob|data):/.test(r.url));
+}
+
 /** Page object of the CytoLens app. */
 export class AppPage {
   constructor(page, url) { this.page = page; this.url = url; }
@@ -79,4 +84,13 @@ export class AppPage {
   async openFiles(paths) { await this.page.getByTestId('file-input').setInputFiles(paths); }
   canvases() { return this.page.getByTestId('image-canvas'); }
   fileErrors() { return this.page.getByTestId('file-error'); }
+  /** Open bundled sample `index` and wait until its analysis (the newest entry) is done. */
+  async analyseSample(index) {
+    const before = await this.page.getByTestId('entry').count();
+    await this.page.getByTestId('sample').nth(index).click();
+    await this.page.waitForFunction((n) => {
+      const all = document.querySelectorAll('[data-testid=progress-text]');
+      return all.length > n && /done:/.test(all[all.length - 1].textContent);
+    }, before, { timeout: 180_000 });
+  }
 }
