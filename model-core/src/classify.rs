@@ -188,14 +188,14 @@ impl CellScores {
     /// active classes (ties: lowest index).
     pub fn best(&self) -> usize {
         let mut best = 0;
-        let mut best_gap = f32::INFINITY;
+        let mut best_error = f32::INFINITY;
         for c in 0..self.active.len() {
             if !self.active[c] {
                 continue;
             }
             let m = self.mean_error(c);
-            if m < best_gap {
-                best_gap = m;
+            if m < best_error {
+                best_error = m;
                 best = c;
             }
         }

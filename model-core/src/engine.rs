@@ -61,21 +61,24 @@ impl CellClassifier {
         )
     }
 
+    /// Row ranges `[from, to)` of at most [`MAX_ROWS`] rows covering `rows`.
+    fn row_ranges(rows: usize) -> impl Iterator<Item = (usize, usize)> {
+        (0..rows)
+            .step_by(MAX_ROWS)
+            .map(move |from| (from, (from + MAX_ROWS).min(rows)))
+    }
+
+    /// The predicted noise of rows `from..to` of a round, still on the device.
+    fn forward_rows(&self, inputs: &RoundInputs, from: usize, to: usize) -> Tensor<4> {
+        let (x, cond) = self.input_tensors(inputs, from, to);
+        self.model.forward(x, &inputs.t[from..to], cond)
+    }
+
     /// Predict the noise of one round, synchronously (CPU backends).
     pub fn predict(&self, inputs: &RoundInputs) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(inputs.x_t.len());
-        let rows = inputs.t.len();
-        let mut from = 0;
-        while from < rows {
-            let to = (from + MAX_ROWS).min(rows);
-            let (x, cond) = self.input_tensors(inputs, from, to);
-            let pred = self.model.forward(x, &inputs.t[from..to], cond);
-            out.extend(
-                pred.into_data()
-                    .try_to_vec::<f32>()
-                    .map_err(|e| Error::Weights(format!("{e:?}")))?,
-            );
-            from = to;
+        for (from, to) in Self::row_ranges(inputs.t.len()) {
+            out.extend(floats(self.forward_rows(inputs, from, to).into_data())?);
         }
         Ok(out)
     }
@@ -83,21 +86,13 @@ impl CellClassifier {
     /// Predict the noise of one round with an async readback (WebGPU).
     pub async fn predict_async(&self, inputs: &RoundInputs) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(inputs.x_t.len());
-        let rows = inputs.t.len();
-        let mut from = 0;
-        while from < rows {
-            let to = (from + MAX_ROWS).min(rows);
-            let (x, cond) = self.input_tensors(inputs, from, to);
-            let pred = self.model.forward(x, &inputs.t[from..to], cond);
-            let data = pred
+        for (from, to) in Self::row_ranges(inputs.t.len()) {
+            let data = self
+                .forward_rows(inputs, from, to)
                 .into_data_async()
                 .await
                 .map_err(|e| Error::Weights(format!("{e:?}")))?;
-            out.extend(
-                data.try_to_vec::<f32>()
-                    .map_err(|e| Error::Weights(format!("{e:?}")))?,
-            );
-            from = to;
+            out.extend(floats(data)?);
         }
         Ok(out)
     }
@@ -134,4 +129,10 @@ impl CellClassifier {
             .map(|s| diagnose(s, &self.card, self.card.denoiser.image_size))
             .collect()
     }
+}
+
+/// The f32 values of read-back tensor data.
+fn floats(data: TensorData) -> Result<Vec<f32>> {
+    data.try_to_vec::<f32>()
+        .map_err(|e| Error::Weights(format!("{e:?}")))
 }

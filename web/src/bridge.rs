@@ -94,3 +94,22 @@ impl WorkerHandle {
         post(&self.worker, &json, bytes);
     }
 }
+
+/// Await a `fetch()` promise and read the whole body; `what` names the resource in errors.
+pub async fn fetched_bytes(fetch: js_sys::Promise, what: &str) -> Result<Vec<u8>, String> {
+    use wasm_bindgen_futures::JsFuture;
+    let resp = JsFuture::from(fetch)
+        .await
+        .map_err(|e| format!("{what}: {e:?}"))?;
+    let resp: web_sys::Response = resp
+        .dyn_into()
+        .map_err(|_| format!("{what}: not a response"))?;
+    if !resp.ok() {
+        return Err(format!("{what}: HTTP {}", resp.status()));
+    }
+    let body = resp.array_buffer().map_err(|e| format!("{what}: {e:?}"))?;
+    let buf = JsFuture::from(body)
+        .await
+        .map_err(|e| format!("{what}: {e:?}"))?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}

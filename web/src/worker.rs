@@ -253,19 +253,7 @@ fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
 }
 
 async fn fetch_bytes(path: &str) -> Result<Vec<u8>, String> {
-    let resp = JsFuture::from(scope().fetch_with_str(path))
-        .await
-        .map_err(|e| format!("{path}: {e:?}"))?;
-    let resp: web_sys::Response = resp
-        .dyn_into()
-        .map_err(|_| format!("{path}: not a response"))?;
-    if !resp.ok() {
-        return Err(format!("{path}: HTTP {}", resp.status()));
-    }
-    let buf = JsFuture::from(resp.array_buffer().map_err(|e| format!("{e:?}"))?)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+    crate::bridge::fetched_bytes(scope().fetch_with_str(path), path).await
 }
 
 /// Fetch the model once (the browser caches it) and build it on the current device.

@@ -82,6 +82,16 @@ pub fn App() -> impl IntoView {
         })
     });
 
+    let store_bytes = move |key: String, bytes: Vec<u8>| {
+        if let Some(d) = db.get_value() {
+            spawn_local(async move {
+                if let Err(e) = storage::put_bytes(&d, &key, &bytes).await {
+                    web_sys::console::warn_1(&e.into());
+                }
+            });
+        }
+    };
+
     let on_response = move |r: Response, bytes: Option<Vec<u8>>| match r {
         Response::Backend {
             backend,
@@ -164,12 +174,7 @@ pub fn App() -> impl IntoView {
         Response::Cell { id, cell } => {
             let cid = format!("{id}-{}", cell.index);
             if let Some(b) = bytes {
-                if let Some(d) = db.get_value() {
-                    let (key, b2) = (format!("crop:{cid}"), b.clone());
-                    spawn_local(async move {
-                        let _ = storage::put_bytes(&d, &key, &b2).await;
-                    });
-                }
+                store_bytes(format!("crop:{cid}"), b.clone());
                 crops.update(|c| {
                     c.insert(cid.clone(), b);
                 });
@@ -310,15 +315,6 @@ pub fn App() -> impl IntoView {
             });
         }
     });
-    let store_bytes = move |key: String, bytes: Vec<u8>| {
-        if let Some(d) = db.get_value() {
-            spawn_local(async move {
-                if let Err(e) = storage::put_bytes(&d, &key, &bytes).await {
-                    web_sys::console::warn_1(&e.into());
-                }
-            });
-        }
-    };
     let clear_all = move |_| {
         let ok = window()
             .confirm_with_message("Clear all images, results and review edits from this browser?")

@@ -1,7 +1,6 @@
 //! Opening images: file picker, drag-and-drop and paste, for one or many files.
 
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{File, FileList};
 
@@ -81,9 +80,4 @@ pub fn pasted_files(ev: &web_sys::ClipboardEvent) -> Option<FileList> {
     ev.clipboard_data()
         .and_then(|d| d.files())
         .filter(|f| f.length() > 0)
-}
-
-/// Cast helper for event targets.
-pub fn target_input(ev: &web_sys::Event) -> Option<web_sys::HtmlInputElement> {
-    ev.target()?.dyn_into().ok()
 }

@@ -2,8 +2,7 @@
 
 use super::file_opener::OpenedFile;
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::spawn_local;
 
 /// File names in `static/samples/`.
 pub const SAMPLES: [&str; 5] = [
@@ -15,17 +14,8 @@ pub const SAMPLES: [&str; 5] = [
 ];
 
 async fn fetch_sample(name: &str) -> Result<Vec<u8>, String> {
-    let resp = JsFuture::from(window().fetch_with_str(&format!("./samples/{name}")))
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let resp: web_sys::Response = resp.dyn_into().map_err(|_| "not a response".to_string())?;
-    if !resp.ok() {
-        return Err(format!("HTTP {}", resp.status()));
-    }
-    let buf = JsFuture::from(resp.array_buffer().map_err(|e| format!("{e:?}"))?)
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+    let path = format!("./samples/{name}");
+    crate::bridge::fetched_bytes(window().fetch_with_str(&path), &path).await
 }
 
 /// One button per sample smear.
