@@ -1,15 +1,15 @@
 //! White-cell detection in a stained smear field, red-cell and platelet counts, and the scale.
 //!
 //! Stain-based: in May-Grünwald-Giemsa / Wright stains the nuclei of white cells and the
-//! platelets are violet (blue well above green), red cells are pink (red well above green),
-//! the background is pale. Nuclear pixels are segmented, lobes of one cell are merged by a
+//! platelets are violet (blue well above green), the background is pale. Nuclear pixels are segmented, lobes of one cell are merged by a
 //! closing proportional to the red-cell size, and each large component becomes one white cell
 //! whose box is the nucleus box grown to cover the cytoplasm. Small violet components are
-//! platelets. The red-cell diameter (median over isolated red cells) gives the magnification,
-//! so each crop can be resampled to the training data's scale.
+//! platelets. The red-cell diameter (from their circular rims, see [`crate::red_cells`]) gives
+//! the magnification, so each crop can be resampled to the training data's scale.
 
+use crate::red_cells::red_cells;
 use image::{GrayImage, Luma, RgbImage};
-use imageproc::distance_transform::{euclidean_squared_distance_transform, Norm};
+use imageproc::distance_transform::Norm;
 use imageproc::morphology::{close, open};
 use imageproc::region_labelling::{connected_components, Connectivity};
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ pub struct CellBox {
 pub struct SmearFindings {
     /// White cells.
     pub cells: Vec<CellBox>,
-    /// Red cells counted (area-based estimate, overlapping cells included).
+    /// Red cells counted (circular rims found, see [`crate::red_cells`]).
     pub rbc_count: usize,
     /// Platelets counted.
     pub platelet_count: usize,
@@ -55,10 +55,6 @@ pub struct DetectOptions {
 
 fn violet(p: &image::Rgb<u8>) -> i32 {
     p.0[2] as i32 - p.0[1] as i32
-}
-
-fn pink(p: &image::Rgb<u8>) -> i32 {
-    p.0[0] as i32 - p.0[1] as i32
 }
 
 fn mask(img: &RgbImage, f: impl Fn(&image::Rgb<u8>) -> bool) -> GrayImage {
@@ -103,96 +99,11 @@ fn components(m: &GrayImage) -> Vec<Component> {
     comps
 }
 
-/// Fill the holes of a mask (background regions not connected to the border), e.g. the pale
-/// centres of red cells.
-fn fill_holes(m: &GrayImage) -> GrayImage {
-    let inv = GrayImage::from_fn(m.width(), m.height(), |x, y| {
-        Luma([255 - m.get_pixel(x, y).0[0]])
-    });
-    let labels = connected_components(&inv, Connectivity::Four, Luma([0u8]));
-    let (w, h) = (m.width(), m.height());
-    let mut border = std::collections::HashSet::new();
-    for x in 0..w {
-        border.insert(labels.get_pixel(x, 0).0[0]);
-        border.insert(labels.get_pixel(x, h - 1).0[0]);
-    }
-    for y in 0..h {
-        border.insert(labels.get_pixel(0, y).0[0]);
-        border.insert(labels.get_pixel(w - 1, y).0[0]);
-    }
-    GrayImage::from_fn(w, h, |x, y| {
-        let l = labels.get_pixel(x, y).0[0];
-        Luma([if l == 0 || !border.contains(&l) {
-            255
-        } else {
-            0
-        }])
-    })
-}
-
-/// Red-cell diameter from the filled red-cell mask: the Euclidean distance transform peaks at
-/// each cell's centre with the cell's radius, also where cells touch, so the upper median of
-/// its local maxima (in 15x15 windows, at least 6 px) is a robust radius. The count is the
-/// mask's area over one cell's area.
-fn rbc_diameter(img: &RgbImage, nuclei: &GrayImage) -> (Option<f32>, usize) {
-    let rbc = mask(img, |p| pink(p) > 11 && violet(p) < 25);
-    let rbc = GrayImage::from_fn(rbc.width(), rbc.height(), |x, y| {
-        Luma([if nuclei.get_pixel(x, y).0[0] > 0 {
-            0
-        } else {
-            rbc.get_pixel(x, y).0[0]
-        }])
-    });
-    let rbc = fill_holes(&open(&close(&rbc, Norm::LInf, 2), Norm::LInf, 2));
-    let area = rbc.pixels().filter(|p| p.0[0] > 0).count();
-    // imageproc measures the distance to the nearest foreground pixel: invert, so that each
-    // red-cell pixel gets its distance to the nearest non-red-cell pixel.
-    let outside = GrayImage::from_fn(rbc.width(), rbc.height(), |x, y| {
-        Luma([255 - rbc.get_pixel(x, y).0[0]])
-    });
-    let dist = euclidean_squared_distance_transform(&outside);
-    let (w, h) = (rbc.width() as i64, rbc.height() as i64);
-    let mut peaks = Vec::new();
-    for y in (0..h).step_by(2) {
-        for x in (0..w).step_by(2) {
-            let v = dist.get_pixel(x as u32, y as u32).0[0];
-            if v < 36.0 {
-                continue;
-            }
-            let mut is_max = true;
-            'win: for dy in -7..=7i64 {
-                for dx in -7..=7i64 {
-                    let (nx, ny) = (x + dx, y + dy);
-                    if nx >= 0
-                        && ny >= 0
-                        && nx < w
-                        && ny < h
-                        && dist.get_pixel(nx as u32, ny as u32).0[0] > v
-                    {
-                        is_max = false;
-                        break 'win;
-                    }
-                }
-            }
-            if is_max {
-                peaks.push(v.sqrt() as f32);
-            }
-        }
-    }
-    if peaks.len() < 2 {
-        return (None, 0);
-    }
-    peaks.sort_by(|a, b| a.total_cmp(b));
-    let r = peaks[peaks.len() * 2 / 3];
-    let d = 2.0 * r + 2.0; // the opening and the mask edge shave about a pixel each side
-    let disc = std::f32::consts::PI * d * d / 4.0;
-    (Some(d), (area as f32 / disc).round() as usize)
-}
-
 /// Find white cells, count red cells and platelets, and estimate the scale.
 pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     let nuclei = mask(img, |p| violet(p) > 45 && (p.0[0] as i32) < 200);
-    let (rbc_est, rbc_count) = rbc_diameter(img, &nuclei);
+    let red = red_cells(img);
+    let rbc_est = red.as_ref().map(|r| r.diameter_px);
     let d = opts
         .rbc_diameter_px
         .or(rbc_est)
@@ -224,6 +135,18 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
             platelets += 1;
         }
     }
+    // White cells (nucleus and cytoplasm) are round too: their circles are not red cells.
+    let rbc_count = red.map_or(0, |r| {
+        r.centres
+            .iter()
+            .filter(|[x, y]| {
+                !cells.iter().any(|c| {
+                    let b = c.bbox;
+                    *x >= b[0] as f32 && *x < b[2] as f32 && *y >= b[1] as f32 && *y < b[3] as f32
+                })
+            })
+            .count()
+    });
     let single_cell =
         cells.len() == 1 && (img.width().min(img.height()) as f32) < 1.3 * d / RBC_PER_CROP;
     SmearFindings {

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod preprocess;
+pub mod red_cells;
 pub mod schedule;
 pub mod smear;
 pub mod unet;

@@ -61,6 +61,10 @@ pub struct TrainOptions {
     pub exclude_class: Option<usize>,
     /// Architecture.
     pub model: DenoiserConfig,
+    /// Start a fresh run from the EMA weights of another run's checkpoint folder (fine-tuning
+    /// with a new objective or schedule); ignored when resuming.
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for TrainOptions {
@@ -80,6 +84,7 @@ impl Default for TrainOptions {
             log_every: 10,
             exclude_class: None,
             model: DenoiserConfig::new(),
+            init_from: None,
         }
     }
 }
@@ -191,7 +196,12 @@ pub fn train_denoiser(
         let optim = AdamConfig::new().init().load_record(ckpt.load_optim()?);
         (model, ema_model, optim, state.step)
     } else {
-        let model = opts.model.init(&device);
+        let model = match &opts.init_from {
+            Some(src) => Checkpoint::new(src.join("ckpt"))
+                .load_module(opts.model.init(&device), "ema")
+                .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
+            None => opts.model.init(&device),
+        };
         let ema_model = model.clone().valid();
         (model, ema_model, AdamConfig::new().init(), 0)
     };

@@ -373,6 +373,8 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
     let fields = model_core::bccd::fields(data).map_err(err)?;
     let (mut tp, mut np, mut nt) = (0, 0, 0);
     let (mut rbc_err, mut rbc_n) = (0f64, 0usize);
+    let mut diam_err = Vec::new();
+    let mut rbc_rel = Vec::new();
     let start = Instant::now();
     for (path, ann) in &fields {
         let img = image::open(path)
@@ -389,8 +391,19 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
         tp += t;
         np += p;
         nt += n;
+        let whole: Vec<f64> = ann
+            .rbc
+            .iter()
+            .filter(|b| b[0] > 2 && b[1] > 2 && b[2] + 3 < img.width() && b[3] + 3 < img.height())
+            .map(|b| (b[2] - b[0] + b[3] - b[1]) as f64 / 2.0)
+            .collect();
+        if let (Some(d), false) = (f.rbc_diameter_px, whole.is_empty()) {
+            diam_err.push((d as f64 - median(&whole)).abs() / median(&whole));
+        }
         if !ann.rbc.is_empty() {
-            rbc_err += (f.rbc_count as f64 - ann.rbc.len() as f64).abs() / ann.rbc.len() as f64;
+            let rel = (f.rbc_count as f64 - ann.rbc.len() as f64).abs() / ann.rbc.len() as f64;
+            rbc_err += rel;
+            rbc_rel.push(rel);
             rbc_n += 1;
         }
         if verbose {
@@ -405,8 +418,14 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
         tp as f64 / np.max(1) as f64
     );
     println!(
-        "red-cell count: mean relative error {:.3} against the annotated boxes",
+        "red-cell count: relative error against the annotated boxes: median {:.3}, mean {:.3}",
+        median(&rbc_rel),
         rbc_err / rbc_n.max(1) as f64
+    );
+    println!(
+        "red-cell diameter: median relative error {:.3} against the annotated boxes' mean side ({} fields)",
+        median(&diam_err),
+        diam_err.len()
     );
     println!("detection time: {ms:.1} ms per 640x480 field (native, 1 thread)");
     Ok(())
@@ -523,4 +542,11 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
         println!("{name:<36} val accuracy {acc:.3}  mean evals {ev:.1}");
     }
     Ok(())
+}
+
+/// Median of a non-empty slice (0 for an empty one).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

@@ -60,6 +60,15 @@ enum Command {
         /// Use only this many training images (smoke runs).
         #[arg(long)]
         limit: Option<usize>,
+        /// Peak learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Linear warm-up steps.
+        #[arg(long, default_value_t = 200)]
+        warmup: usize,
+        /// Initialise from the EMA weights of another run folder (fine-tuning).
+        #[arg(long)]
+        init_from: Option<PathBuf>,
     },
     /// Train the discriminative baseline CNN.
     TrainBaseline {
@@ -201,6 +210,9 @@ fn run(cli: Cli) -> Result<(), String> {
             exclude,
             checkpoint_every,
             limit,
+            lr,
+            warmup,
+            init_from,
         } => {
             let exclude_class = parse_class(exclude)?;
             let opts = TrainOptions {
@@ -210,6 +222,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 ce_weight,
                 checkpoint_every,
                 exclude_class,
+                lr,
+                warmup,
+                init_from,
                 model: DenoiserConfig::new()
                     .with_channels(parse_channels(&channels)?)
                     .with_image_size(size),

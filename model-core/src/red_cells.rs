@@ -1,0 +1,274 @@
+//! Red-cell size and count by a gradient-direction circle Hough transform.
+//!
+//! Red cells in a smear touch, overlap and have pale centres, so a colour mask merges them into
+//! clumps and its components say little about one cell's size. Their outer rims, however, are
+//! circular edges whose brightness gradient points outwards (cell darker than the background).
+//! Every strong edge pixel votes for a centre one radius `r` against its gradient; at the true
+//! radius the votes of a rim pile up on its centre, at other radii they smear into a ring. The
+//! radius whose five strongest centres gather the most votes is the red-cell radius (the
+//! cells are the most numerous large circular objects), and the peaks at that radius that
+//! gather most of a rim are the red cells.
+
+use image::{GrayImage, Luma, RgbImage};
+use imageproc::filter::gaussian_blur_f32;
+use imageproc::gradients::{horizontal_sobel, vertical_sobel};
+
+/// What the circle transform found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedCells {
+    /// Red-cell diameter in pixels of the analysed image.
+    pub diameter_px: f32,
+    /// Centres `[x, y]` of the red cells found (circles of that diameter), in image pixels.
+    pub centres: Vec<[f32; 2]>,
+}
+
+/// Longest side the transform works at; larger images are analysed downscaled.
+const WORK_SIDE: u32 = 800;
+
+/// Peaks of the accumulator weaker than this fraction of a full rim's length are not cells
+/// (an edge is two to three pixels thick, so a clear rim gives more than its length). Chosen on
+/// BCCD by `cytolens detect-eval` (count error against the annotations).
+const MIN_RIM_FRACTION: f32 = 0.8;
+
+/// Half-width, in accumulator cells (2 px each), of the window that gathers a centre's votes:
+/// real rims are not perfect circles.
+const WINDOW: usize = 2;
+
+struct Edge {
+    x: f32,
+    y: f32,
+    ux: f32,
+    uy: f32,
+}
+
+/// Strong edges of the blurred green channel (where red cells contrast most with the
+/// background), with their unit gradient directions.
+fn edges(green: &GrayImage) -> Vec<Edge> {
+    let blurred = gaussian_blur_f32(green, 1.5);
+    let gx = horizontal_sobel(&blurred);
+    let gy = vertical_sobel(&blurred);
+    let mut mags: Vec<f32> = gx
+        .pixels()
+        .zip(gy.pixels())
+        .map(|(a, b)| (a.0[0] as f32).hypot(b.0[0] as f32))
+        .collect();
+    let mut sorted = mags.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let threshold = sorted[sorted.len() * 85 / 100].max(40.0);
+    let w = green.width() as usize;
+    mags.iter_mut()
+        .enumerate()
+        .filter(|(_, m)| **m >= threshold)
+        .map(|(i, m)| {
+            let (x, y) = ((i % w) as u32, (i / w) as u32);
+            Edge {
+                x: x as f32,
+                y: y as f32,
+                ux: gx.get_pixel(x, y).0[0] as f32 / *m,
+                uy: gy.get_pixel(x, y).0[0] as f32 / *m,
+            }
+        })
+        .collect()
+}
+
+/// Accumulator (at half resolution, summed over a `2 * WINDOW + 1` square) of the centres voted for at radius `r`.
+fn accumulate(edges: &[Edge], r: f32, w: usize, h: usize) -> Vec<f32> {
+    let (aw, ah) = (w / 2 + 1, h / 2 + 1);
+    let mut acc = vec![0f32; aw * ah];
+    for e in edges {
+        // The gradient points from the darker cell towards the pale background: the centre
+        // lies against it.
+        let cx = e.x - r * e.ux;
+        let cy = e.y - r * e.uy;
+        if cx >= 0.0 && cy >= 0.0 && (cx as usize) < w && (cy as usize) < h {
+            acc[(cy as usize / 2) * aw + cx as usize / 2] += 1.0;
+        }
+    }
+    let mut summed = vec![0f32; aw * ah];
+    let k = WINDOW;
+    for y in k..ah.saturating_sub(k) {
+        for x in k..aw.saturating_sub(k) {
+            let mut s = 0.0;
+            for dy in 0..2 * k + 1 {
+                for dx in 0..2 * k + 1 {
+                    s += acc[(y + dy - k) * aw + x + dx - k];
+                }
+            }
+            summed[y * aw + x] = s;
+        }
+    }
+    summed
+}
+
+/// Peaks `(votes, x, y)` of `acc` (at least `min` votes, accumulator coordinates), strongest
+/// first, each suppressing a disc of `radius` accumulator cells around it.
+fn peaks(
+    mut acc: Vec<f32>,
+    aw: usize,
+    radius: usize,
+    min: f32,
+    limit: usize,
+) -> Vec<(f32, usize, usize)> {
+    let ah = acc.len() / aw;
+    let mut found = Vec::new();
+    while found.len() < limit {
+        let Some((i, &v)) = acc.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) else {
+            break;
+        };
+        if v < min || v <= 0.0 {
+            break;
+        }
+        let (px, py) = (i % aw, i / aw);
+        found.push((v, px, py));
+        for y in py.saturating_sub(radius)..(py + radius + 1).min(ah) {
+            for x in px.saturating_sub(radius)..(px + radius + 1).min(aw) {
+                let (dx, dy) = (x.abs_diff(px), y.abs_diff(py));
+                if dx * dx + dy * dy <= radius * radius {
+                    acc[y * aw + x] = 0.0;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Red-cell diameter and count in `img`, or `None` when no radius gives credible circles.
+///
+/// Radii from 4 px to a quarter of the shorter side are tried in steps of 5 %.
+pub fn red_cells(img: &RgbImage) -> Option<RedCells> {
+    let longest = img.width().max(img.height());
+    let factor = if longest > WORK_SIDE {
+        WORK_SIDE as f32 / longest as f32
+    } else {
+        1.0
+    };
+    let green = GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        Luma([img.get_pixel(x, y).0[1]])
+    });
+    let green = if factor < 1.0 {
+        image::imageops::resize(
+            &green,
+            (img.width() as f32 * factor).round().max(1.0) as u32,
+            (img.height() as f32 * factor).round().max(1.0) as u32,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        green
+    };
+    let (w, h) = (green.width() as usize, green.height() as usize);
+    if w < 16 || h < 16 {
+        return None;
+    }
+    let edges = edges(&green);
+    let max_r = w.min(h) as f32 / 4.0;
+    let mut best: Option<(f32, f32)> = None; // (score, radius)
+    let mut r = 4.0f32;
+    while r <= max_r {
+        let top = peaks(
+            accumulate(&edges, r, w, h),
+            w / 2 + 1,
+            (r / 2.0) as usize,
+            0.0,
+            5,
+        );
+        let score = top.iter().map(|p| p.0).sum::<f32>() / top.len().max(1) as f32;
+        if top.len() >= 2 && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, r));
+        }
+        r *= 1.05;
+    }
+    let (_, r) = best?;
+    let rim = 2.0 * std::f32::consts::PI * r;
+    let cells = peaks(
+        accumulate(&edges, r, w, h),
+        w / 2 + 1,
+        (r / 2.0) as usize,
+        MIN_RIM_FRACTION * rim,
+        usize::MAX,
+    );
+    if cells.is_empty() {
+        return None;
+    }
+    Some(RedCells {
+        diameter_px: 2.0 * r / factor,
+        // An accumulator cell covers 2x2 working pixels: take its centre.
+        centres: cells
+            .iter()
+            .map(|&(_, x, y)| [(2 * x) as f32 / factor + 1.0, (2 * y) as f32 / factor + 1.0])
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pale field with pink discs of radius `r` (pale centres) on a grid.
+    fn field(r: i32, centres: &[(i32, i32)]) -> RgbImage {
+        let mut img = RgbImage::from_pixel(400, 300, image::Rgb([235, 225, 220]));
+        for &(cx, cy) in centres {
+            for y in (cy - r).max(0)..(cy + r + 1).min(300) {
+                for x in (cx - r).max(0)..(cx + r + 1).min(400) {
+                    let d2 = (x - cx).pow(2) + (y - cy).pow(2);
+                    if d2 <= r * r {
+                        let pale = d2 < (r * r) / 9;
+                        let c = if pale {
+                            [225, 190, 195]
+                        } else {
+                            [215, 140, 150]
+                        };
+                        img.put_pixel(x as u32, y as u32, image::Rgb(c));
+                    }
+                }
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn measures_and_counts_touching_discs() {
+        // Six discs of diameter 40, some touching.
+        let centres = [
+            (60, 60),
+            (100, 60),
+            (200, 150),
+            (240, 150),
+            (320, 230),
+            (80, 220),
+        ];
+        let found = red_cells(&field(20, &centres)).expect("red cells");
+        assert!(
+            (found.diameter_px - 41.0).abs() < 5.0,
+            "diameter {}",
+            found.diameter_px
+        );
+        assert_eq!(found.centres.len(), 6, "{found:?}");
+        for c in centres {
+            assert!(
+                found
+                    .centres
+                    .iter()
+                    .any(|f| (f[0] - c.0 as f32).abs() < 4.0 && (f[1] - c.1 as f32).abs() < 4.0),
+                "no centre near {c:?}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn scale_follows_the_cells() {
+        let small =
+            red_cells(&field(12, &[(50, 50), (150, 50), (250, 200), (80, 200)])).expect("small");
+        let large =
+            red_cells(&field(30, &[(60, 60), (200, 80), (300, 220), (90, 220)])).expect("large");
+        assert!(
+            (small.diameter_px - 25.0).abs() < 4.0 && (large.diameter_px - 61.0).abs() < 6.0,
+            "{small:?} {large:?}"
+        );
+    }
+
+    #[test]
+    fn a_blank_field_has_no_red_cells() {
+        let img = RgbImage::from_pixel(200, 200, image::Rgb([235, 225, 220]));
+        assert_eq!(red_cells(&img), None);
+    }
+}

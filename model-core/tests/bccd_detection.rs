@@ -1,0 +1,47 @@
+//! Detection on real smear fields of BCCD (needs `../shared/data`, as CI has): white cells are
+//! found where the annotation has them and the red-cell scale is near the annotated size.
+
+use model_core::bccd::fields;
+use model_core::detect::{detect, match_boxes, DetectOptions};
+use std::path::PathBuf;
+
+#[test]
+fn bccd_fields_white_cells_and_red_cell_scale() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let all = fields(&data).expect("BCCD annotations");
+    // Every 12th field: about 30 fields, a few seconds.
+    let (mut tp, mut truths, mut scale_ok, mut scaled) = (0, 0, 0, 0);
+    for (path, ann) in all.iter().step_by(12) {
+        let img = image::open(path).expect("BCCD image").to_rgb8();
+        let found = detect(
+            &img,
+            &DetectOptions {
+                rbc_diameter_px: None,
+            },
+        );
+        let boxes: Vec<[u32; 4]> = found.cells.iter().map(|c| c.bbox).collect();
+        let (t, _, n) = match_boxes(&boxes, &ann.wbc, 0.5);
+        tp += t;
+        truths += n;
+        let mut sides: Vec<f32> = ann
+            .rbc
+            .iter()
+            .filter(|b| b[0] > 2 && b[1] > 2 && b[2] + 3 < img.width() && b[3] + 3 < img.height())
+            .map(|b| (b[2] - b[0] + b[3] - b[1]) as f32 / 2.0)
+            .collect();
+        if let (Some(d), false) = (found.rbc_diameter_px, sides.is_empty()) {
+            sides.sort_by(|a, b| a.total_cmp(b));
+            let truth = sides[sides.len() / 2];
+            scaled += 1;
+            if (d - truth).abs() / truth < 0.3 {
+                scale_ok += 1;
+            }
+        }
+    }
+    let recall = tp as f32 / truths as f32;
+    assert!(recall >= 0.9, "white-cell recall {recall} ({tp}/{truths})");
+    assert!(
+        scale_ok as f32 >= 0.6 * scaled as f32,
+        "red-cell diameter within 30 % in only {scale_ok} of {scaled} fields"
+    );
+}
