@@ -1,6 +1,7 @@
 //! Safe decoding of user images: a clear error for every bad input, size limits checked from
 //! the header before any pixel buffer is allocated (decompression bombs), EXIF orientation
-//! honoured, alpha composited on white, 16-bit and grayscale converted to 8-bit RGB.
+//! honoured, alpha composited on white and 16-bit reduced to 8-bit RGB (each change reported
+//! as a note for the user), grayscale refused (the stain colours carry the diagnosis).
 
 use crate::error::{Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
@@ -13,8 +14,22 @@ pub const MAX_PIXELS: u64 = 40_000_000;
 /// Smallest side that can hold a cell.
 pub const MIN_SIDE: u32 = 16;
 
+/// A decoded image and what was changed to make it 8-bit RGB.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The pixels.
+    pub image: RgbImage,
+    /// What the user should know about the conversion (transparency, bit depth, rotation).
+    pub notes: Vec<String>,
+}
+
 /// Decode image bytes (JPEG, PNG or TIFF) to 8-bit RGB.
 pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
+    decode_with_notes(bytes).map(|d| d.image)
+}
+
+/// Decode image bytes (JPEG, PNG or TIFF) to 8-bit RGB, with notes on what was converted.
+pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
     if bytes.is_empty() {
         return Err(Error::EmptyFile);
     }
@@ -37,14 +52,19 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
             "the file is truncated or damaged (JPEG without its end-of-image marker)".into(),
         ));
     }
-    let mut reader = reader;
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
-    reader.limits(limits);
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?;
-    let (width, height) = decoder.dimensions();
+    // The size from the header alone, before any decoder allocates for it.
+    // The PNG header is read by hand: on 32-bit targets (the browser) the decoder itself
+    // refuses a huge PNG with a bare "memory limit" error that would not say why.
+    let (width, height) = match png_dimensions(bytes) {
+        Some(dims) => dims,
+        None => {
+            let mut header = ImageReader::with_format(Cursor::new(bytes), format);
+            header.no_limits(); // reads the header only: the limits apply to the decoder below
+            header
+                .into_dimensions()
+                .map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?
+        }
+    };
     if width as u64 * height as u64 > MAX_PIXELS {
         return Err(Error::TooLarge {
             width,
@@ -59,13 +79,48 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
             min: MIN_SIDE,
         });
     }
+    let mut reader = reader;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?;
+    let colour = decoder.color_type();
+    if !colour.has_color() {
+        return Err(Error::Grayscale);
+    }
+    let mut notes = Vec::new();
+    if colour.has_alpha() {
+        notes.push("transparent pixels were flattened onto a white background".to_string());
+    }
+    if colour.bytes_per_pixel() / colour.channel_count() > 1 {
+        notes.push(format!(
+            "{}-bit samples were reduced to 8-bit",
+            8 * colour.bytes_per_pixel() / colour.channel_count()
+        ));
+    }
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder)
         .map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?;
-    if let Some(o) = orientation {
+    if let Some(o) = orientation.filter(|o| *o != image::metadata::Orientation::NoTransforms) {
         img.apply_orientation(o);
+        notes.push(format!("rotated as its EXIF orientation says ({o:?})"));
     }
-    Ok(flatten_on_white(img))
+    Ok(Decoded {
+        image: flatten_on_white(img),
+        notes,
+    })
+}
+
+/// Width and height from a PNG's IHDR chunk (always the first chunk), if this is a PNG.
+fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let be = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    (bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.get(12..16)? == b"IHDR")
+        .then(|| Some((be(16)?, be(20)?)))
+        .flatten()
 }
 
 /// Whether a JPEG ends with its end-of-image marker (FF D9), allowing up to 4 kB of trailing
@@ -177,24 +232,37 @@ mod tests {
     }
 
     #[test]
-    fn alpha_16_bit_and_grayscale_become_rgb() {
+    fn alpha_and_16_bit_become_rgb_with_a_note_and_grayscale_is_refused() {
         let rgba = ImageBuffer::from_pixel(32, 32, Rgba([0u8, 0, 0, 0]));
-        let out = decode_image(&png(DynamicImage::ImageRgba8(rgba))).expect("alpha png");
+        let out = decode_with_notes(&png(DynamicImage::ImageRgba8(rgba))).expect("alpha png");
         assert_eq!(
-            out.get_pixel(0, 0).0,
+            out.image.get_pixel(0, 0).0,
             [255, 255, 255],
             "transparent becomes white"
         );
-        let deep: ImageBuffer<Rgba<u16>, Vec<u16>> =
-            ImageBuffer::from_pixel(32, 32, Rgba([65535u16, 0, 0, 65535]));
-        let out = decode_image(&png(DynamicImage::ImageRgba16(deep))).expect("16-bit png");
-        assert_eq!(out.get_pixel(3, 3).0, [255, 0, 0]);
-        let gray = ImageBuffer::from_pixel(32, 32, Luma([77u8]));
-        let out = decode_image(&png(DynamicImage::ImageLuma8(gray))).expect("gray png");
-        assert_eq!(out.get_pixel(0, 0).0, [77, 77, 77]);
+        assert_eq!(out.notes.len(), 1);
+        assert!(out.notes[0].contains("transparent"), "{:?}", out.notes);
+        let deep: ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+            ImageBuffer::from_pixel(32, 32, image::Rgb([65535u16, 0, 0]));
+        let out = decode_with_notes(&png(DynamicImage::ImageRgb16(deep))).expect("16-bit png");
+        assert_eq!(out.image.get_pixel(3, 3).0, [255, 0, 0]);
         assert_eq!(
-            decode_image(&jpeg(40, 30)).expect("jpeg").dimensions(),
-            (40, 30)
+            out.notes,
+            vec!["16-bit samples were reduced to 8-bit".to_string()]
         );
+        let gray = ImageBuffer::from_pixel(32, 32, Luma([77u8]));
+        assert!(matches!(
+            decode_image(&png(DynamicImage::ImageLuma8(gray))),
+            Err(Error::Grayscale)
+        ));
+        let gray16: ImageBuffer<Luma<u16>, Vec<u16>> =
+            ImageBuffer::from_pixel(32, 32, Luma([7u16]));
+        assert!(matches!(
+            decode_image(&png(DynamicImage::ImageLuma16(gray16))),
+            Err(Error::Grayscale)
+        ));
+        let plain = decode_with_notes(&jpeg(40, 30)).expect("jpeg");
+        assert_eq!(plain.image.dimensions(), (40, 30));
+        assert!(plain.notes.is_empty(), "{:?}", plain.notes);
     }
 }

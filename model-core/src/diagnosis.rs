@@ -68,6 +68,10 @@ pub struct ModelCard {
     pub anomaly: AnomalyStats,
     /// Triage thresholds.
     pub triage: TriagePolicy,
+    /// SHA-256 (hex) of the weights file this card belongs to: the browser fetches and caches
+    /// the weights under this key, and loading refuses weights that do not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 impl ModelCard {
@@ -90,6 +94,7 @@ impl ModelCard {
                 anomaly_threshold: 4.0,
                 target_accuracy: 0.995,
             },
+            weights_sha256: None,
         }
     }
 }

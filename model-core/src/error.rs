@@ -31,6 +31,9 @@ pub enum Error {
         /// Minimum side.
         min: u32,
     },
+    /// The image has no colour channels.
+    #[error("grayscale image: CytoLens needs a colour image of a stained smear (the stain colours carry the diagnosis)")]
+    Grayscale,
     /// Weights could not be decoded or do not fit the architecture.
     #[error("model weights: {0}")]
     Weights(String),

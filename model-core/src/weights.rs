@@ -19,11 +19,31 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    /// Parse a card and take the weights.
+    /// Parse a card and take the weights; refuses weights whose SHA-256 differs from the
+    /// card's (a stale cache or a damaged download).
     pub fn from_parts(card_json: &str, weights: Vec<u8>) -> Result<Self> {
         let card: ModelCard = serde_json::from_str(card_json)
             .map_err(|e| Error::Weights(format!("model card: {e}")))?;
-        Ok(Self { card, weights })
+        let files = Self { card, weights };
+        if let Some(expected) = &files.card.weights_sha256 {
+            let actual = files.sha256();
+            if &actual != expected {
+                return Err(Error::Weights(format!(
+                    "the weights do not match their card (sha256 {actual}, card says {expected}): \
+                     stale cache or damaged download"
+                )));
+            }
+        }
+        Ok(files)
+    }
+
+    /// File name of the weights for the browser: keyed by their hash when the card has it, so a
+    /// new model is never served from an old cache.
+    pub fn weights_url(card: &ModelCard, stem: &str) -> String {
+        match &card.weights_sha256 {
+            Some(h) => format!("{stem}.bpk?sha256={h}"),
+            None => format!("{stem}.bpk"),
+        }
     }
 
     /// SHA-256 of the weights, hex.
@@ -46,12 +66,16 @@ impl ModelFiles {
         Self::from_parts(&card, weights)
     }
 
-    /// Write both files.
+    /// Write both files; the card records the weights' SHA-256.
     #[cfg(feature = "native")]
     pub fn write(&self, dir: &std::path::Path, stem: &str) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let card = ModelCard {
+            weights_sha256: Some(self.sha256()),
+            ..self.card.clone()
+        };
         let card =
-            serde_json::to_string_pretty(&self.card).map_err(|e| Error::Weights(e.to_string()))?;
+            serde_json::to_string_pretty(&card).map_err(|e| Error::Weights(e.to_string()))?;
         let card_path = dir.join(format!("{stem}.json"));
         std::fs::write(&card_path, card).map_err(|e| Error::io(&card_path, e))?;
         let w_path = dir.join(format!("{stem}.bpk"));
@@ -62,4 +86,38 @@ impl ModelFiles {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unet::DenoiserConfig;
+
+    fn card(hash: Option<String>) -> String {
+        let mut card = ModelCard::uncalibrated(DenoiserConfig::new());
+        card.weights_sha256 = hash;
+        serde_json::to_string(&card).expect("card json")
+    }
+
+    #[test]
+    fn weights_must_match_the_card_hash() {
+        let weights = b"some weight bytes".to_vec();
+        let hash = hex(&Sha256::digest(&weights));
+        let ok = ModelFiles::from_parts(&card(Some(hash.clone())), weights.clone()).expect("match");
+        assert_eq!(
+            ModelFiles::weights_url(&ok.card, MODEL_STEM),
+            format!("cytolens-diffusion.bpk?sha256={hash}")
+        );
+        let stale = ModelFiles::from_parts(&card(Some(hash)), b"other bytes".to_vec());
+        match stale {
+            Err(Error::Weights(m)) => assert!(m.contains("do not match"), "{m}"),
+            other => panic!("stale weights accepted: {other:?}"),
+        }
+        // A card without a hash (older files) still loads, under the plain name.
+        let old = ModelFiles::from_parts(&card(None), weights).expect("no hash");
+        assert_eq!(
+            ModelFiles::weights_url(&old.card, MODEL_STEM),
+            "cytolens-diffusion.bpk"
+        );
+    }
 }

@@ -64,18 +64,29 @@ fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
                     image::RgbaImage::from_pixel(64, 64, image::Rgba([200, 100, 150, 128])),
                 )),
             ),
-            "",
+            "note: transparent",
         ),
         (
             write(
                 &dir,
-                "gray16.png",
-                &png(image::DynamicImage::ImageLuma16(
-                    image::ImageBuffer::from_pixel(64, 64, image::Luma([30000u16])),
+                "deep.png",
+                &png(image::DynamicImage::ImageRgb16(
+                    image::ImageBuffer::from_pixel(64, 64, image::Rgb([30000u16, 9000, 20000])),
                 )),
             ),
-            "",
+            "note: 16-bit",
         ),
+        (
+            write(
+                &dir,
+                "gray.png",
+                &png(image::DynamicImage::ImageLuma8(
+                    image::ImageBuffer::from_pixel(64, 64, image::Luma([120u8])),
+                )),
+            ),
+            "grayscale",
+        ),
+        (write(&dir, "bomb.png", &bomb()), "above the limit"),
     ];
     let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
         .current_dir(root())
@@ -100,7 +111,14 @@ fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
     );
     for (line, (path, expect)) in lines.iter().zip(&files) {
         assert_eq!(line["file"].as_str(), Some(path.to_string_lossy().as_ref()));
-        if expect.is_empty() {
+        if let Some(note) = expect.strip_prefix("note: ") {
+            let notes = line["notes"].to_string();
+            assert!(
+                notes.contains(note),
+                "{path:?}: notes {notes} should mention '{note}'"
+            );
+        }
+        if expect.is_empty() || expect.starts_with("note: ") {
             assert!(line.get("error").is_none(), "{line}");
             for k in [
                 "class",
@@ -121,5 +139,23 @@ fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
             );
         }
     }
-    assert!(String::from_utf8_lossy(&out.stderr).contains("5 of 8 files could not be classified"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("7 of 10 files could not be classified"));
+}
+
+/// A 30000x30000 PNG of zeros: a few hundred kB that would decode to 900 MB.
+fn bomb() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = png::Encoder::new(&mut out, 30000, 30000);
+    e.set_color(png::ColorType::Rgb);
+    e.set_compression(png::Compression::High);
+    let mut writer = e.write_header().expect("header");
+    let mut stream = writer.stream_writer().expect("stream");
+    let row = vec![0u8; 3 * 30000];
+    for _ in 0..30000 {
+        std::io::Write::write_all(&mut stream, &row).expect("row");
+    }
+    stream.finish().expect("finish");
+    drop(writer);
+    assert!(out.len() < 4_000_000, "bomb is {} bytes", out.len());
+    out
 }

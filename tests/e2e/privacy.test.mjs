@@ -46,6 +46,24 @@ test('after the first visit the app analyses a smear offline', async () => {
     });
     await app.backend();
     await app.analyseSample(1);
+    // The weights are cached under their hash, as the model card names it.
+    const card = await page.evaluate(async () => (await fetch('model/cytolens-diffusion.json')).json());
+    assert.match(card.weights_sha256, /^[0-9a-f]{64}$/);
+    const current = `cytolens-weights-${card.weights_sha256}`;
+    assert.ok((await page.evaluate(() => caches.keys())).includes(current));
+    // A body that does not match the hash in its URL is never cached.
+    const bogus = '0'.repeat(64);
+    await page.evaluate(async (h) => (await fetch(`model/cytolens-diffusion.bpk?sha256=${h}`)).arrayBuffer(), bogus);
+    assert.ok(!(await page.evaluate(() => caches.keys())).includes(`cytolens-weights-${bogus}`));
+    // A new version replaces the old one: caching the current weights anew drops other weights.
+    await page.evaluate(async (cur) => {
+      await caches.delete(cur);
+      await (await caches.open('cytolens-weights-older')).put('model/old.bpk', new Response('old'));
+      await (await fetch(`model/cytolens-diffusion.bpk?sha256=${cur.slice('cytolens-weights-'.length)}`)).arrayBuffer();
+    }, current);
+    const keys = await page.evaluate(() => caches.keys());
+    assert.ok(keys.includes(current), keys.join(', '));
+    assert.ok(!keys.includes('cytolens-weights-older'), keys.join(', '));
     await ctx.setOffline(true);
     await page.reload();
     await app.backend();

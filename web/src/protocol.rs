@@ -106,6 +106,9 @@ pub enum Response {
         width: u32,
         /// Height in pixels.
         height: u32,
+        /// What was converted to make the image 8-bit RGB (transparency, bit depth, rotation).
+        #[serde(default)]
+        notes: Vec<String>,
     },
     /// Something failed for one image (others are unaffected).
     Failed {

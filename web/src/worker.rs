@@ -225,8 +225,9 @@ async fn self_test() -> Response {
 
 fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
     let bytes = bytes.unwrap_or_default();
-    match model_core::decode::decode_image(&bytes) {
-        Ok(img) => {
+    match model_core::decode::decode_with_notes(&bytes) {
+        Ok(decoded) => {
+            let img = decoded.image;
             let (w, h) = img.dimensions();
             let mut rgba = Vec::with_capacity((w * h * 4) as usize);
             for p in img.pixels() {
@@ -237,6 +238,7 @@ fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
                     id,
                     width: w,
                     height: h,
+                    notes: decoded.notes,
                 },
                 Some(&rgba),
             );
@@ -268,9 +270,12 @@ async fn classifier() -> Result<CellClassifier, String> {
     }
     if FILES.with(|f| f.borrow().is_none()) {
         let card = fetch_bytes(&format!("./model/{MODEL_STEM}.json")).await?;
-        let weights = fetch_bytes(&format!("./model/{MODEL_STEM}.bpk")).await?;
-        let files = ModelFiles::from_parts(&String::from_utf8_lossy(&card), weights)
-            .map_err(|e| e.to_string())?;
+        let card = String::from_utf8_lossy(&card).into_owned();
+        let parsed: model_core::diagnosis::ModelCard =
+            serde_json::from_str(&card).map_err(|e| format!("model card: {e}"))?;
+        let url = ModelFiles::weights_url(&parsed, MODEL_STEM);
+        let weights = fetch_bytes(&format!("./model/{url}")).await?;
+        let files = ModelFiles::from_parts(&card, weights).map_err(|e| e.to_string())?;
         reply(
             &Response::Model {
                 name: files.card.name.clone(),

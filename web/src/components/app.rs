@@ -49,6 +49,8 @@ pub struct Entry {
     pub image: Option<DecodedImage>,
     /// Error message, if the file could not be used.
     pub error: Option<String>,
+    /// Notes on the conversion of a usable file (transparency, bit depth, rotation).
+    pub notes: Vec<String>,
 }
 
 /// The whole page.
@@ -104,9 +106,15 @@ pub fn App() -> impl IntoView {
                 webgpu_available,
             }));
         }
-        Response::Decoded { id, width, height } => {
+        Response::Decoded {
+            id,
+            width,
+            height,
+            notes,
+        } => {
             entries.update(|es| {
                 if let Some(e) = es.iter_mut().find(|e| e.id == id) {
+                    e.notes = notes;
                     e.image = Some(DecodedImage {
                         width,
                         height,
@@ -246,6 +254,7 @@ pub fn App() -> impl IntoView {
                                             name: img.name.clone(),
                                             image: None,
                                             error: None,
+                                            notes: Vec::new(),
                                         })
                                     });
                                     send(
@@ -343,6 +352,7 @@ pub fn App() -> impl IntoView {
                 name: f.name.clone(),
                 image: None,
                 error: None,
+                notes: Vec::new(),
             })
         });
         session.update(|s| {
@@ -462,6 +472,7 @@ pub fn App() -> impl IntoView {
                                 <article class="entry" data-testid="entry">
                                     <h2>{entry.name.clone()}</h2>
                                     {entry.error.clone().map(|err| view! { <p class="error" data-testid="file-error">{format!("{}: {err}", entry.name)}</p> })}
+                                    {entry.notes.iter().map(|n| view! { <p class="notice" data-testid="file-notice">{format!("{}: {n}", entry.name)}</p> }).collect_view()}
                                     {match entry.image.clone() {
                                         Some(img) => view! {
                                             <p data-testid="image-caption">{format!("{}×{} px", img.width, img.height)}</p>

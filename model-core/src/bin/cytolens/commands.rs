@@ -6,7 +6,7 @@ use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineCon
 use model_core::calibrate::{calibrate as fit_card, fit_temperature};
 use model_core::classes::CLASSES;
 use model_core::dataset::CellSet;
-use model_core::decode::decode_image;
+use model_core::decode::decode_with_notes;
 use model_core::diagnosis::{Diagnosis, ModelCard};
 use model_core::engine::CellClassifier;
 use model_core::evaluate::{
@@ -295,11 +295,11 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult
         let shown = f.display().to_string();
         let result = std::fs::read(f)
             .map_err(err)
-            .and_then(|b| decode_image(&b).map_err(err));
+            .and_then(|b| decode_with_notes(&b).map_err(err));
         match result {
-            Ok(img) => {
-                cells.push(to_model_input(&img, size));
-                names.push(shown);
+            Ok(decoded) => {
+                cells.push(to_model_input(&decoded.image, size));
+                names.push((shown, decoded.notes));
                 lines.push(None);
             }
             Err(e) => {
@@ -318,7 +318,7 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult
         match line {
             Some(l) => println!("{l}"),
             None => {
-                let (d, name) = it.next().ok_or("internal: diagnosis count")?;
+                let (d, (name, notes)) = it.next().ok_or("internal: diagnosis count")?;
                 let class = &model.card.classes[d.class];
                 if as_json {
                     let probs: serde_json::Map<String, serde_json::Value> = model
@@ -328,12 +328,16 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool) -> CmdResult
                         .zip(&d.probs)
                         .map(|(c, p)| (c.clone(), json!(p)))
                         .collect();
-                    println!(
-                        "{}",
-                        json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": model.card.classes[d.runner_up], "evals": d.evals})
-                    );
+                    let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": model.card.classes[d.runner_up], "evals": d.evals});
+                    if !notes.is_empty() {
+                        line["notes"] = json!(notes);
+                    }
+                    println!("{line}");
                 } else {
                     println!("{name}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
+                    for n in notes {
+                        println!("{name}\tnote: {n}");
+                    }
                 }
             }
         }
