@@ -147,8 +147,19 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
             })
             .count()
     });
-    let single_cell =
-        cells.len() == 1 && (img.width().min(img.height()) as f32) < 1.3 * d / RBC_PER_CROP;
+    // A single-cell image (like the PBC originals): one white cell, centred (within 6 % of the
+    // sides; PBC cells are within 5 %), in an image not much larger than one crop at this
+    // magnification. A smear field at high magnification can be barely larger than a crop, but
+    // its white cell is rarely that well centred.
+    let centred = |c: &CellBox| {
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        let cx = (c.bbox[0] + c.bbox[2]) as f32 / 2.0;
+        let cy = (c.bbox[1] + c.bbox[3]) as f32 / 2.0;
+        (cx / w - 0.5).abs() < 0.06 && (cy / h - 0.5).abs() < 0.06
+    };
+    let single_cell = cells.len() == 1
+        && centred(&cells[0])
+        && (img.width().min(img.height()) as f32) < 1.3 * d / RBC_PER_CROP;
     SmearFindings {
         cells,
         rbc_count,
@@ -159,16 +170,24 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     }
 }
 
-/// The square crop around a cell at the training data's magnification (side = red-cell
-/// diameter / [`RBC_PER_CROP`]), padded with the image's edge pixels where it leaves the image.
-pub fn cell_crop(img: &RgbImage, cell: &CellBox, rbc_diameter_px: f32) -> RgbImage {
+/// The square a cell is cropped from, `(x0, y0, side)` in image pixels (it may leave the
+/// image): centred on the box, side = red-cell diameter / [`RBC_PER_CROP`], the training data's
+/// magnification. The model's per-pixel maps of the cell cover this square.
+pub fn crop_square(bbox: [u32; 4], rbc_diameter_px: f32) -> (i64, i64, i64) {
     let side = (rbc_diameter_px / RBC_PER_CROP).round().max(8.0) as i64;
-    let cx = (cell.bbox[0] + cell.bbox[2]) as i64 / 2;
-    let cy = (cell.bbox[1] + cell.bbox[3]) as i64 / 2;
+    let cx = (bbox[0] + bbox[2]) as i64 / 2;
+    let cy = (bbox[1] + bbox[3]) as i64 / 2;
+    (cx - side / 2, cy - side / 2, side)
+}
+
+/// The square crop around a cell ([`crop_square`]), padded with the image's edge pixels where
+/// it leaves the image.
+pub fn cell_crop(img: &RgbImage, cell: &CellBox, rbc_diameter_px: f32) -> RgbImage {
+    let (x0, y0, side) = crop_square(cell.bbox, rbc_diameter_px);
     let (w, h) = (img.width() as i64, img.height() as i64);
     RgbImage::from_fn(side as u32, side as u32, |x, y| {
-        let sx = (cx - side / 2 + x as i64).clamp(0, w - 1);
-        let sy = (cy - side / 2 + y as i64).clamp(0, h - 1);
+        let sx = (x0 + x as i64).clamp(0, w - 1);
+        let sy = (y0 + y as i64).clamp(0, h - 1);
         *img.get_pixel(sx as u32, sy as u32)
     })
 }

@@ -24,8 +24,8 @@ pub fn prepare(
     model_size: usize,
 ) -> (SmearFindings, Vec<PreparedCell>) {
     let findings = detect(img, opts);
-    let cells = if findings.single_cell {
-        let (w, h) = img.dimensions();
+    let single = findings.cells.first().filter(|_| findings.single_cell);
+    let cells = if let Some(cell) = single {
         let preview = image::imageops::resize(
             &centre_square(img),
             SOURCE_SIZE,
@@ -33,10 +33,7 @@ pub fn prepare(
             FilterType::Lanczos3,
         );
         vec![PreparedCell {
-            cell: CellBox {
-                bbox: [0, 0, w, h],
-                nucleus_area: findings.cells.first().map_or(0, |c| c.nucleus_area),
-            },
+            cell: cell.clone(),
             input: to_model_input(img, model_size),
             preview,
         }]

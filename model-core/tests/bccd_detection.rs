@@ -10,7 +10,7 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
     let all = fields(&data).expect("BCCD annotations");
     // Every 12th field: about 30 fields, a few seconds.
-    let (mut tp, mut truths, mut scale_ok, mut scaled) = (0, 0, 0, 0);
+    let (mut tp, mut truths, mut scale_ok, mut scaled, mut single) = (0, 0, 0, 0, 0);
     for (path, ann) in all.iter().step_by(12) {
         let img = image::open(path).expect("BCCD image").to_rgb8();
         let found = detect(
@@ -19,6 +19,7 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
                 rbc_diameter_px: None,
             },
         );
+        single += usize::from(found.single_cell);
         let boxes: Vec<[u32; 4]> = found.cells.iter().map(|c| c.bbox).collect();
         let (t, _, n) = match_boxes(&boxes, &ann.wbc, 0.5);
         tp += t;
@@ -38,10 +39,53 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
             }
         }
     }
+    // A field whose one white cell sits in its centre at high magnification may pass for a
+    // single-cell image (5 % of BCCD); most must not.
+    assert!(
+        single * 10 <= scaled,
+        "{single} of {scaled} fields taken for single-cell images"
+    );
     let recall = tp as f32 / truths as f32;
     assert!(recall >= 0.9, "white-cell recall {recall} ({tp}/{truths})");
     assert!(
         scale_ok as f32 >= 0.6 * scaled as f32,
         "red-cell diameter within 30 % in only {scale_ok} of {scaled} fields"
+    );
+}
+
+#[test]
+fn pbc_originals_are_single_cell_images() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pbc/original");
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("pbc originals").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let picked: Vec<_> = files.iter().step_by(8).collect();
+    let single = picked
+        .iter()
+        .filter(|p| {
+            let img = image::open(p).expect("PBC original").to_rgb8();
+            detect(
+                &img,
+                &DetectOptions {
+                    rbc_diameter_px: None,
+                },
+            )
+            .single_cell
+        })
+        .count();
+    assert!(
+        single as f32 >= 0.85 * picked.len() as f32,
+        "only {single} of {} PBC originals recognised as single-cell images",
+        picked.len()
     );
 }

@@ -139,3 +139,61 @@ test('the progress bar counts cells and cancel stops the analysis', async () => 
     await ctx.close();
   }
 });
+
+test('the printable report holds the thumbnail, differential, flagged crops and the model, and prints alone', async () => {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const rec = record(page);
+    const app = new AppPage(page, server.url);
+    await app.open();
+    await app.backend();
+    await app.analyseSample(0);
+    await page.getByTestId('signoff-name').fill('Dr Report');
+    await page.getByTestId('signoff').click();
+    const flagged = await page.locator('[data-testid=cell-box]:not([data-triage=auto])').count();
+    // The smear-level heatmap: each cell's per-pixel map drawn over its crop, under a slider.
+    const heat = page.getByTestId('heat-overlay').first();
+    const painted = await heat.evaluate((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const alphas = new Set();
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i] > 0) { n++; alphas.add(d[i]); }
+      return { n, levels: alphas.size };
+    });
+    assert.ok(painted.n > 1000 && painted.levels > 10, `heat overlay ${JSON.stringify(painted)}`);
+    await page.getByTestId('overlay-opacity').first().fill('0.2');
+    assert.equal(await heat.evaluate((c) => c.style.opacity), '0.2');
+    await page.getByTestId('open-report').click();
+    const report = page.getByTestId('report');
+    await report.waitFor();
+    assert.match(await report.getByTestId('report-model').textContent(), /Model cytolens-diffusion version [\d.]+, weights sha256 [0-9a-f]{64}/);
+    assert.match(await report.textContent(), /not a medical device/);
+    const thumb = report.getByTestId('report-thumb');
+    assert.equal(await thumb.getAttribute('width'), '640');
+    const drawn = await thumb.evaluate((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const seen = new Set();
+      for (let i = 0; i < d.length; i += 4 * 499) seen.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]);
+      return seen.size;
+    });
+    assert.ok(drawn > 50, `thumbnail has only ${drawn} colours`);
+    assert.ok(await report.getByTestId('differential-row').count() >= 1);
+    assert.match(await report.getByTestId('report-findings').textContent(), /\d+ white cells, \d+ red cells, \d+ platelets/);
+    assert.match(await report.getByTestId('report-signoff').textContent(), /Signed off by Dr Report at/);
+    assert.equal(await report.getByTestId('report-flagged-cell').count(), flagged);
+    // Printed, only the report shows, and it renders to a PDF.
+    await page.emulateMedia({ media: 'print' });
+    assert.equal(await page.locator('main').evaluate((m) => getComputedStyle(m).display), 'none');
+    assert.notEqual(await report.evaluate((r) => getComputedStyle(r).display), 'none');
+    const pdf = await page.pdf({ format: 'A4' });
+    assert.ok(pdf.length > 20_000 && pdf.subarray(0, 5).toString() === '%PDF-', `PDF of ${pdf.length} bytes`);
+    await page.emulateMedia({ media: 'screen' });
+    await report.getByTestId('report-close').click();
+    await report.waitFor({ state: 'detached' });
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
+  } finally {
+    await ctx.close();
+  }
+});

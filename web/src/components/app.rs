@@ -8,6 +8,7 @@ use super::export::ExportButtons;
 use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
 use super::gallery::CellGallery;
 use super::image_view::DecodedImage;
+use super::report::Report;
 use super::review_queue::ReviewQueue;
 use super::samples::SampleGallery;
 use super::sign_off::SignOff;
@@ -63,6 +64,15 @@ pub fn App() -> impl IntoView {
     let progress = RwSignal::new(HashMap::<u32, Progress>::new());
     let crops = RwSignal::new(HashMap::<String, Vec<u8>>::new());
     let selected = RwSignal::new(None::<(u32, String)>);
+    let report_open = RwSignal::new(false);
+    // While the report is open, printing prints it alone (see the print stylesheet).
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body
+                .class_list()
+                .toggle_with_force("report-open", report_open.get());
+        }
+    });
     let (fatal, set_fatal) = signal(None::<String>);
     let next_id = StoredValue::new(0u32);
     let db = StoredValue::new_local(None::<IdbDatabase>);
@@ -458,7 +468,7 @@ pub fn App() -> impl IntoView {
             <SampleGallery on_file=on_file />
             {move || notice.get().map(|m| view! { <p class="notice" data-testid="restore-notice">{m}</p> })}
             <div class="export-row">
-                <ExportButtons session=session classes=classes />
+                <ExportButtons session=session classes=classes report_open=report_open />
                 <button data-testid="clear-all" on:click=clear_all>"Clear all"</button>
             </div>
             <div class="workspace">
@@ -518,6 +528,9 @@ pub fn App() -> impl IntoView {
         <footer>"Research and education only — not a medical device. "
             {move || session.with(|s| s.model.clone()).map(|m| format!("Model {} {} (weights sha256 {}…)", m.name, m.version, &m.sha256[..12.min(m.sha256.len())]))}
         </footer>
+        <Show when=move || report_open.get()>
+            <Report session=session entries=entries crops=crops open=report_open />
+        </Show>
     }
 }
 

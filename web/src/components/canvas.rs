@@ -38,6 +38,19 @@ pub fn diverging(values: &[f32]) -> Vec<u8> {
         .collect()
 }
 
+/// A heat layer for drawing over an image: red whose opacity grows with `values / max`, times
+/// `strength` (0 to 1). Returns RGBA.
+pub fn heat_layer(values: &[f32], strength: f32) -> Vec<u8> {
+    let m = values.iter().fold(1e-12f32, |a, v| a.max(*v));
+    values
+        .iter()
+        .flat_map(|v| {
+            let t = (v / m).clamp(0.0, 1.0) * strength.clamp(0.0, 1.0);
+            [220, 30, 60, (255.0 * t) as u8]
+        })
+        .collect()
+}
+
 /// A sequential colour map (white to violet) scaled by the maximum. Returns RGBA.
 pub fn sequential(values: &[f32]) -> Vec<u8> {
     let m = values.iter().fold(1e-12f32, |a, v| a.max(*v));

@@ -35,6 +35,8 @@ pub fn ExportButtons(
     session: RwSignal<Session>,
     /// Class names in model order.
     classes: Signal<Vec<String>>,
+    /// Opens the printable report.
+    report_open: RwSignal<bool>,
 ) -> impl IntoView {
     view! {
         <div class="export">
@@ -46,7 +48,7 @@ pub fn ExportButtons(
             <button data-testid="export-csv" on:click=move |_| {
                 download("cytolens.csv", "text/csv", &export_csv(&session.get_untracked(), &classes.get_untracked()));
             }>"Export CSV"</button>
-            <button data-testid="print" on:click=move |_| { let _ = window().print(); }>"Print report"</button>
+            <button data-testid="open-report" on:click=move |_| report_open.set(true)>"Report…"</button>
         </div>
     }
 }

@@ -1,7 +1,7 @@
 //! A smear (or single cell) with its detected cells: boxes coloured by class, outlined by
 //! triage, an uncertainty overlay with an opacity slider, zoom, and click to select a cell.
 
-use super::canvas::put_rgba;
+use super::canvas::{heat_layer, put_rgba};
 use super::image_view::DecodedImage;
 use crate::session::ImageRecord;
 use leptos::html::Canvas;
@@ -19,6 +19,54 @@ pub fn class_colour(class: &str) -> &'static str {
         "neutrophil" => "#7b2d8b",
         "platelet" => "#6d6d6d",
         _ => "#222222",
+    }
+}
+
+/// Draw each cell's per-pixel disagreement map over the square it was cropped from: the
+/// smear-level uncertainty heatmap. Its strength grows with the cell's uncertainty, from 40 %
+/// (a confident cell's map stays visible, faintly) to full.
+fn draw_heat(canvas: &web_sys::HtmlCanvasElement, record: &ImageRecord) {
+    use wasm_bindgen::JsCast;
+    let Some(ctx) = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|o| o.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    ctx.clear_rect(0.0, 0.0, canvas.width() as f64, canvas.height() as f64);
+    let Some(d) = record.findings.as_ref().and_then(|f| f.rbc_diameter_px) else {
+        return;
+    };
+    for c in &record.cells {
+        let n = c.result.map_size;
+        if n == 0 || c.result.disagreement.len() != n * n {
+            continue;
+        }
+        let Some(tile) = document()
+            .create_element("canvas")
+            .ok()
+            .and_then(|e| e.dyn_into::<web_sys::HtmlCanvasElement>().ok())
+        else {
+            return;
+        };
+        tile.set_width(n as u32);
+        tile.set_height(n as u32);
+        put_rgba(
+            &tile,
+            &heat_layer(&c.result.disagreement, 0.4 + 0.6 * c.result.uncertainty),
+            n as u32,
+            n as u32,
+        );
+        let (x0, y0, side) = model_core::detect::crop_square(c.result.bbox, d);
+        let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(
+            &tile,
+            x0 as f64,
+            y0 as f64,
+            side as f64,
+            side as f64,
+        );
     }
 }
 
@@ -43,7 +91,13 @@ pub fn SmearView(
             put_rgba(&c, &img.rgba, img.width, img.height);
         }
     });
-    let (opacity, set_opacity) = signal(0.35f64);
+    let heat = NodeRef::<Canvas>::new();
+    Effect::new(move |_| {
+        if let (Some(c), Some(r)) = (heat.get(), record.get()) {
+            draw_heat(&c, &r);
+        }
+    });
+    let (opacity, set_opacity) = signal(0.6f64);
     let (zoom, set_zoom) = signal(1.0f64);
     let (w, h) = (image.width, image.height);
     view! {
@@ -63,6 +117,8 @@ pub fn SmearView(
                 <div class="smear" style:width=move || format!("{}px", w as f64 * zoom.get()) style:height=move || format!("{}px", h as f64 * zoom.get())>
                     <canvas node_ref=node width=w height=h data-testid="image-canvas" aria-label=name.clone()
     ></canvas>
+                    <canvas node_ref=heat width=w height=h class="heat" data-testid="heat-overlay"
+                        style:opacity=move || opacity.get().to_string()></canvas>
                     <svg class="overlay" viewBox=format!("0 0 {w} {h}") preserveAspectRatio="none" data-testid="overlay">
                         {move || record.get().map(|r| r.cells.into_iter().map(|c| {
                             let [x0, y0, x1, y1] = c.result.bbox;
@@ -73,11 +129,10 @@ pub fn SmearView(
                             let is_sel = move || selected.get().is_some_and(|(i, s)| i == id && s == sel_id);
                             let dash = if triage == "review" { "12 6" } else { "none" };
                             let stroke_w = if triage == "anomaly" { 7 } else { 4 };
-                            let heat = format!("rgba(220, 30, 60, {:.3})", c.result.uncertainty);
                             view! {
                                 <g class="cell-box" data-testid="cell-box" data-class=c.final_class().to_string() data-triage=triage.clone()
                                     on:click=move |_| selected.set(Some((id, cid.clone())))>
-                                    <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill=heat fill-opacity=move || opacity.get().to_string() stroke="none" />
+                                    <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="transparent" stroke="none" />
                                     <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="none" stroke=colour stroke-width=stroke_w stroke-dasharray=dash
                                         class:selected=is_sel />
                                     <text x=x0 + 4 y=y0 + 22 fill=colour class="box-label">{format!("{} {}", c.final_class(), if triage == "auto" { "" } else if triage == "anomaly" { "⚠" } else { "?" })}</text>

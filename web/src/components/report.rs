@@ -1,0 +1,139 @@
+//! The printable report: per smear, a thumbnail, the findings, the differential, the flagged
+//! cells' crops and the sign-off, with the model and version used. Shown over the page; when it
+//! is open, printing (to paper or PDF) prints the report alone.
+
+use super::app::Entry;
+use super::canvas::{put_rgba, PixelCanvas};
+use super::differential::Differential;
+use crate::session::{ImageRecord, Session};
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use std::collections::HashMap;
+
+/// The image itself, scaled down by CSS.
+#[component]
+fn Thumbnail(entry: Entry) -> impl IntoView {
+    let node = NodeRef::<Canvas>::new();
+    let img = entry.image.clone();
+    Effect::new(move |_| {
+        if let (Some(c), Some(img)) = (node.get(), img.as_ref()) {
+            put_rgba(&c, &img.rgba, img.width, img.height);
+        }
+    });
+    let (w, h) = entry.image.as_ref().map_or((1, 1), |i| (i.width, i.height));
+    view! { <canvas node_ref=node width=w height=h class="report-thumb" data-testid="report-thumb"></canvas> }
+}
+
+/// One smear of the report.
+#[component]
+fn SmearReport(
+    record: ImageRecord,
+    entry: Option<Entry>,
+    crops: RwSignal<HashMap<String, Vec<u8>>>,
+) -> impl IntoView {
+    let findings = record.findings.clone().map(|f| {
+        format!(
+            "{} white cells, {} red cells, {} platelets{}",
+            f.wbc,
+            f.rbc_count,
+            f.platelet_count,
+            f.scale_um_per_px
+                .map(|s| format!(", scale {s:.3} µm/px"))
+                .unwrap_or_default()
+        )
+    });
+    let flagged: Vec<_> = record
+        .cells
+        .iter()
+        .filter(|c| c.result.triage != "auto")
+        .cloned()
+        .collect();
+    let signed = match &record.signed_off {
+        Some((who, when)) => format!("Signed off by {who} at {when}"),
+        None => "Not signed off".to_string(),
+    };
+    let shown = Signal::derive({
+        let r = record.clone();
+        move || Some(r.clone())
+    });
+    view! {
+        <section class="report-smear" data-testid="report-smear">
+            <h3>{format!("{} ({}×{} px, analysed on {})", record.name, record.width, record.height, record.backend)}</h3>
+            <div class="report-top">
+                {entry.filter(|e| e.image.is_some()).map(|e| view! { <Thumbnail entry=e /> })}
+                <div>
+                    <p data-testid="report-findings">{findings}</p>
+                    <Differential record=shown />
+                    <p data-testid="report-signoff">{signed}</p>
+                </div>
+            </div>
+            <h4>{format!("Flagged cells ({})", flagged.len())}</h4>
+            <div class="report-flagged">
+                {flagged.into_iter().map(|c| {
+                    let key = c.id.clone();
+                    let rgba = Signal::derive(move || crops.with(|m| m.get(&key).cloned()).unwrap_or_default());
+                    let reviewed = c.reviewed_class.clone().map(|r| format!(", reviewed: {r}")).unwrap_or_else(|| ", not reviewed".into());
+                    view! {
+                        <figure data-testid="report-flagged-cell">
+                            <PixelCanvas rgba=rgba side=128 class="thumb" testid="report-crop" />
+                            <figcaption>{format!("{} {} ({:.0} %, {}{reviewed})", c.id, c.result.class, 100.0 * c.result.confidence, c.result.triage)}</figcaption>
+                        </figure>
+                    }
+                }).collect_view()}
+            </div>
+        </section>
+    }
+}
+
+/// The report over the page, with print and close buttons.
+#[component]
+pub fn Report(
+    /// The session.
+    session: RwSignal<Session>,
+    /// Opened files (for the thumbnails).
+    entries: RwSignal<Vec<Entry>>,
+    /// Crops by cell id (128x128 RGBA).
+    crops: RwSignal<HashMap<String, Vec<u8>>>,
+    /// Whether the report is open.
+    open: RwSignal<bool>,
+) -> impl IntoView {
+    let s = session.get_untracked();
+    let model = s
+        .model
+        .clone()
+        .map(|m| {
+            format!(
+                "Model {} version {}, weights sha256 {}",
+                m.name, m.version, m.sha256
+            )
+        })
+        .unwrap_or_else(|| "Model not loaded".into());
+    let when = js_sys::Date::new_0()
+        .to_iso_string()
+        .as_string()
+        .unwrap_or_default();
+    let entries = entries.get_untracked();
+    let smears: Vec<_> = s
+        .images
+        .into_iter()
+        .filter(|i| i.findings.is_some())
+        .map(|r| {
+            let e = entries.iter().find(|e| e.id == r.id).cloned();
+            (r, e)
+        })
+        .collect();
+    view! {
+        <div class="report" data-testid="report">
+            <div class="report-actions">
+                <button data-testid="report-print" on:click=move |_| { let _ = window().print(); }>"Print / save as PDF"</button>
+                <button data-testid="report-close" on:click=move |_| open.set(false)>"Close"</button>
+            </div>
+            <h2>"CytoLens report"</h2>
+            <p data-testid="report-model">{model}</p>
+            <p>{format!("Generated {when} in this browser; no image or result left the machine.")}</p>
+            <p class="report-warning">"For research and education only — not a medical device. Every result needs review by a qualified person."</p>
+            {if smears.is_empty() { Some(view! { <p>"No analysed smear yet."</p> }) } else { None }}
+            {smears.into_iter().map(|(record, entry)| view! { <SmearReport record=record entry=entry crops=crops /> }).collect_view()}
+        </div>
+    }
+}
