@@ -34,6 +34,9 @@ pub enum Error {
     /// The image has no colour channels.
     #[error("grayscale image: CytoLens needs a colour image of a stained smear (the stain colours carry the diagnosis)")]
     Grayscale,
+    /// A smear field in which the detector found no white cell.
+    #[error("no white cell found in this image")]
+    NoWhiteCell,
     /// Weights could not be decoded or do not fit the architecture.
     #[error("model weights: {0}")]
     Weights(String),

@@ -159,3 +159,50 @@ fn bomb() -> Vec<u8> {
     assert!(out.len() < 4_000_000, "bomb is {} bytes", out.len());
     out
 }
+
+#[test]
+fn smear_mode_classifies_each_white_cell_and_reports_a_field_without_any() {
+    let dir = std::env::temp_dir().join(format!("cytolens-smear-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let field = root().join("static/samples/BloodImage_00001.jpg");
+    let blank = write(
+        &dir,
+        "blank.png",
+        &png(image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            320,
+            240,
+            image::Rgb([236, 226, 221]),
+        ))),
+    );
+    let empty = write(&dir, "empty.jpg", b"");
+    let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
+        .current_dir(root())
+        .args(["classify", "--json", "--smear"])
+        .args([&blank, &field, &empty])
+        .output()
+        .expect("run cytolens");
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(
+        lines[0]["error"].as_str(),
+        Some("no white cell found in this image")
+    );
+    assert!(lines.last().expect("lines")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("empty"));
+    let cells = &lines[1..lines.len() - 1];
+    assert_eq!(cells.len(), 1, "one white cell in the field:\n{stdout}");
+    let bbox: Vec<u64> = cells[0]["bbox"]
+        .as_array()
+        .expect("bbox")
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    assert!(bbox.len() == 4 && bbox[0] < bbox[2] && bbox[2] <= 640 && bbox[3] <= 480);
+    assert!(cells[0]["class"].is_string() && cells[0]["triage"].is_string());
+}

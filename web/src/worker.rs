@@ -339,7 +339,7 @@ async fn analyze(
             &Response::Failed {
                 id,
                 name,
-                message: "no white cell found in this image".into(),
+                message: model_core::Error::NoWhiteCell.to_string(),
             },
             None,
         );

@@ -156,7 +156,12 @@ enum Command {
         /// Folder of the diffusion model.
         #[arg(long, default_value = "static/model")]
         model: PathBuf,
-        /// Images of single cells (any size; centre-cropped and resized like the training data).
+        /// Treat each file as a smear field: detect its white cells and classify each one (one
+        /// line per cell, with its box); a field without white cells is an error.
+        #[arg(long)]
+        smear: bool,
+        /// Images of single cells (any size; centre-cropped and resized like the training data),
+        /// or smear fields with `--smear`.
         files: Vec<PathBuf>,
     },
     /// Val accuracy of the shipped model under other classifier settings, replayed exactly
@@ -296,7 +301,12 @@ fn run(cli: Cli) -> Result<(), String> {
             commands::tune(&model, &val)
         }
         Command::DetectEval { verbose } => commands::detect_eval(&cli.data, verbose),
-        Command::Classify { json, model, files } => commands::classify(&model, &files, json),
+        Command::Classify {
+            json,
+            model,
+            smear,
+            files,
+        } => commands::classify(&model, &files, json, smear),
         Command::Bench { model, cells } => {
             let data = load_cells(&cli.data, Split::Test, 64)?.subsample(cells);
             commands::bench(&model, &data)
