@@ -180,6 +180,21 @@ pub fn calibrate(
     eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
     let strata = plan_strata(&card.classifier, card.denoiser.image_size);
     let card = fit_card(card, &evals, &strata, target, 0.99);
+    let scores: Vec<_> = evals
+        .iter()
+        .map(|e| model_core::classify::replay(&e.raw, &strata, &card.classifier))
+        .collect();
+    let correct = scores
+        .iter()
+        .zip(&evals)
+        .filter(|(sc, e)| sc.best() == e.label)
+        .count();
+    eprintln!(
+        "val accuracy with the fitted settings {:.3} ({correct}/{}), mean evals {:.1} (replayed; the fit saw these cells)",
+        correct as f64 / evals.len() as f64,
+        evals.len(),
+        scores.iter().map(|s| s.evals).sum::<usize>() as f64 / scores.len().max(1) as f64
+    );
     eprintln!(
         "temperature {:.4}, auto threshold {:.3}, anomaly threshold {:.2}, weights {:?}",
         card.temperature,
