@@ -27,7 +27,9 @@ impl CellClassifier {
     pub fn from_bytes(weights: &[u8], card: ModelCard, device: Device) -> Result<Self> {
         let record =
             ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights.to_vec()))
-                .map_err(|e| Error::Weights(e.to_string()))?;
+                .map_err(|e| Error::Weights(e.to_string()))?
+                // Half-precision files load into the f32 model.
+                .cast_to_module_dtype();
         let model = card
             .denoiser
             .init(&device)

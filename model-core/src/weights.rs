@@ -83,6 +83,31 @@ impl ModelFiles {
     }
 }
 
+/// Casts every float parameter to f16.
+struct ToHalf;
+
+impl burn::module::ModuleMapper for ToHalf {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<burn::Tensor<D>>,
+    ) -> burn::module::Param<burn::Tensor<D>> {
+        param.map(|t| t.cast(burn::tensor::DType::F16))
+    }
+}
+
+/// The same weights stored in half precision (f16): half the bytes. They load into the usual
+/// f32 model ([`CellClassifier::from_bytes`] casts on load).
+pub fn half_precision(weights: &[u8], card: &ModelCard) -> Result<Vec<u8>> {
+    use burn::module::Module;
+    let clf = CellClassifier::from_bytes(weights, card.clone(), Device::flex())?;
+    let half = clf.model.map(&mut ToHalf);
+    let bytes = half
+        .into_record()
+        .into_bytes()
+        .map_err(|e| Error::Weights(e.to_string()))?;
+    Ok(bytes.to_vec())
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -97,6 +122,44 @@ mod tests {
         let mut card = ModelCard::uncalibrated(DenoiserConfig::new());
         card.weights_sha256 = hash;
         serde_json::to_string(&card).expect("card json")
+    }
+
+    #[test]
+    fn half_precision_weights_halve_the_file_and_keep_the_outputs() {
+        use burn::module::Module;
+        use burn::prelude::*;
+        let cfg = DenoiserConfig::new().with_channels(vec![8, 16]);
+        let card = ModelCard::uncalibrated(cfg.clone());
+        let device = Device::flex();
+        let full = cfg
+            .init(&device)
+            .into_record()
+            .into_bytes()
+            .expect("record")
+            .to_vec();
+        let half = half_precision(&full, &card).expect("half");
+        assert!(
+            half.len() * 10 < full.len() * 6,
+            "{} vs {} bytes",
+            half.len(),
+            full.len()
+        );
+        let a = CellClassifier::from_bytes(&full, card.clone(), device.clone()).expect("f32");
+        let b = CellClassifier::from_bytes(&half, card, device.clone()).expect("f16");
+        let n = 2 * 3 * 64 * 64;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [2, 3, 64, 64]), &device);
+        let cond = crate::unet::condition(&[Some(1), None], 8, &device);
+        let ya = a.model.forward(x.clone(), &[100, 400], cond.clone());
+        let yb = b.model.forward(x, &[100, 400], cond);
+        let diff: f32 = (ya.clone() - yb).abs().max().into_scalar::<f32>();
+        let scale: f32 = ya.abs().max().into_scalar::<f32>();
+        assert!(
+            diff <= 1e-2 * scale.max(1.0),
+            "f16 changed the output by {diff} (scale {scale})"
+        );
     }
 
     #[test]

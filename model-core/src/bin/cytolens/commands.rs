@@ -154,6 +154,7 @@ pub fn calibrate(
     val: &CellSet,
     val_limit: usize,
     target: f32,
+    half: bool,
 ) -> CmdResult {
     let opts: TrainOptions =
         serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
@@ -202,11 +203,29 @@ pub fn calibrate(
         card.triage.anomaly_threshold,
         card.classifier.stratum_weights
     );
+    let weights = if half {
+        model_core::weights::half_precision(&files.weights, &card).map_err(err)?
+    } else {
+        files.weights
+    };
+    eprintln!(
+        "weights: {} bytes ({})",
+        weights.len(),
+        if half { "f16" } else { "f32" }
+    );
+    ModelFiles { card, weights }.write(out, stem).map_err(err)
+}
+
+/// Rewrite a model's weights in half precision (the card is kept, its hash updated).
+pub fn to_half(model_dir: &Path, stem: &str) -> CmdResult {
+    let files = ModelFiles::read(model_dir, stem).map_err(err)?;
+    let weights = model_core::weights::half_precision(&files.weights, &files.card).map_err(err)?;
+    eprintln!("{} -> {} bytes", files.weights.len(), weights.len());
     ModelFiles {
-        card,
-        weights: files.weights,
+        card: files.card,
+        weights,
     }
-    .write(out, stem)
+    .write(model_dir, stem)
     .map_err(err)
 }
 

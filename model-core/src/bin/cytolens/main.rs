@@ -108,6 +108,18 @@ enum Command {
         /// Accuracy the auto-accepted cells must reach on val.
         #[arg(long, default_value_t = 0.995)]
         target_accuracy: f32,
+        /// Write the weights in half precision (f16; half the bytes).
+        #[arg(long)]
+        half: bool,
+    },
+    /// Rewrite a model's weights in half precision (f16), in place.
+    Half {
+        /// Folder of the model.
+        #[arg(long, default_value = "static/model")]
+        model: PathBuf,
+        /// File stem.
+        #[arg(long, default_value = "cytolens-diffusion")]
+        stem: String,
     },
     /// Fit the baseline's temperature on val and write its files.
     CalibrateBaseline {
@@ -268,10 +280,12 @@ fn run(cli: Cli) -> Result<(), String> {
             stem,
             val_limit,
             target_accuracy,
+            half,
         } => {
             let val = load_cells(&cli.data, Split::Val, 64)?;
-            commands::calibrate(&run, &out, &stem, &val, val_limit, target_accuracy)
+            commands::calibrate(&run, &out, &stem, &val, val_limit, target_accuracy, half)
         }
+        Command::Half { model, stem } => commands::to_half(&model, &stem),
         Command::CalibrateBaseline { run, out, stem } => {
             let val = load_cells(&cli.data, Split::Val, 64)?;
             commands::calibrate_baseline(&run, &out, &stem, &val)
