@@ -14,6 +14,22 @@ pub struct Annotation {
     pub platelets: Vec<[u32; 4]>,
 }
 
+impl Annotation {
+    /// Annotated red-cell diameter of a `width` x `height` field: the median mean side of the
+    /// red-cell boxes that do not touch the border (cut cells would read small). `None` without
+    /// such boxes.
+    pub fn rbc_diameter(&self, width: u32, height: u32) -> Option<f32> {
+        let mut sides: Vec<f32> = self
+            .rbc
+            .iter()
+            .filter(|b| b[0] > 2 && b[1] > 2 && b[2] + 3 < width && b[3] + 3 < height)
+            .map(|b| (b[2] - b[0] + b[3] - b[1]) as f32 / 2.0)
+            .collect();
+        sides.sort_by(|a, b| a.total_cmp(b));
+        sides.get(sides.len() / 2).copied()
+    }
+}
+
 /// Parse a VOC XML annotation.
 pub fn parse_voc(xml: &str) -> Result<Annotation> {
     let doc = roxmltree::Document::parse(xml).map_err(|e| Error::Data(format!("VOC XML: {e}")))?;

@@ -24,15 +24,10 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
         let (t, _, n) = match_boxes(&boxes, &ann.wbc, 0.5);
         tp += t;
         truths += n;
-        let mut sides: Vec<f32> = ann
-            .rbc
-            .iter()
-            .filter(|b| b[0] > 2 && b[1] > 2 && b[2] + 3 < img.width() && b[3] + 3 < img.height())
-            .map(|b| (b[2] - b[0] + b[3] - b[1]) as f32 / 2.0)
-            .collect();
-        if let (Some(d), false) = (found.rbc_diameter_px, sides.is_empty()) {
-            sides.sort_by(|a, b| a.total_cmp(b));
-            let truth = sides[sides.len() / 2];
+        if let (Some(d), Some(truth)) = (
+            found.rbc_diameter_px,
+            ann.rbc_diameter(img.width(), img.height()),
+        ) {
             scaled += 1;
             if (d - truth).abs() / truth < 0.3 {
                 scale_ok += 1;

@@ -17,6 +17,26 @@ fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// Run `cytolens classify --json` with `flags` on `files`: the output, its stdout and its lines.
+fn classify_json<P: AsRef<std::ffi::OsStr>>(
+    flags: &[&str],
+    files: impl IntoIterator<Item = P>,
+) -> (std::process::Output, String, Vec<serde_json::Value>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
+        .current_dir(root())
+        .args(["classify", "--json"])
+        .args(flags)
+        .args(files)
+        .output()
+        .expect("run cytolens");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    (out, stdout, lines)
+}
+
 fn png(img: image::DynamicImage) -> Vec<u8> {
     let mut out = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
@@ -88,22 +108,11 @@ fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
         ),
         (write(&dir, "bomb.png", &bomb()), "above the limit"),
     ];
-    let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
-        .current_dir(root())
-        .arg("classify")
-        .arg("--json")
-        .args(files.iter().map(|f| &f.0))
-        .output()
-        .expect("run cytolens");
+    let (out, stdout, lines) = classify_json(&[], files.iter().map(|f| &f.0));
     assert!(
         !out.status.success(),
         "the exit code must say something failed"
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
     assert_eq!(
         lines.len(),
         files.len(),
@@ -175,18 +184,8 @@ fn smear_mode_classifies_each_white_cell_and_reports_a_field_without_any() {
         ))),
     );
     let empty = write(&dir, "empty.jpg", b"");
-    let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
-        .current_dir(root())
-        .args(["classify", "--json", "--smear"])
-        .args([&blank, &field, &empty])
-        .output()
-        .expect("run cytolens");
+    let (out, stdout, lines) = classify_json(&["--smear"], [&blank, &field, &empty]);
     assert!(!out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
     assert_eq!(
         lines[0]["error"].as_str(),
         Some("no white cell found in this image")

@@ -1,20 +1,13 @@
 // The first version of the app: open an image, see it at its size, see the backend.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { serveDist, launch, record, AppPage, bccd, foreignRequests } from './support.mjs';
+import { useServer, withApp, bccd, foreignRequests } from './support.mjs';
 
-let server;
-before(async () => { server = await serveDist(); });
-after(async () => { await server.close(); });
+const server = useServer();
 
 test('opens a BCCD smear, shows it at its size, reports the CPU backend without WebGPU', async () => {
-  const ctx = await launch();
-  try {
-    const page = await ctx.newPage();
-    const rec = record(page);
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, rec, app }) => {
     assert.equal(await app.backend(), 'cpu');
     assert.match(await app.backendLine().textContent(), /no WebGPU adapter/);
     await app.openFiles([join(bccd, 'BloodImage_00000.jpg')]);
@@ -34,18 +27,11 @@ test('opens a BCCD smear, shows it at its size, reports the CPU backend without 
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
-  } finally {
-    await ctx.close();
-  }
+  });
 });
 
 test('with a WebGPU adapter the page uses it, and CPU and WebGPU forward passes agree', async () => {
-  const ctx = await launch({ webgpu: true });
-  try {
-    const page = await ctx.newPage();
-    const rec = record(page);
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, rec, app }) => {
     assert.equal(await app.backend(), 'webgpu');
     const text = await app.selfTest();
     assert.match(text, /outputs agree/, text);
@@ -56,7 +42,5 @@ test('with a WebGPU adapter the page uses it, and CPU and WebGPU forward passes 
     assert.equal(await app.backend(), 'cpu');
     assert.deepEqual(rec.errors.filter((e) => !/WebGPU|powerPreference/i.test(e)), []);
     assert.deepEqual(rec.failed, []);
-  } finally {
-    await ctx.close();
-  }
+  }, { webgpu: true });
 });

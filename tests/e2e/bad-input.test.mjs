@@ -1,25 +1,18 @@
 // Bad input in the browser: every case of the list gets its own message in the page, and the
 // good files of the same drop (a JPEG, and a TIFF and converted PNGs of a BCCD field) are
 // analysed normally.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { serveDist, launch, record, AppPage, bccd, foreignRequests } from './support.mjs';
+import { useServer, withApp, bccd, foreignRequests } from './support.mjs';
 import { png, tiff, pixelsOf } from './fixtures.mjs';
 
-let server;
-before(async () => { server = await serveDist(); });
-after(async () => { await server.close(); });
+const server = useServer();
 
 test('each bad file gets its own message and the others of the same drop are analysed', async () => {
-  const ctx = await launch();
-  try {
-    const page = await ctx.newPage();
-    const rec = record(page);
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, rec, app }) => {
     await app.backend();
     const field = await pixelsOf(page, 'samples/BloodImage_00012.jpg');
     const { width, height } = field;
@@ -77,7 +70,5 @@ test('each bad file gets its own message and the others of the same drop are ana
     assert.equal(await wbc('field.tiff'), await wbc('deep.png'));
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
-  } finally {
-    await ctx.close();
-  }
+  });
 });

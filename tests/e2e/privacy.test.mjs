@@ -1,21 +1,14 @@
 // Privacy by construction: a strict CSP, no request to another origin, and offline use after
 // the first visit.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { serveDist, launch, record, AppPage, foreignRequests } from './support.mjs';
+import { useServer, withApp, foreignRequests } from './support.mjs';
 
-let server;
-before(async () => { server = await serveDist(); });
-after(async () => { await server.close(); });
+const server = useServer();
 
 
 test('the page carries a strict CSP and makes no request to another origin', async () => {
-  const ctx = await launch();
-  try {
-    const page = await ctx.newPage();
-    const rec = record(page);
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, rec, app }) => {
     const csp = await page.locator('meta[http-equiv=Content-Security-Policy]').getAttribute('content');
     assert.match(csp, /default-src 'self'/);
     assert.match(csp, /connect-src 'self'/);
@@ -28,18 +21,11 @@ test('the page carries a strict CSP and makes no request to another origin', asy
     const after = rec.requests.filter((r) => r.at >= analysisStart).map((r) => new URL(r.url).pathname);
     for (const p of after) assert.match(p, /^\/(samples|model)\/|\.(js|wasm|css|svg)$/, `unexpected request during analysis: ${p}`);
     assert.deepEqual(rec.errors, []);
-  } finally {
-    await ctx.close();
-  }
+  });
 });
 
 test('after the first visit the app analyses a smear offline', async () => {
-  const ctx = await launch();
-  try {
-    const page = await ctx.newPage();
-    const rec = record(page);
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, rec, app, ctx }) => {
     await page.waitForFunction(() => navigator.serviceWorker?.controller != null, null, { timeout: 30_000 }).catch(async () => {
       await page.reload(); // the first load registers the worker; the second is controlled
       await page.waitForFunction(() => navigator.serviceWorker?.controller != null, null, { timeout: 30_000 });
@@ -71,7 +57,5 @@ test('after the first visit the app analyses a smear offline', async () => {
     const done = await page.getByTestId('progress-text').last().textContent();
     assert.match(done, /done: 1 cells/);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
-  } finally {
-    await ctx.close();
-  }
+  });
 });

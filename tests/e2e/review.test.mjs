@@ -1,13 +1,11 @@
 // The review workflow on a bundled sample smear, as a hematologist would use it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serveDist, launch, record, AppPage, root, foreignRequests } from './support.mjs';
+import { useServer, withApp, bccd, root, foreignRequests } from './support.mjs';
 
-let server;
-before(async () => { server = await serveDist(); });
-after(async () => { await server.close(); });
+const server = useServer();
 
 /** White-cell boxes annotated for a BCCD field. */
 function annotatedWbc(name) {
@@ -17,12 +15,7 @@ function annotatedWbc(name) {
 
 
 test('analyse a sample smear, review a cell with a key, undo, and export JSON and CSV', async () => {
-  const ctx = await launch();
-  try {
-    const page = await ctx.newPage();
-    const rec = record(page);
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, rec, app }) => {
     await app.backend();
     const started = Date.now();
     await app.analyseSample(1);
@@ -113,17 +106,11 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
-  } finally {
-    await ctx.close();
-  }
+  });
 });
 
 test('the progress bar counts cells and cancel stops the analysis', async () => {
-  const ctx = await launch();
-  try {
-    const page = await ctx.newPage();
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, app }) => {
     await app.backend();
     // Cancel the analysis running; the page says so.
     await page.getByTestId('sample').nth(3).click();
@@ -135,18 +122,11 @@ test('the progress bar counts cells and cancel stops the analysis', async () => 
     // A later analysis still runs to the end.
     await app.analyseSample(2);
     assert.match(await page.getByTestId('progress-text').last().textContent(), /done: \d+ cells, [0-9.]+ cells\/s/);
-  } finally {
-    await ctx.close();
-  }
+  });
 });
 
 test('the printable report holds the thumbnail, differential, flagged crops and the model, and prints alone', async () => {
-  const ctx = await launch();
-  try {
-    const page = await ctx.newPage();
-    const rec = record(page);
-    const app = new AppPage(page, server.url);
-    await app.open();
+  await withApp(server, async ({ page, rec, app }) => {
     await app.backend();
     await app.analyseSample(0);
     await page.getByTestId('signoff-name').fill('Dr Report');
@@ -193,7 +173,5 @@ test('the printable report holds the thumbnail, differential, flagged crops and 
     await report.waitFor({ state: 'detached' });
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
-  } finally {
-    await ctx.close();
-  }
+  });
 });

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, extname, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { before, after } from 'node:test';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const root = resolve(here, '../..');
@@ -92,5 +93,30 @@ export class AppPage {
       const all = document.querySelectorAll('[data-testid=progress-text]');
       return all.length > n && /done:/.test(all[all.length - 1].textContent);
     }, before, { timeout: 180_000 });
+  }
+}
+
+/** Serve dist/ for the tests of this file (node:test hooks); `url` and `origin` once started. */
+export function useServer() {
+  const server = {};
+  before(async () => { Object.assign(server, await serveDist()); });
+  after(async () => { await server.close(); });
+  return server;
+}
+
+/**
+ * Run `body({ page, rec, app, ctx })` in a fresh headless Chromium with the app opened and its
+ * requests and console recorded; the browser is closed whatever happens.
+ */
+export async function withApp(server, body, { webgpu = false } = {}) {
+  const ctx = await launch({ webgpu });
+  try {
+    const page = await ctx.newPage();
+    const rec = record(page);
+    const app = new AppPage(page, server.url);
+    await app.open();
+    await body({ page, rec, app, ctx });
+  } finally {
+    await ctx.close();
   }
 }

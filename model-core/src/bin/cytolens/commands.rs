@@ -460,14 +460,11 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
         tp += t;
         np += p;
         nt += n;
-        let whole: Vec<f64> = ann
-            .rbc
-            .iter()
-            .filter(|b| b[0] > 2 && b[1] > 2 && b[2] + 3 < img.width() && b[3] + 3 < img.height())
-            .map(|b| (b[2] - b[0] + b[3] - b[1]) as f64 / 2.0)
-            .collect();
-        if let (Some(d), false) = (f.rbc_diameter_px, whole.is_empty()) {
-            diam_err.push((d as f64 - median(&whole)).abs() / median(&whole));
+        if let (Some(d), Some(truth)) = (
+            f.rbc_diameter_px,
+            ann.rbc_diameter(img.width(), img.height()),
+        ) {
+            diam_err.push(((d - truth).abs() / truth) as f64);
         }
         if !ann.rbc.is_empty() {
             let rel = (f.rbc_count as f64 - ann.rbc.len() as f64).abs() / ann.rbc.len() as f64;
