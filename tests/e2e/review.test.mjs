@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { useServer, withApp, bccd, root, foreignRequests } from './support.mjs';
+import { useServer, withApp, root, foreignRequests } from './support.mjs';
 
 const server = useServer();
 
