@@ -1,8 +1,26 @@
 //! Property tests with many random inputs (cargo fuzz needs a nightly toolchain, which this
 //! project does not install): decoding and detection never panic, whatever the bytes.
+//!
+//! CI runs the default number of cases; `CYTOLENS_FUZZ_SCALE=N` runs N times as many (the same
+//! deterministic sequence, extended), for a longer fuzzing session.
 
 use model_core::decode::decode_image;
 use model_core::detect::{detect, DetectOptions};
+
+/// How many times the default number of cases to run (`CYTOLENS_FUZZ_SCALE`, default 1).
+fn scale() -> usize {
+    std::env::var("CYTOLENS_FUZZ_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
+fn png(img: image::DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("encode");
+    out
+}
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -33,10 +51,23 @@ fn jpeg(w: u32, h: u32, rng: &mut Rng) -> Vec<u8> {
 #[test]
 fn decoding_mutated_images_never_panics() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let seeds = [jpeg(48, 40, &mut rng), jpeg(17, 90, &mut rng)];
+    let seeds = [
+        jpeg(48, 40, &mut rng),
+        jpeg(17, 90, &mut rng),
+        png(image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(
+            20,
+            30,
+            |x, y| image::Rgba([x as u8 * 9, y as u8 * 7, 90, (x * y) as u8]),
+        ))),
+        png(image::DynamicImage::ImageRgb16(
+            image::ImageBuffer::from_fn(24, 18, |x, y| {
+                image::Rgb([x as u16 * 999, y as u16 * 777, 9000])
+            }),
+        )),
+    ];
     let mut decoded = 0;
-    for i in 0..2000 {
-        let mut b = seeds[i % 2].clone();
+    for i in 0..3000 * scale() {
+        let mut b = seeds[i % seeds.len()].clone();
         for _ in 0..(rng.next() % 6 + 1) {
             let k = (rng.next() as usize) % b.len();
             b[k] = rng.next() as u8;
@@ -61,7 +92,7 @@ fn decoding_mutated_images_never_panics() {
 #[test]
 fn detection_on_random_fields_never_panics_and_boxes_stay_inside() {
     let mut rng = Rng(42);
-    for _ in 0..60 {
+    for _ in 0..60 * scale() {
         let (w, h) = (
             16 + (rng.next() % 300) as u32,
             16 + (rng.next() % 300) as u32,

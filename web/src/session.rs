@@ -426,7 +426,12 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for _ in 0..3000 {
+        // CYTOLENS_FUZZ_SCALE=N runs N times as many cases (a longer fuzzing session).
+        let scale: usize = std::env::var("CYTOLENS_FUZZ_SCALE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        for _ in 0..3000 * scale {
             let mut b = json.clone();
             for _ in 0..(next() % 8 + 1) {
                 let i = (next() as usize) % b.len();
