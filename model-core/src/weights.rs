@@ -19,11 +19,19 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    /// Parse a card and take the weights; refuses weights whose SHA-256 differs from the
-    /// card's (a stale cache or a damaged download).
+    /// Parse a model card.
+    pub fn parse_card(card_json: &str) -> Result<ModelCard> {
+        serde_json::from_str(card_json).map_err(|e| Error::Weights(format!("model card: {e}")))
+    }
+
+    /// Parse a card and take the weights ([`ModelFiles::new`]).
     pub fn from_parts(card_json: &str, weights: Vec<u8>) -> Result<Self> {
-        let card: ModelCard = serde_json::from_str(card_json)
-            .map_err(|e| Error::Weights(format!("model card: {e}")))?;
+        Self::new(Self::parse_card(card_json)?, weights)
+    }
+
+    /// A card and its weights; refuses weights whose SHA-256 differs from the card's (a stale
+    /// cache or a damaged download).
+    pub fn new(card: ModelCard, weights: Vec<u8>) -> Result<Self> {
         let files = Self { card, weights };
         if let Some(expected) = &files.card.weights_sha256 {
             let actual = files.sha256();

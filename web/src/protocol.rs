@@ -82,6 +82,26 @@ pub struct ImageFindings {
     pub single_cell: bool,
 }
 
+impl ImageFindings {
+    /// One line for the page and the report: counts, scale, single-cell flag.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} white cells, {} red cells, {} platelets{}{}",
+            self.wbc,
+            self.rbc_count,
+            self.platelet_count,
+            self.scale_um_per_px
+                .map(|s| format!(", {s:.3} µm/px"))
+                .unwrap_or_default(),
+            if self.single_cell {
+                " (single-cell image)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 /// Worker to page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]

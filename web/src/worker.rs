@@ -227,12 +227,7 @@ fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
     let bytes = bytes.unwrap_or_default();
     match model_core::decode::decode_with_notes(&bytes) {
         Ok(decoded) => {
-            let img = decoded.image;
-            let (w, h) = img.dimensions();
-            let mut rgba = Vec::with_capacity((w * h * 4) as usize);
-            for p in img.pixels() {
-                rgba.extend_from_slice(&[p.0[0], p.0[1], p.0[2], 255]);
-            }
+            let (w, h) = decoded.image.dimensions();
             reply(
                 &Response::Decoded {
                     id,
@@ -240,7 +235,7 @@ fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
                     height: h,
                     notes: decoded.notes,
                 },
-                Some(&rgba),
+                Some(&rgba(&decoded.image)),
             );
         }
         Err(e) => reply(
@@ -270,12 +265,11 @@ async fn classifier() -> Result<CellClassifier, String> {
     }
     if FILES.with(|f| f.borrow().is_none()) {
         let card = fetch_bytes(&format!("./model/{MODEL_STEM}.json")).await?;
-        let card = String::from_utf8_lossy(&card).into_owned();
-        let parsed: model_core::diagnosis::ModelCard =
-            serde_json::from_str(&card).map_err(|e| format!("model card: {e}"))?;
-        let url = ModelFiles::weights_url(&parsed, MODEL_STEM);
+        let card =
+            ModelFiles::parse_card(&String::from_utf8_lossy(&card)).map_err(|e| e.to_string())?;
+        let url = ModelFiles::weights_url(&card, MODEL_STEM);
         let weights = fetch_bytes(&format!("./model/{url}")).await?;
-        let files = ModelFiles::from_parts(&card, weights).map_err(|e| e.to_string())?;
+        let files = ModelFiles::new(card, weights).map_err(|e| e.to_string())?;
         reply(
             &Response::Model {
                 name: files.card.name.clone(),

@@ -499,12 +499,7 @@ pub fn App() -> impl IntoView {
                                                     <button data-testid="cancel" on:click=move |_| send(Request::Cancel, None)>"Cancel"</button>
                                                 </Show>
                                             </div>
-                                            <p class="findings" data-testid="findings">{move || record.get().and_then(|r| r.findings).map(|f| format!(
-                                                "{} white cells, {} red cells, {} platelets{}{}",
-                                                f.wbc, f.rbc_count, f.platelet_count,
-                                                f.scale_um_per_px.map(|s| format!(", {s:.3} µm/px")).unwrap_or_default(),
-                                                if f.single_cell { " (single-cell image)" } else { "" }
-                                            ))}</p>
+                                            <p class="findings" data-testid="findings">{move || record.get().and_then(|r| r.findings).map(|f| f.summary())}</p>
                                             <SmearView image=img id=id name=entry.name.clone() record=record selected=selected />
                                             <Differential record=record />
                                             <ScaleOverride id=id record=record on_apply=Callback::new(move |d: Option<f32>| reanalyse(id, d)) />

@@ -5,15 +5,19 @@ use leptos::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, ImageData};
 
-/// Put RGBA bytes of `w`x`h` on the canvas.
-pub fn put_rgba(canvas: &web_sys::HtmlCanvasElement, rgba: &[u8], w: u32, h: u32) {
-    let ctx = canvas
+/// The canvas's 2D drawing context, if the browser gives one.
+pub fn context_2d(canvas: &web_sys::HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
+    canvas
         .get_context("2d")
         .ok()
         .flatten()
-        .and_then(|o| o.dyn_into::<CanvasRenderingContext2d>().ok());
+        .and_then(|o| o.dyn_into::<CanvasRenderingContext2d>().ok())
+}
+
+/// Put RGBA bytes of `w`x`h` on the canvas.
+pub fn put_rgba(canvas: &web_sys::HtmlCanvasElement, rgba: &[u8], w: u32, h: u32) {
     if let (Some(ctx), Ok(data)) = (
-        ctx,
+        context_2d(canvas),
         ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), w, h),
     ) {
         let _ = ctx.put_image_data(&data, 0.0, 0.0);

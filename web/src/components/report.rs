@@ -31,17 +31,7 @@ fn SmearReport(
     entry: Option<Entry>,
     crops: RwSignal<HashMap<String, Vec<u8>>>,
 ) -> impl IntoView {
-    let findings = record.findings.clone().map(|f| {
-        format!(
-            "{} white cells, {} red cells, {} platelets{}",
-            f.wbc,
-            f.rbc_count,
-            f.platelet_count,
-            f.scale_um_per_px
-                .map(|s| format!(", scale {s:.3} µm/px"))
-                .unwrap_or_default()
-        )
-    });
+    let findings = record.findings.as_ref().map(|f| f.summary());
     let flagged: Vec<_> = record
         .cells
         .iter()

@@ -1,7 +1,7 @@
 //! A smear (or single cell) with its detected cells: boxes coloured by class, outlined by
 //! triage, an uncertainty overlay with an opacity slider, zoom, and click to select a cell.
 
-use super::canvas::{heat_layer, put_rgba};
+use super::canvas::{context_2d, heat_layer, put_rgba};
 use super::image_view::DecodedImage;
 use crate::session::ImageRecord;
 use leptos::html::Canvas;
@@ -27,12 +27,7 @@ pub fn class_colour(class: &str) -> &'static str {
 /// (a confident cell's map stays visible, faintly) to full.
 fn draw_heat(canvas: &web_sys::HtmlCanvasElement, record: &ImageRecord) {
     use wasm_bindgen::JsCast;
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|o| o.dyn_into::<web_sys::CanvasRenderingContext2d>().ok())
-    else {
+    let Some(ctx) = context_2d(canvas) else {
         return;
     };
     ctx.clear_rect(0.0, 0.0, canvas.width() as f64, canvas.height() as f64);
