@@ -1,9 +1,10 @@
 //! White-cell detection in a stained smear field, red-cell and platelet counts, and the scale.
 //!
 //! Stain-based: in May-Grünwald-Giemsa / Wright stains the nuclei of white cells and the
-//! platelets are violet (blue well above green), the background is pale. Nuclear pixels are segmented, lobes of one cell are merged by a
-//! closing proportional to the red-cell size, and each large component becomes one white cell
-//! whose box is the nucleus box grown to cover the cytoplasm. Small violet components are
+//! platelets are violet (blue well above green), the background is pale. Nuclear pixels are
+//! segmented, lobes of one cell are merged by a closing proportional to the red-cell size, and
+//! each large component becomes one white cell whose box is the nucleus box grown to cover the
+//! cytoplasm. Small violet components are
 //! platelets. The red-cell diameter (from their circular rims, see [`crate::red_cells`]) gives
 //! the magnification, so each crop can be resampled to the training data's scale.
 

@@ -57,25 +57,13 @@ mod tests {
         let device = Device::flex();
         let model: Linear = LinearConfig::new(2, 2).init(&device);
         let ema: Linear = LinearConfig::new(2, 2).init(&device);
-        let before: Vec<f32> = ema
-            .weight
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
-        let target: Vec<f32> = model
-            .weight
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
+        let weights = |l: &Linear| -> Vec<f32> {
+            l.weight.val().into_data().try_to_vec::<f32>().expect("f32")
+        };
+        let before = weights(&ema);
+        let target = weights(&model);
         let ema = update(ema, &model, 0.9);
-        let after: Vec<f32> = ema
-            .weight
-            .val()
-            .into_data()
-            .try_to_vec::<f32>()
-            .expect("f32");
+        let after = weights(&ema);
         for i in 0..4 {
             let want = 0.9 * before[i] + 0.1 * target[i];
             assert!((after[i] - want).abs() < 1e-6);

@@ -9,6 +9,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A fresh folder for one test's files.
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cytolens-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::File::create(&p)
@@ -46,8 +53,7 @@ fn png(img: image::DynamicImage) -> Vec<u8> {
 
 #[test]
 fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
-    let dir = std::env::temp_dir().join(format!("cytolens-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = temp_dir("bad");
     let good = root().join("../shared/data/pbc/128/neutrophil");
     let good = std::fs::read_dir(&good)
         .expect("pbc")
@@ -171,8 +177,7 @@ fn bomb() -> Vec<u8> {
 
 #[test]
 fn smear_mode_classifies_each_white_cell_and_reports_a_field_without_any() {
-    let dir = std::env::temp_dir().join(format!("cytolens-smear-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = temp_dir("smear");
     let field = root().join("static/samples/BloodImage_00001.jpg");
     let blank = write(
         &dir,
