@@ -3,9 +3,10 @@
 
 use crate::classify::{replay, ClassifierSettings};
 use crate::diagnosis::{anomaly_score, probabilities, AnomalyStats, ModelCard, TriagePolicy};
+use serde::{Deserialize, Serialize};
 
 /// A full evaluation of one val cell: raw error of every class in every round (plan order).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FullEval {
     /// `[class][round]` raw errors.
     pub raw: Vec<Vec<f32>>,
@@ -60,6 +61,77 @@ pub fn fit_strata(
     let max = weight.iter().copied().fold(0.0, f64::max).max(1e-12);
     let weight: Vec<f32> = weight.iter().map(|w| (w / max).max(0.1) as f32).collect();
     (scale.iter().map(|v| *v as f32).collect(), weight)
+}
+
+/// Per-class offsets of the scaled error, fitted on full evaluations: the offsets `b` (mean
+/// zero over the compared classes) and a temperature `T` minimising the NLL of the labels under
+/// `softmax(-(m_c - b_c) / T)`, where `m_c` is class `c`'s weighted mean scaled error over all
+/// rounds. Plain gradient descent (the problem is small and convex in `b` for fixed `T`).
+/// `scale` and `weight` are the per-stratum values of [`fit_strata`]; excluded classes get 0.
+pub fn fit_class_bias(
+    evals: &[FullEval],
+    strata: &[usize],
+    scale: &[f32],
+    weight: &[f32],
+    excluded: &[usize],
+) -> Vec<f32> {
+    let Some(first) = evals.first() else {
+        return Vec::new();
+    };
+    let k = first.raw.len();
+    let classes: Vec<usize> = (0..k).filter(|c| !excluded.contains(c)).collect();
+    let wsum: f64 = strata.iter().map(|&s| weight[s] as f64).sum();
+    let means: Vec<Vec<f64>> = evals
+        .iter()
+        .map(|e| {
+            classes
+                .iter()
+                .map(|&c| {
+                    strata
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &s)| e.raw[c][r] as f64 / scale[s] as f64 * weight[s] as f64)
+                        .sum::<f64>()
+                        / wsum
+                })
+                .collect()
+        })
+        .collect();
+    let labels: Vec<Option<usize>> = evals
+        .iter()
+        .map(|e| classes.iter().position(|&c| c == e.label))
+        .collect();
+    let n = labels.iter().flatten().count().max(1) as f64;
+    let mut b = vec![0f64; classes.len()];
+    let mut log_t = 0.05f64.ln();
+    for _ in 0..1000 {
+        let t = log_t.exp();
+        let (mut grad_b, mut grad_t) = (vec![0f64; classes.len()], 0f64);
+        for (m, l) in means.iter().zip(&labels) {
+            let Some(l) = *l else { continue };
+            let z: Vec<f64> = m.iter().zip(&b).map(|(m, b)| -(m - b) / t).collect();
+            let zmax = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = z.iter().map(|v| (v - zmax).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for c in 0..classes.len() {
+                let g = e[c] / sum - (c == l) as u8 as f64;
+                grad_b[c] += g / t;
+                grad_t -= g * z[c];
+            }
+        }
+        // Step in units of the temperature (the scale of the logits' sensitivity to b).
+        for (b, g) in b.iter_mut().zip(&grad_b) {
+            *b -= 0.5 * t * g / n;
+        }
+        let mean = b.iter().sum::<f64>() / b.len() as f64;
+        b.iter_mut().for_each(|v| *v -= mean);
+        log_t -= 0.05 * grad_t / n;
+    }
+    let mut out = vec![0f32; k];
+    for (i, &c) in classes.iter().enumerate() {
+        out[c] = b[i] as f32;
+    }
+    out
 }
 
 /// Negative log-likelihood of the labels under `probabilities(gaps, t)`.
@@ -120,6 +192,8 @@ pub fn calibrate(
 ) -> ModelCard {
     let n_strata = card.classifier.max_rounds;
     let (scale, weight) = fit_strata(evals, strata, n_strata, &card.classifier.excluded);
+    card.classifier.class_bias =
+        fit_class_bias(evals, strata, &scale, &weight, &card.classifier.excluded);
     card.classifier.stratum_scale = scale;
     card.classifier.stratum_weights = weight;
     let settings: ClassifierSettings = card.classifier.clone();
@@ -205,6 +279,56 @@ mod tests {
         }
         let t = fit_temperature(&gaps, &labels);
         assert!((t - 0.5).abs() < 0.05, "fitted {t}");
+    }
+
+    #[test]
+    fn class_bias_recovers_a_known_offset() {
+        // Class 1's condition denoises everything 0.3 better: without the bias it wins every
+        // cell; the fitted bias (mean zero) separates the two by about that offset.
+        let strata: Vec<usize> = (0..4).collect();
+        let evals: Vec<FullEval> = (0..400)
+            .map(|i| {
+                let label = i % 2;
+                let noise = |r: usize| ((i * 31 + r * 17) % 13) as f32 / 13.0 * 0.2;
+                let raw = (0..2)
+                    .map(|c| {
+                        (0..4)
+                            .map(|r| {
+                                let base = if c == label { 1.0 } else { 1.2 };
+                                base - if c == 1 { 0.3 } else { 0.0 } + noise(r + 4 * c)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                FullEval { raw, label }
+            })
+            .collect();
+        let ones = vec![1.0; 4];
+        let b = fit_class_bias(&evals, &strata, &ones, &ones, &[]);
+        assert!((b[0] + b[1]).abs() < 1e-5, "mean zero: {b:?}");
+        assert!((b[0] - b[1] - 0.3).abs() < 0.1, "offset: {b:?}");
+        let settings = ClassifierSettings {
+            max_rounds: 4,
+            min_rounds: 4,
+            stratum_weights: ones.clone(),
+            stratum_scale: ones.clone(),
+            class_bias: b,
+            ..ClassifierSettings::default()
+        };
+        let correct = evals
+            .iter()
+            .filter(|e| replay(&e.raw, &strata, &settings).best() == e.label)
+            .count();
+        assert!(correct >= 380, "{correct}/400 correct with the bias");
+        let unbiased = ClassifierSettings {
+            class_bias: Vec::new(),
+            ..settings
+        };
+        let correct_before = evals
+            .iter()
+            .filter(|e| replay(&e.raw, &strata, &unbiased).best() == e.label)
+            .count();
+        assert!(correct_before <= 220, "{correct_before}/400 correct without it");
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct ClassifierSettings {
     /// Classes the model was trained without; they never enter the race.
     #[serde(default)]
     pub excluded: Vec<usize>,
+    /// Per-class offset subtracted from the class's scaled error when classes are compared
+    /// (fitted on val: some conditions denoise every cell a little better than others); empty
+    /// means none. It shifts the comparison only, not [`CellScores::typical_error`].
+    #[serde(default)]
+    pub class_bias: Vec<f32>,
 }
 
 impl Default for ClassifierSettings {
@@ -57,6 +62,7 @@ impl Default for ClassifierSettings {
             test_strictness: 1.0,
             centre_weighting: true,
             excluded: Vec::new(),
+            class_bias: Vec::new(),
         }
     }
 }
@@ -170,6 +176,8 @@ pub struct CellScores {
     pub pixel_errors: Vec<Vec<f32>>,
     /// Denoiser evaluations spent on this cell.
     pub evals: usize,
+    /// Per-class offset of the comparison ([`ClassifierSettings::class_bias`]; zeros if none).
+    pub bias: Vec<f32>,
 }
 
 impl CellScores {
@@ -181,7 +189,20 @@ impl CellScores {
             pixel_errors: vec![vec![0.0; npix]; classes],
             round_weights: Vec::new(),
             evals: 0,
+            bias: vec![0.0; classes],
         }
+    }
+
+    /// Fresh scores under `settings`: excluded classes inactive, the class bias applied.
+    pub fn for_settings(settings: &ClassifierSettings, classes: usize, npix: usize) -> Self {
+        let mut s = Self::new(classes, npix);
+        for &c in &settings.excluded {
+            s.active[c] = false;
+        }
+        for (b, v) in s.bias.iter_mut().zip(&settings.class_bias) {
+            *b = *v;
+        }
+        s
     }
 
     /// Index of the class with the lowest mean error over the rounds it shares with all
@@ -202,7 +223,8 @@ impl CellScores {
         best
     }
 
-    /// Weighted mean scaled error of class `c` over the rounds it was evaluated.
+    /// Weighted mean scaled error of class `c` over the rounds it was evaluated, less the
+    /// class's bias.
     pub fn mean_error(&self, c: usize) -> f32 {
         let (mut sum, mut wsum) = (0f32, 0f32);
         for (e, w) in self.errors[c].iter().zip(&self.round_weights) {
@@ -212,7 +234,7 @@ impl CellScores {
             }
         }
         if wsum > 0.0 {
-            sum / wsum
+            sum / wsum - self.bias[c]
         } else {
             f32::INFINITY
         }
@@ -228,9 +250,10 @@ impl CellScores {
         }
     }
 
-    /// Weighted paired differences `w_r (err_c - err_ref)` over rounds where both were
-    /// evaluated (weights normalised to mean 1 over all rounds).
+    /// Weighted paired differences `w_r ((err_c - bias_c) - (err_ref - bias_ref))` over rounds
+    /// where both were evaluated (weights normalised to mean 1 over all rounds).
     pub fn paired(&self, c: usize, reference: usize) -> Vec<f32> {
+        let shift = self.bias[c] - self.bias[reference];
         let mean_w = if self.round_weights.is_empty() {
             1.0
         } else {
@@ -240,7 +263,7 @@ impl CellScores {
             .iter()
             .zip(&self.errors[reference])
             .zip(&self.round_weights)
-            .filter_map(|((a, b), w)| Some(((*a)? - (*b)?) * w / mean_w))
+            .filter_map(|((a, b), w)| Some(((*a)? - (*b)? - shift) * w / mean_w))
             .collect()
     }
 
@@ -280,10 +303,7 @@ pub fn eliminate(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSe
 /// enter the race.
 pub fn replay(raw: &[Vec<f32>], strata: &[usize], settings: &ClassifierSettings) -> CellScores {
     let classes = raw.len();
-    let mut s = CellScores::new(classes, 0);
-    for &c in &settings.excluded {
-        s.active[c] = false;
-    }
+    let mut s = CellScores::for_settings(settings, classes, 0);
     for (r, &stratum) in strata.iter().enumerate() {
         if s.active.iter().filter(|a| **a).count() <= 1 {
             break;
@@ -345,13 +365,7 @@ impl ClassifierRun {
         let weights = pixel_weights(size, settings.centre_weighting);
         let scores = cells
             .iter()
-            .map(|_| {
-                let mut s = CellScores::new(classes, npix);
-                for &c in &settings.excluded {
-                    s.active[c] = false;
-                }
-                s
-            })
+            .map(|_| CellScores::for_settings(&settings, classes, npix))
             .collect();
         Self {
             settings,

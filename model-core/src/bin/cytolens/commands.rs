@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
-use model_core::calibrate::{calibrate as fit_card, fit_temperature};
+use model_core::calibrate::{calibrate as fit_card, fit_temperature, FullEval};
 use model_core::classes::CLASSES;
 use model_core::dataset::CellSet;
 use model_core::decode::decode_with_notes;
@@ -172,14 +172,24 @@ pub fn calibrate(
         None => val.clone(),
     }
     .subsample(val_limit);
-    let start = Instant::now();
-    let cells = crops(&val);
-    let evals = full_evaluations(&clf, &cells, &val.labels, |n| {
-        eprint!("\r  full evaluation {n}/{}", cells.len())
-    })
-    .map_err(err)?;
-    eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
     let strata = plan_strata(&card.classifier, card.denoiser.image_size);
+    let key = EvalCacheKey {
+        weights_sha256: files.sha256(),
+        val_cells: val.len(),
+        seed: card.classifier.seed,
+        t_range: card.classifier.t_range,
+        strata: strata.clone(),
+    };
+    let evals = cached_full_evaluations(&run.join("val-evals.json"), &key, || {
+        let start = Instant::now();
+        let cells = crops(&val);
+        let evals = full_evaluations(&clf, &cells, &val.labels, |n| {
+            eprint!("\r  full evaluation {n}/{}", cells.len())
+        })
+        .map_err(err)?;
+        eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
+        Ok(evals)
+    })?;
     let card = fit_card(card, &evals, &strata, target, 0.99);
     let scores: Vec<_> = evals
         .iter()
@@ -214,6 +224,49 @@ pub fn calibrate(
         if half { "f16" } else { "f32" }
     );
     ModelFiles { card, weights }.write(out, stem).map_err(err)
+}
+
+/// What a cached full val evaluation depends on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EvalCacheKey {
+    weights_sha256: String,
+    val_cells: usize,
+    seed: u64,
+    t_range: (usize, usize),
+    strata: Vec<usize>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EvalCache {
+    key: EvalCacheKey,
+    evals: Vec<FullEval>,
+}
+
+/// The full val evaluations of `key`, read from `path` when it holds exactly these (same
+/// weights, cells and plan), else computed by `compute` and written there. Refitting or
+/// analysing a calibration then costs seconds instead of minutes of denoising.
+fn cached_full_evaluations(
+    path: &Path,
+    key: &EvalCacheKey,
+    compute: impl FnOnce() -> Result<Vec<FullEval>, String>,
+) -> Result<Vec<FullEval>, String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        match serde_json::from_str::<EvalCache>(&text) {
+            Ok(cache) if cache.key == *key => {
+                eprintln!("  reusing the full evaluations in {}", path.display());
+                return Ok(cache.evals);
+            }
+            Ok(_) => eprintln!("  {} is for other weights or cells; recomputing", path.display()),
+            Err(e) => eprintln!("  {} is unreadable ({e}); recomputing", path.display()),
+        }
+    }
+    let evals = compute()?;
+    let cache = EvalCache {
+        key: key.clone(),
+        evals,
+    };
+    std::fs::write(path, serde_json::to_string(&cache).map_err(err)?).map_err(err)?;
+    Ok(cache.evals)
 }
 
 /// Rewrite a model's weights in half precision (the card is kept, its hash updated).
@@ -529,7 +582,6 @@ fn anomaly_figures(
         Err(e) => eprintln!("baseline anomaly model not evaluated: {e}"),
     }
     doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());
-    doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());
     Ok(())
 }
 
@@ -575,6 +627,13 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
             ClassifierSettings {
                 test_strictness: f32::INFINITY,
                 stratum_weights: vec![1.0; n],
+                ..base.clone()
+            },
+        ),
+        (
+            "no class bias",
+            ClassifierSettings {
+                class_bias: Vec::new(),
                 ..base.clone()
             },
         ),
