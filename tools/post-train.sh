@@ -1,33 +1,52 @@
 #!/usr/bin/env bash
-# How the shipped model was made, and everything after training, in order; each step logged.
-# Usage: tools/post-train.sh   (from the repository root; waits for a running training job)
+# Everything after training, in order, each step logged: calibrate the shipped model (f16) into
+# static/model, bench, the baseline and the leave-erythroblast-out models, and the test report.
+# Usage: tools/post-train.sh   (from the repository root; waits for RUN's training job)
 #
-# Training (two stages, ~80 + ~75 minutes on 2 cores; `--resume` continues either):
-#   cytolens train --run runs/diffusion --steps 3600 --channels 16,32,64,128 --ce-weight 0.2
-#   cytolens train --run runs/diffusion-ft --init-from runs/diffusion --steps 3000 --batch 16 \
-#       --ce-batch 8 --ce-weight 1.0 --lr 5e-4 --warmup 100 --channels 16,32,64,128
-# Baseline and the leave-erythroblast-out models (skipped when their runs are complete):
+# Training: tools/recipe.sh runs/diffusion (three stages; the shipped model is the last one).
+# Baselines (trained here when missing, a few minutes each):
 #   cytolens train-baseline --run runs/baseline --steps 400
-#   cytolens train --run runs/no-erythroblast --steps 600 --channels 16,32,64,128 --ce-weight 0.2 --exclude erythroblast
 #   cytolens train-baseline --run runs/baseline-no-erythroblast --steps 400 --exclude erythroblast
+# Leave-erythroblast-out diffusion model: tools/recipe.sh runs/no-erythroblast --exclude erythroblast;
+# calibrated into models/eval once its last stage is complete.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=./target/release/cytolens
-RUN=${RUN:-runs/diffusion-ft}
+RUN=${RUN:-runs/diffusion-ft2}
+ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-ft2}
+VAL=${VAL:-960}
 step() { echo "=== $(date +%T) $*"; }
-while pgrep -f "cytolens train " >/dev/null; do sleep 10; done
-step calibrate "$RUN"; $C calibrate --run "$RUN" --out static/model --val-limit 480 --half
+# Whether a run's last checkpoint reached the steps it was asked for.
+complete() {
+  python3 - "$1" <<'PY'
+import json, sys
+run = sys.argv[1]
+try:
+    want = json.load(open(f"{run}/options.json"))["steps"]
+    have = json.load(open(f"{run}/ckpt/state.json"))["step"]
+except (OSError, KeyError, ValueError):
+    sys.exit(1)
+sys.exit(0 if have >= want else 1)
+PY
+}
+while pgrep -f "^$C train --run $RUN( |$)" >/dev/null; do sleep 10; done
+complete "$RUN" || { echo "$RUN is not complete"; exit 1; }
+step calibrate "$RUN"; $C calibrate --run "$RUN" --out static/model --val-limit "$VAL" --half
 step bench; $C bench --cells 64 | tee docs/bench.txt
 if [ ! -f models/eval/cytolens-baseline.json ]; then
   step baseline; $C train-baseline --run runs/baseline --steps 400 --resume
   $C calibrate-baseline --run runs/baseline --out models/eval --stem cytolens-baseline
 fi
-if [ ! -f models/eval/cytolens-diffusion-no-erythroblast.json ]; then
-  step anomaly-models
-  $C train --run runs/no-erythroblast --steps 600 --channels 16,32,64,128 --ce-weight 0.2 --exclude erythroblast --resume
-  $C calibrate --run runs/no-erythroblast --out models/eval --stem cytolens-diffusion-no-erythroblast --val-limit 240
+if [ ! -f models/eval/cytolens-baseline-no-erythroblast.json ]; then
+  step baseline-no-erythroblast
   $C train-baseline --run runs/baseline-no-erythroblast --steps 400 --exclude erythroblast --resume
   $C calibrate-baseline --run runs/baseline-no-erythroblast --out models/eval --stem cytolens-baseline-no-erythroblast
+fi
+if complete "$ANOMALY_RUN"; then
+  step calibrate "$ANOMALY_RUN"
+  $C calibrate --run "$ANOMALY_RUN" --out models/eval --stem cytolens-diffusion-no-erythroblast --val-limit "$VAL"
+else
+  step "$ANOMALY_RUN is not complete: the anomaly figures use models/eval as it is"
 fi
 step eval; $C eval --split test --json docs/report.json --svg docs/reliability.svg --anomaly-limit 1000 2>&1 | tee docs/eval.txt
 step done
