@@ -328,7 +328,10 @@ mod tests {
             .iter()
             .filter(|e| replay(&e.raw, &strata, &unbiased).best() == e.label)
             .count();
-        assert!(correct_before <= 220, "{correct_before}/400 correct without it");
+        assert!(
+            correct_before <= 220,
+            "{correct_before}/400 correct without it"
+        );
     }
 
     #[test]

@@ -256,7 +256,10 @@ fn cached_full_evaluations(
                 eprintln!("  reusing the full evaluations in {}", path.display());
                 return Ok(cache.evals);
             }
-            Ok(_) => eprintln!("  {} is for other weights or cells; recomputing", path.display()),
+            Ok(_) => eprintln!(
+                "  {} is for other weights or cells; recomputing",
+                path.display()
+            ),
             Err(e) => eprintln!("  {} is unreadable ({e}); recomputing", path.display()),
         }
     }
