@@ -180,16 +180,20 @@ pub fn calibrate(
         t_range: card.classifier.t_range,
         strata: strata.clone(),
     };
-    let evals = cached_full_evaluations(&run.join("val-evals.json"), &key, || {
-        let start = Instant::now();
-        let cells = crops(&val);
-        let evals = full_evaluations(&clf, &cells, &val.labels, |n| {
-            eprint!("\r  full evaluation {n}/{}", cells.len())
-        })
-        .map_err(err)?;
-        eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
-        Ok(evals)
-    })?;
+    let evals = cached_full_evaluations(
+        &run.join(format!("val-evals-{}.json", val.len())),
+        &key,
+        || {
+            let start = Instant::now();
+            let cells = crops(&val);
+            let evals = full_evaluations(&clf, &cells, &val.labels, |n| {
+                eprint!("\r  full evaluation {n}/{}", cells.len())
+            })
+            .map_err(err)?;
+            eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
+            Ok(evals)
+        },
+    )?;
     let card = fit_card(card, &evals, &strata, target, 0.99);
     let scores: Vec<_> = evals
         .iter()
