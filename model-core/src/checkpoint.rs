@@ -15,6 +15,15 @@ pub struct TrainState {
     pub step: usize,
 }
 
+/// Load a weights file (a checkpoint part or shipped model weights, f32 or f16) into `module`.
+pub fn load_weights_file<M: Module>(module: M, path: &std::path::Path) -> Result<M> {
+    let record = ModuleRecord::load(path)
+        .map_err(rec_err)?
+        // Half-precision files load into the f32 model.
+        .cast_to_module_dtype();
+    module.try_load_record(record).map_err(rec_err)
+}
+
 /// A checkpoint folder.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {

@@ -13,7 +13,7 @@
 //! from a checkpoint continues exactly as it would have without the interruption.
 
 use crate::augment::augment;
-use crate::checkpoint::{Checkpoint, TrainState};
+use crate::checkpoint::{load_weights_file, Checkpoint, TrainState};
 use crate::dataset::CellSet;
 use crate::ema;
 use crate::error::{Error, Result};
@@ -168,13 +168,16 @@ fn make_batch(
 /// Train (or resume training) a denoiser in `run_dir` on `data`.
 ///
 /// Writes `run_dir/train.log`, `run_dir/options.json` and checkpoints under `run_dir/ckpt/`.
+/// Runs on `device` (flex on the CPU, or wgpu where a GPU is present); checkpoints are the same
+/// files whatever the backend, so a run may move between machines.
 pub fn train_denoiser(
     data: &CellSet,
     opts: &TrainOptions,
     run_dir: &PathBuf,
     resume: bool,
+    device: &Device,
 ) -> Result<Denoiser> {
-    let device = Device::flex().autodiff();
+    let device = device.clone().autodiff();
     let inner = device.clone().inner();
     let schedule = NoiseSchedule::ddpm();
     let classes: Vec<usize> = (0..opts.model.num_classes)
@@ -197,6 +200,8 @@ pub fn train_denoiser(
         (model, ema_model, optim, state.step)
     } else {
         let model = match &opts.init_from {
+            Some(src) if src.is_file() => load_weights_file(opts.model.init(&device), src)
+                .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
             Some(src) => Checkpoint::new(src.join("ckpt"))
                 .load_module(opts.model.init(&device), "ema")
                 .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
@@ -292,4 +297,73 @@ pub fn train_denoiser(
         }
     }
     Ok(ema_model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::ModelCard;
+    use crate::weights::half_precision;
+    use burn::module::Module;
+
+    fn max_abs_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        (a - b).abs().max().into_scalar::<f32>()
+    }
+
+    #[test]
+    fn init_from_a_half_precision_weights_file_starts_from_those_weights() {
+        let device = Device::flex();
+        let cfg = DenoiserConfig::new()
+            .with_image_size(16)
+            .with_channels(vec![8, 16]);
+        let source = cfg.init(&device);
+        let bytes = source.clone().into_record().into_bytes().expect("record");
+        let half = half_precision(&bytes, &ModelCard::uncalibrated(cfg.clone())).expect("f16");
+        let dir = std::env::temp_dir().join(format!("cytolens-init-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("weights.bpk");
+        std::fs::write(&file, half).expect("write weights");
+
+        let data = CellSet {
+            size: 16,
+            pixels: (0..4 * 3 * 16 * 16)
+                .map(|i| (i % 7) as f32 / 7.0 - 0.5)
+                .collect(),
+            labels: vec![0, 1, 2, 3],
+            paths: vec![String::new(); 4],
+        };
+        // A learning rate of 0: the one step leaves the weights where they started.
+        let opts = TrainOptions {
+            steps: 1,
+            batch: 2,
+            ce_batch: 1,
+            lr: 0.0,
+            model: cfg.clone(),
+            init_from: Some(file.clone()),
+            ..TrainOptions::default()
+        };
+        let trained =
+            train_denoiser(&data, &opts, &dir.join("run"), false, &device).expect("train");
+
+        let x = Tensor::<4>::random(
+            [2, 3, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let cond = condition(&[Some(1), None], cfg.num_classes, &device);
+        let out = |m: &Denoiser| m.forward(x.clone(), &[100, 500], cond.clone());
+        let (want, got, fresh) = (out(&source), out(&trained), out(&cfg.init(&device)));
+        let scale = want.clone().abs().max().into_scalar::<f32>();
+        let from_file = max_abs_diff(want.clone(), got);
+        let from_scratch = max_abs_diff(want, fresh);
+        assert!(
+            from_file < 0.01 * scale,
+            "started {from_file} away from the file's weights (output scale {scale})"
+        );
+        assert!(
+            from_scratch > 10.0 * from_file,
+            "a fresh model is as close ({from_scratch}) as the loaded one ({from_file})"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

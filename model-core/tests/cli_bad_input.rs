@@ -210,3 +210,21 @@ fn smear_mode_classifies_each_white_cell_and_reports_a_field_without_any() {
     assert!(bbox.len() == 4 && bbox[0] < bbox[2] && bbox[2] <= 640 && bbox[3] <= 480);
     assert!(cells[0]["class"].is_string() && cells[0]["triage"].is_string());
 }
+
+#[test]
+fn an_unknown_training_backend_is_refused_before_any_work() {
+    let run = temp_dir("backend").join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
+        .current_dir(root())
+        .args(["train", "--backend", "tpu", "--steps", "1", "--run"])
+        .arg(&run)
+        .output()
+        .expect("run cytolens");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--backend 'tpu': expected cpu or wgpu"),
+        "{stderr}"
+    );
+    assert!(!run.exists(), "a refused run must leave no folder behind");
+}

@@ -1,5 +1,6 @@
 //! `cytolens`: train, calibrate, evaluate, classify and benchmark the CytoLens models.
 
+use burn::prelude::Device;
 use clap::{Parser, Subcommand};
 use model_core::classes::{class_index, CLASSES};
 use model_core::dataset::{load_split, CellSet, Split};
@@ -66,9 +67,14 @@ enum Command {
         /// Linear warm-up steps.
         #[arg(long, default_value_t = 200)]
         warmup: usize,
-        /// Initialise from the EMA weights of another run folder (fine-tuning).
+        /// Initialise from the EMA weights of another run folder, or from a weights file such as
+        /// `static/model/cytolens-diffusion.bpk` (fine-tuning).
         #[arg(long)]
         init_from: Option<PathBuf>,
+        /// Backend: `cpu` (burn's flex) or `wgpu` (a GPU through Vulkan/Metal/DX12; needs a build
+        /// with `--features gpu`).
+        #[arg(long, default_value = "cpu")]
+        backend: String,
     },
     /// Train the discriminative baseline CNN.
     TrainBaseline {
@@ -203,6 +209,22 @@ enum Command {
     },
 }
 
+/// The device of a `--backend` name.
+fn backend_device(name: &str) -> Result<Device, String> {
+    match name {
+        "cpu" => Ok(Device::flex()),
+        #[cfg(feature = "gpu")]
+        "wgpu" => Device::wgpu_options()
+            .init()
+            .map_err(|e| format!("--backend wgpu: no GPU adapter ({e:?})")),
+        #[cfg(not(feature = "gpu"))]
+        "wgpu" => {
+            Err("--backend wgpu: this build has no GPU backend; build with `--features gpu`".into())
+        }
+        other => Err(format!("--backend '{other}': expected cpu or wgpu")),
+    }
+}
+
 fn parse_channels(s: &str) -> Result<Vec<usize>, String> {
     s.split(',')
         .map(|c| {
@@ -230,7 +252,9 @@ fn run(cli: Cli) -> Result<(), String> {
             lr,
             warmup,
             init_from,
+            backend,
         } => {
+            let device = backend_device(&backend)?;
             let exclude_class = parse_class(exclude)?;
             let opts = TrainOptions {
                 steps,
@@ -256,7 +280,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 data.len(),
                 opts.model.flops() as f64 / 1e9
             );
-            train_denoiser(&data, &opts, &run, resume).map_err(|e| e.to_string())?;
+            train_denoiser(&data, &opts, &run, resume, &device).map_err(|e| e.to_string())?;
             Ok(())
         }
         Command::TrainBaseline {
