@@ -1,13 +1,15 @@
 //! Detection on real smear fields of BCCD (needs `../shared/data`, as CI has): white cells are
 //! found where the annotation has them and the red-cell scale is near the annotated size.
 
+mod common;
+
+use common::data_root;
 use model_core::bccd::fields;
 use model_core::detect::{detect, match_boxes, DetectOptions};
-use std::path::PathBuf;
 
 #[test]
 fn bccd_fields_white_cells_and_red_cell_scale() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let data = data_root();
     let all = fields(&data).expect("BCCD annotations");
     // Every 12th field: about 30 fields, a few seconds.
     let (mut tp, mut truths, mut scale_ok, mut scaled, mut single) = (0, 0, 0, 0, 0);
@@ -50,7 +52,7 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
 
 #[test]
 fn pbc_originals_are_single_cell_images() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pbc/original");
+    let root = data_root().join("pbc/original");
     let mut files = Vec::new();
     let mut dirs = vec![root];
     while let Some(d) = dirs.pop() {

@@ -1,13 +1,12 @@
 //! `cytolens classify --json` on bad files: each gets its own `error`, the good one is still
 //! classified, and the exit code says something failed.
 
+mod common;
+
+use common::{data_root, root};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A fresh folder for one test's files.
 fn temp_dir(tag: &str) -> PathBuf {
@@ -54,7 +53,7 @@ fn png(img: image::DynamicImage) -> Vec<u8> {
 #[test]
 fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
     let dir = temp_dir("bad");
-    let good = root().join("../shared/data/pbc/128/neutrophil");
+    let good = data_root().join("pbc/128/neutrophil");
     let good = std::fs::read_dir(&good)
         .expect("pbc")
         .next()

@@ -4,33 +4,12 @@
 //! the same wgpu/CubeCL kernels a GPU would; on a machine with a GPU the same command tests that
 //! GPU. Run: `cargo test --release -p model-core --features gpu --test gpu_agreement`.
 
+mod common;
+
 use burn::prelude::Device;
+use common::{root, test_cells};
 use model_core::classify::{ClassifierRun, ClassifierSettings};
-use model_core::dataset::{manifest_rows, Split};
-use model_core::decode::decode_image;
-use model_core::preprocess::{to_model_input, CellCrop};
 use model_core::weights::{ModelFiles, MODEL_STEM};
-use std::path::PathBuf;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// One test cell of each class.
-fn test_cells() -> Vec<CellCrop> {
-    let data = root().join("../shared/data");
-    let rows = manifest_rows(&data, Split::Test).expect("manifest");
-    (0..8)
-        .map(|class| {
-            let (path, _) = rows
-                .iter()
-                .find(|r| r.1 == class)
-                .expect("a cell of the class");
-            let bytes = std::fs::read(data.join(path)).expect("read");
-            to_model_input(&decode_image(&bytes).expect("decode"), 64)
-        })
-        .collect()
-}
 
 #[test]
 fn cpu_and_wgpu_backends_agree_on_the_shipped_model() {
@@ -40,7 +19,8 @@ fn cpu_and_wgpu_backends_agree_on_the_shipped_model() {
     let files = ModelFiles::read(&root().join("static/model"), MODEL_STEM).expect("model files");
     let cpu_clf = files.classifier(Device::flex()).expect("cpu model");
     let gpu_clf = files.classifier(gpu).expect("gpu model");
-    let cells = test_cells();
+    // One held-out test cell of each class.
+    let cells: Vec<_> = test_cells(&[(0, 1)]).into_iter().map(|(c, _)| c).collect();
 
     // One full round of raw denoiser outputs: every class of every cell.
     let settings = ClassifierSettings {

@@ -1,16 +1,11 @@
 //! The shipped weights in `static/model/` decode into the current architecture and classify
 //! held-out test cells of PBC (needs `../shared/data`, as CI has).
 
-use burn::prelude::Device;
-use model_core::dataset::{manifest_rows, Split};
-use model_core::decode::decode_image;
-use model_core::preprocess::to_model_input;
-use model_core::weights::{ModelFiles, MODEL_STEM};
-use std::path::PathBuf;
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use burn::prelude::Device;
+use common::{root, test_cells};
+use model_core::weights::{ModelFiles, MODEL_STEM};
 
 #[test]
 fn shipped_weights_load_and_classify_test_cells() {
@@ -23,30 +18,13 @@ fn shipped_weights_load_and_classify_test_cells() {
     let clf = files
         .classifier(Device::flex())
         .expect("weights fit the current architecture");
-    let data = root().join("../shared/data");
-    let rows = manifest_rows(&data, Split::Test).expect("manifest");
     // Two cells per class, spread over the split.
-    let mut picked = Vec::new();
-    for class in 0..8 {
-        let of_class: Vec<_> = rows.iter().filter(|r| r.1 == class).collect();
-        for k in [of_class.len() / 3, 2 * of_class.len() / 3] {
-            picked.push(of_class[k].clone());
-        }
-    }
-    let cells: Vec<_> = picked
-        .iter()
-        .map(|(p, _)| {
-            to_model_input(
-                &decode_image(&std::fs::read(data.join(p)).expect("read")).expect("decode"),
-                64,
-            )
-        })
-        .collect();
+    let (cells, labels): (Vec<_>, Vec<_>) = test_cells(&[(1, 3), (2, 3)]).into_iter().unzip();
     let d = clf.diagnose(cells.clone()).expect("diagnose");
     let correct = d
         .iter()
-        .zip(&picked)
-        .filter(|(d, (_, l))| d.class == *l)
+        .zip(&labels)
+        .filter(|(d, l)| d.class == **l)
         .count();
     // The shipped model's balanced test accuracy is 0.82 (README), so about 13 of these 16
     // class-balanced cells are right (11 when this test was written; the answer is seeded, so
