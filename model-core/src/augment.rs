@@ -28,6 +28,16 @@ pub fn dihedral(src: &[f32], size: usize, code: u8) -> Vec<f32> {
     out
 }
 
+/// The code of the transform that undoes dihedral transform `code`: the two quarter turns undo
+/// each other; the half turn and the four flips undo themselves.
+pub fn dihedral_inverse(code: u8) -> u8 {
+    match code % 8 {
+        1 => 3,
+        3 => 1,
+        c => c,
+    }
+}
+
 /// Random dihedral transform plus brightness (+-4%), contrast (+-6%) and per-channel gain
 /// (+-3%) jitter, in place on values in [-1, 1].
 pub fn augment(src: &[f32], size: usize, rng: &mut impl Rng) -> Vec<f32> {
@@ -47,6 +57,16 @@ pub fn augment(src: &[f32], size: usize, rng: &mut impl Rng) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_dihedral_transform_is_undone_by_its_inverse() {
+        let size = 5;
+        let src: Vec<f32> = (0..3 * size * size).map(|v| v as f32).collect();
+        for code in 0..8 {
+            let back = dihedral(&dihedral(&src, size, code), size, dihedral_inverse(code));
+            assert_eq!(back, src, "code {code}");
+        }
+    }
 
     #[test]
     fn dihedral_transforms_are_distinct_permutations() {

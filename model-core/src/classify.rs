@@ -12,6 +12,7 @@
 //! inputs of a round and takes back the predicted noise, so the caller decides how to run the
 //! denoiser (synchronously on the CPU, or with an async readback on WebGPU).
 
+use crate::augment::{dihedral, dihedral_inverse};
 use crate::preprocess::CellCrop;
 use crate::schedule::NoiseSchedule;
 use rand::seq::SliceRandom;
@@ -48,6 +49,11 @@ pub struct ClassifierSettings {
     /// means none. It shifts the comparison only, not [`CellScores::typical_error`].
     #[serde(default)]
     pub class_bias: Vec<f32>,
+    /// Show round `r` the noised cell in dihedral view `r mod 8` (a rotation or flip; the model
+    /// was trained on all eight), so the rounds also average over the model's
+    /// orientation-dependent errors. Cards written before this setting existed have it off.
+    #[serde(default)]
+    pub views: bool,
 }
 
 impl Default for ClassifierSettings {
@@ -63,6 +69,7 @@ impl Default for ClassifierSettings {
             centre_weighting: true,
             excluded: Vec::new(),
             class_bias: Vec::new(),
+            views: false,
         }
     }
 }
@@ -134,6 +141,8 @@ pub struct Round {
     pub stratum: usize,
     /// Noise image, CHW, `3 * size * size`.
     pub noise: Vec<f32>,
+    /// Dihedral view the denoiser sees (0: as is; see [`dihedral`]).
+    pub view: u8,
 }
 
 /// The seeded plan of rounds: one timestep per stratum in a shuffled order, and noise images.
@@ -146,7 +155,8 @@ pub fn plan_rounds(settings: &ClassifierSettings, size: usize) -> Vec<Round> {
     order.shuffle(&mut rng);
     order
         .into_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             let a = lo as f64 + s as f64 * width;
             let t = (a + rng.random::<f64>() * width).floor() as usize;
             let noise = (0..3 * size * size)
@@ -156,6 +166,7 @@ pub fn plan_rounds(settings: &ClassifierSettings, size: usize) -> Vec<Round> {
                 t: t.clamp(lo, hi - 1),
                 stratum: s,
                 noise,
+                view: if settings.views { (i % 8) as u8 } else { 0 },
             }
         })
         .collect()
@@ -409,12 +420,15 @@ impl ClassifierRun {
             if self.scores[i].active.iter().filter(|a| **a).count() <= 1 {
                 continue;
             }
-            let noised: Vec<f32> = cell
+            let mut noised: Vec<f32> = cell
                 .pixels
                 .iter()
                 .zip(&r.noise)
                 .map(|(x, e)| sa * x + sn * e)
                 .collect();
+            if r.view != 0 {
+                noised = dihedral(&noised, cell.size, r.view);
+            }
             for c in 0..self.classes {
                 if self.scores[i].active[c] {
                     self.pending.push((i, c));
@@ -447,8 +461,17 @@ impl ClassifierRun {
             .unwrap_or(1.0);
         let mut touched = vec![false; self.scores.len()];
         let collect_pixels = self.round < self.settings.min_rounds;
+        let size = self.cells.first().map_or(1, |c| c.size);
         for (row, &(cell, class)) in self.pending.iter().enumerate() {
             let pred = &predicted[row * n..(row + 1) * n];
+            // The prediction is in the round's view: turn it back to the cell's frame.
+            let unviewed;
+            let pred = if r.view != 0 {
+                unviewed = dihedral(pred, size, dihedral_inverse(r.view));
+                &unviewed[..]
+            } else {
+                pred
+            };
             let mut total = 0f32;
             let s = &mut self.scores[cell];
             for p in 0..npix {

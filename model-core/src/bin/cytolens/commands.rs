@@ -179,6 +179,7 @@ pub fn calibrate(
         seed: card.classifier.seed,
         t_range: card.classifier.t_range,
         strata: strata.clone(),
+        views: card.classifier.views,
     };
     let evals = cached_full_evaluations(
         &run.join(format!("val-evals-{}.json", val.len())),
@@ -238,6 +239,9 @@ struct EvalCacheKey {
     seed: u64,
     t_range: (usize, usize),
     strata: Vec<usize>,
+    /// Dihedral views per round (caches written before the setting existed had none).
+    #[serde(default)]
+    views: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -659,17 +663,42 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
             },
         ),
     ];
-    for (name, s) in variants {
-        let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, &strata, &s)).collect();
+    // Val accuracy and mean evaluations of `s` replayed on `evals`.
+    let replayed = |name: &str, evals: &[FullEval], s: &ClassifierSettings| {
+        let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, &strata, s)).collect();
         let acc = scores
             .iter()
-            .zip(&evals)
+            .zip(evals)
             .filter(|(sc, e)| sc.best() == e.label)
             .count() as f64
             / evals.len() as f64;
         let ev = scores.iter().map(|s| s.evals).sum::<usize>() as f64 / scores.len() as f64;
         println!("{name:<36} val accuracy {acc:.3}  mean evals {ev:.1}");
+    };
+    for (name, s) in variants {
+        replayed(name, &evals, &s);
     }
+    // The other choice of dihedral views changes the denoiser's inputs: a second full evaluation,
+    // replayed under otherwise unchanged settings.
+    let mut other = files.clone();
+    other.card.classifier.views = !base.views;
+    let clf = other.classifier(Device::flex()).map_err(err)?;
+    let evals = full_evaluations(&clf, &crops(val), &val.labels, |n| {
+        eprint!(
+            "\r  full evaluation, views {}: {n}/{}",
+            !base.views,
+            val.len()
+        )
+    })
+    .map_err(err)?;
+    eprintln!();
+    let s = &other.card.classifier;
+    let name = if s.views {
+        "dihedral views"
+    } else {
+        "no dihedral views"
+    };
+    replayed(name, &evals, s);
     Ok(())
 }
 
