@@ -54,6 +54,11 @@ pub struct ClassifierSettings {
     /// orientation-dependent errors. Cards written before this setting existed have it off.
     #[serde(default)]
     pub views: bool,
+    /// Rounds (from the first) in which every cell is also denoised with the "no class" token,
+    /// one more evaluation per round, for [`CellScores::conditioning_gain`]; 0: none. At most
+    /// `min_rounds` is useful (every class is still in the race there).
+    #[serde(default)]
+    pub uncond_rounds: usize,
 }
 
 impl Default for ClassifierSettings {
@@ -70,6 +75,7 @@ impl Default for ClassifierSettings {
             excluded: Vec::new(),
             class_bias: Vec::new(),
             views: false,
+            uncond_rounds: 0,
         }
     }
 }
@@ -189,6 +195,9 @@ pub struct CellScores {
     pub evals: usize,
     /// Per-class offset of the comparison ([`ClassifierSettings::class_bias`]; zeros if none).
     pub bias: Vec<f32>,
+    /// Scaled error under the "no class" token, one per round of
+    /// [`ClassifierSettings::uncond_rounds`].
+    pub uncond_errors: Vec<f32>,
 }
 
 impl CellScores {
@@ -201,6 +210,7 @@ impl CellScores {
             round_weights: Vec::new(),
             evals: 0,
             bias: vec![0.0; classes],
+            uncond_errors: Vec::new(),
         }
     }
 
@@ -249,6 +259,21 @@ impl CellScores {
         } else {
             f32::INFINITY
         }
+    }
+
+    /// `ln(error under class c / error under no class)` over the rounds that have both (`None`
+    /// without such rounds). Conditioning on the right class helps the denoiser, so this is
+    /// clearly negative for a typical cell; a cell unlike every class gains little from any
+    /// condition, so it is nearer 0. Being a ratio on the same noised image, it is free of how
+    /// hard the image is to denoise, which the raw error is not.
+    pub fn conditioning_gain(&self, c: usize) -> Option<f32> {
+        let (mut cond, mut none) = (0f32, 0f32);
+        for (r, u) in self.uncond_errors.iter().enumerate() {
+            let e = self.errors.get(c)?.get(r).copied().flatten()?;
+            cond += e;
+            none += u;
+        }
+        (none > 0.0 && cond > 0.0).then(|| (cond / none).ln())
     }
 
     /// Unweighted mean scaled error of class `c` (about 1 for a typical cell of its class).
@@ -436,6 +461,12 @@ impl ClassifierRun {
                     classes.push(c);
                 }
             }
+            if self.round < self.settings.uncond_rounds {
+                // Class index `classes` is the "no class" token of the denoiser's condition.
+                self.pending.push((i, self.classes));
+                x_t.extend_from_slice(&noised);
+                classes.push(self.classes);
+            }
         }
         let t = vec![r.t; classes.len()];
         Some(RoundInputs { x_t, t, classes })
@@ -482,11 +513,16 @@ impl ClassifierRun {
                 }
                 let we = e * self.weights[p];
                 total += we;
-                if collect_pixels {
+                if collect_pixels && class < self.classes {
                     s.pixel_errors[class][p] += we;
                 }
             }
             let err = total / n as f32 / scale;
+            s.evals += 1;
+            if class == self.classes {
+                s.uncond_errors.push(err);
+                continue;
+            }
             if !touched[cell] {
                 touched[cell] = true;
                 s.round_weights.resize(self.round, 0.0);
@@ -495,7 +531,6 @@ impl ClassifierRun {
             let errs = &mut s.errors[class];
             errs.resize(self.round, None);
             errs.push(Some(err));
-            s.evals += 1;
         }
         self.round += 1;
         for s in &mut self.scores {
@@ -563,6 +598,85 @@ mod tests {
             "class 7 is dropped after 3 rounds"
         );
         assert!(s.evals < 8 * 6, "{} evaluations", s.evals);
+    }
+
+    #[test]
+    fn no_class_rounds_cost_one_evaluation_each_and_leave_the_race_alone() {
+        let plain = run_fake(0.5, 2, ClassifierSettings::default());
+        let with = run_fake(
+            0.5,
+            2,
+            ClassifierSettings {
+                uncond_rounds: 3,
+                ..ClassifierSettings::default()
+            },
+        );
+        assert_eq!(with.evals, plain.evals + 3);
+        assert_eq!(
+            with.errors, plain.errors,
+            "the classes' errors are unchanged"
+        );
+        assert_eq!(with.active, plain.active);
+        assert_eq!(with.uncond_errors.len(), 3);
+        assert_eq!(plain.conditioning_gain(2), None);
+        // The fake's "no class" row (index 8) is 6 class distances from the truth: every class
+        // helps, the true class most.
+        let gain = |c| with.conditioning_gain(c).expect("gain");
+        assert!(
+            gain(2) < gain(3) && gain(3) < 0.0,
+            "{} {}",
+            gain(2),
+            gain(3)
+        );
+    }
+
+    #[test]
+    fn dihedral_views_turn_the_input_and_turn_the_prediction_back() {
+        let size = 4;
+        let pixels: Vec<f32> = (0..3 * size * size)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let settings = ClassifierSettings {
+            views: true,
+            test_strictness: f32::INFINITY,
+            ..ClassifierSettings::default()
+        };
+        let plan = plan_rounds(&settings, size);
+        assert_eq!(
+            plan.iter().map(|r| r.view).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3]
+        );
+        let cell = CellCrop { size, pixels };
+        let mut run = ClassifierRun::new(vec![cell.clone()], 8, settings);
+        let schedule = NoiseSchedule::ddpm();
+        for round in &plan {
+            let inputs = run.next_inputs().expect("a round");
+            let ab = schedule.alpha_bar(round.t);
+            let noised: Vec<f32> = cell
+                .pixels
+                .iter()
+                .zip(&round.noise)
+                .map(|(x, e)| ab.sqrt() as f32 * x + (1.0 - ab).sqrt() as f32 * e)
+                .collect();
+            let n = noised.len();
+            let seen = dihedral(&noised, size, round.view);
+            assert!(inputs.x_t[..n]
+                .iter()
+                .zip(&seen)
+                .all(|(a, b)| (a - b).abs() < 1e-5));
+            // Class 5 predicts the noise exactly, in the frame it was shown; the rest are off.
+            let truth = dihedral(&round.noise, size, round.view);
+            let out: Vec<f32> = inputs
+                .classes
+                .iter()
+                .flat_map(|&c| truth.iter().map(move |e| if c == 5 { *e } else { e + 0.5 }))
+                .collect();
+            run.absorb(&out);
+        }
+        let s = run.into_scores().remove(0);
+        assert_eq!(s.best(), 5);
+        assert!(s.errors[5].iter().flatten().all(|e| *e < 1e-10));
+        assert!(s.pixel_errors[5].iter().all(|e| *e < 1e-10));
     }
 
     #[test]

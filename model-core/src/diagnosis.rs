@@ -132,6 +132,10 @@ pub struct Diagnosis {
     pub runner_up: usize,
     /// Denoiser evaluations spent.
     pub evals: usize,
+    /// [`CellScores::conditioning_gain`] of the predicted class, where the settings ask for
+    /// "no class" rounds (`uncond_rounds`); nearer 0 means the class helped the denoiser less.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditioning_gain: Option<f32>,
     /// Uncertainty heatmaps.
     pub map: UncertaintyMap,
 }
@@ -183,6 +187,7 @@ pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis
         triage,
         runner_up,
         evals: scores.evals,
+        conditioning_gain: scores.conditioning_gain(class),
         map: uncertainty_map(scores, class, runner_up, size),
     }
 }

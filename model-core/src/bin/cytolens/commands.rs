@@ -5,6 +5,7 @@ use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
 use model_core::calibrate::{calibrate as fit_card, fit_temperature, FullEval};
 use model_core::classes::CLASSES;
+use model_core::classify::ClassifierSettings;
 use model_core::dataset::CellSet;
 use model_core::decode::decode_with_notes;
 use model_core::diagnosis::{Diagnosis, ModelCard};
@@ -293,12 +294,18 @@ pub fn to_half(model_dir: &Path, stem: &str) -> CmdResult {
     .map_err(err)
 }
 
+/// Diagnose `data` with the model `stem` in `model_dir`; `uncond_rounds` overrides the card's
+/// "no class" rounds (for the conditioning gain). Returns the diagnoses and cells per second.
 fn diffusion_on(
     data: &CellSet,
     model_dir: &Path,
     stem: &str,
+    uncond_rounds: Option<usize>,
 ) -> Result<(Vec<Diagnosis>, f64), String> {
-    let files = ModelFiles::read(model_dir, stem).map_err(err)?;
+    let mut files = ModelFiles::read(model_dir, stem).map_err(err)?;
+    if let Some(n) = uncond_rounds {
+        files.card.classifier.uncond_rounds = n;
+    }
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let start = Instant::now();
     let d = diagnose_all(&clf, &crops(data), |n| {
@@ -319,7 +326,7 @@ pub fn eval(
     svg_path: &Path,
 ) -> CmdResult {
     let k = CLASSES.len();
-    let (diag, cps) = diffusion_on(data, model_dir, MODEL_STEM)?;
+    let (diag, cps) = diffusion_on(data, model_dir, MODEL_STEM, None)?;
     let probs: Vec<Vec<f32>> = diag.iter().map(|d| d.probs.clone()).collect();
     let evals: Vec<usize> = diag.iter().map(|d| d.evals).collect();
     let triage: Vec<_> = diag.iter().map(|d| d.triage).collect();
@@ -372,6 +379,7 @@ fn print_summary(doc: &serde_json::Value) {
     for key in [
         "anomaly_auroc_diffusion",
         "anomaly_auroc_diffusion_confidence",
+        "anomaly_auroc_diffusion_conditioning_gain",
         "anomaly_auroc_baseline_max_softmax",
         "diffusion_cells_per_second",
     ] {
@@ -572,12 +580,26 @@ fn anomaly_figures(
     doc["anomaly_cells"] = json!(data.len());
     let ery = model_core::classes::class_index("erythroblast").unwrap_or(2);
     let positive: Vec<bool> = data.labels.iter().map(|&l| l == ery).collect();
-    match diffusion_on(data, eval_dir, "cytolens-diffusion-no-erythroblast") {
+    // The "no class" rounds add evaluations but change no class's errors, so the z-score and
+    // the confidence are those of the card's own settings.
+    let uncond = Some(ClassifierSettings::default().min_rounds);
+    match diffusion_on(data, eval_dir, "cytolens-diffusion-no-erythroblast", uncond) {
         Ok((d, _)) => {
             let score: Vec<f64> = d.iter().map(|x| x.anomaly as f64).collect();
             doc["anomaly_auroc_diffusion"] = json!(auroc(&score, &positive));
             let unc: Vec<f64> = d.iter().map(|x| 1.0 - x.confidence as f64).collect();
             doc["anomaly_auroc_diffusion_confidence"] = json!(auroc(&unc, &positive));
+            let gain: Option<Vec<f64>> = d
+                .iter()
+                .map(|x| x.conditioning_gain.map(f64::from))
+                .collect();
+            match gain {
+                Some(gain) => {
+                    doc["anomaly_auroc_diffusion_conditioning_gain"] =
+                        json!(auroc(&gain, &positive))
+                }
+                None => eprintln!("conditioning gain missing for some cells: not reported"),
+            }
         }
         Err(e) => eprintln!("diffusion anomaly model not evaluated: {e}"),
     }
@@ -613,7 +635,7 @@ pub fn eval_anomaly(
 }
 
 pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
-    use model_core::classify::{replay, ClassifierSettings};
+    use model_core::classify::replay;
     let files = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let evals = full_evaluations(&clf, &crops(val), &val.labels, |n| {
