@@ -303,14 +303,18 @@ impl CellScores {
             .collect()
     }
 
-    /// Mean weighted paired gap of every class to the best class (0 for the best itself).
+    /// Mean weighted paired gap of every class to the best class (0 for the best itself;
+    /// infinite for a class never evaluated beside it, such as an excluded class, so that its
+    /// probability is 0).
     pub fn gaps(&self) -> Vec<f32> {
         let best = self.best();
         (0..self.active.len())
             .map(|c| {
                 let d = self.paired(c, best);
-                if d.is_empty() {
+                if c == best {
                     0.0
+                } else if d.is_empty() {
+                    f32::INFINITY
                 } else {
                     d.iter().sum::<f32>() / d.len() as f32
                 }
@@ -677,6 +681,29 @@ mod tests {
         assert_eq!(s.best(), 5);
         assert!(s.errors[5].iter().flatten().all(|e| *e < 1e-10));
         assert!(s.pixel_errors[5].iter().all(|e| *e < 1e-10));
+    }
+
+    #[test]
+    fn an_excluded_class_gets_no_probability() {
+        // Excluded classes are never evaluated. A gap of 0 for them would tie them with the
+        // best class (and the first in class order would be "predicted").
+        let settings = ClassifierSettings {
+            excluded: vec![2],
+            ..ClassifierSettings::default()
+        };
+        let s = run_fake(0.5, 4, settings);
+        let gaps = s.gaps();
+        assert!(
+            gaps[2].is_infinite(),
+            "gap of the excluded class: {}",
+            gaps[2]
+        );
+        let p = crate::diagnosis::probabilities(&gaps, 0.05);
+        assert_eq!(p[2], 0.0);
+        let top = (0..8)
+            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+            .expect("classes");
+        assert_eq!(top, 4);
     }
 
     #[test]
