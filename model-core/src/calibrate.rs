@@ -2,7 +2,9 @@
 //! statistics and triage thresholds. Pure functions over recorded full evaluations.
 
 use crate::classify::{replay, ClassifierSettings};
-use crate::diagnosis::{anomaly_score, probabilities, AnomalyStats, ModelCard, TriagePolicy};
+use crate::diagnosis::{
+    anomaly_score, anomaly_value, probabilities, AnomalyKind, AnomalyStats, ModelCard, TriagePolicy,
+};
 use serde::{Deserialize, Serialize};
 
 /// A full evaluation of one val cell: raw error of every class in every round (plan order).
@@ -12,6 +14,9 @@ pub struct FullEval {
     pub raw: Vec<Vec<f32>>,
     /// True class.
     pub label: usize,
+    /// Raw "no class" errors of the first `uncond_rounds` rounds (none in older caches).
+    #[serde(default)]
+    pub uncond: Vec<f32>,
 }
 
 /// Per stratum: scale = mean error of the true class; weight = mean/variance of the gap between
@@ -214,17 +219,25 @@ pub fn calibrate(
     let settings: ClassifierSettings = card.classifier.clone();
     let scores: Vec<_> = evals
         .iter()
-        .map(|e| replay(&e.raw, strata, &settings))
+        .map(|e| replay(&e.raw, &e.uncond, strata, &settings))
         .collect();
     let gaps: Vec<Vec<f32>> = scores.iter().map(|s| s.gaps()).collect();
     let labels: Vec<usize> = evals.iter().map(|e| e.label).collect();
     card.temperature = fit_temperature(&gaps, &labels);
-    // Anomaly statistics from correctly classified cells, per class.
+    // Anomaly statistics from correctly classified cells, per class: of the conditioning gain
+    // where the settings have "no class" rounds, else of the log typical error.
     let k = card.denoiser.num_classes;
+    let kind = if settings.uncond_rounds > 0 {
+        AnomalyKind::ConditioningGain
+    } else {
+        AnomalyKind::TypicalError
+    };
     let mut logs: Vec<Vec<f32>> = vec![Vec::new(); k];
     for (s, &l) in scores.iter().zip(&labels) {
         if s.best() == l {
-            logs[l].push(s.typical_error(l).max(1e-9).ln());
+            if let Some(v) = anomaly_value(s, l, kind) {
+                logs[l].push(v);
+            }
         }
     }
     let mut all_logs: Vec<f32> = logs.iter().flatten().copied().collect();
@@ -247,7 +260,7 @@ pub fn calibrate(
                 .max(1e-3);
         }
     }
-    card.anomaly = AnomalyStats { mean, std };
+    card.anomaly = AnomalyStats { kind, mean, std };
     let mut anomaly: Vec<f32> = scores
         .iter()
         .map(|s| anomaly_score(s, s.best(), &card.anomaly))
@@ -284,6 +297,7 @@ pub fn calibrate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::unet::DenoiserConfig;
 
     #[test]
     fn temperature_recovers_a_known_scale() {
@@ -320,7 +334,11 @@ mod tests {
                             .collect()
                     })
                     .collect();
-                FullEval { raw, label }
+                FullEval {
+                    raw,
+                    label,
+                    uncond: Vec::new(),
+                }
             })
             .collect();
         let ones = vec![1.0; 4];
@@ -337,7 +355,7 @@ mod tests {
         };
         let correct = evals
             .iter()
-            .filter(|e| replay(&e.raw, &strata, &settings).best() == e.label)
+            .filter(|e| replay(&e.raw, &e.uncond, &strata, &settings).best() == e.label)
             .count();
         assert!(correct >= 380, "{correct}/400 correct with the bias");
         let unbiased = ClassifierSettings {
@@ -346,12 +364,53 @@ mod tests {
         };
         let correct_before = evals
             .iter()
-            .filter(|e| replay(&e.raw, &strata, &unbiased).best() == e.label)
+            .filter(|e| replay(&e.raw, &e.uncond, &strata, &unbiased).best() == e.label)
             .count();
         assert!(
             correct_before <= 220,
             "{correct_before}/400 correct without it"
         );
+    }
+
+    #[test]
+    fn with_no_class_rounds_the_anomaly_score_is_the_conditioning_gain() {
+        // Two classes, 12 rounds; the true class's error is 0.7 of the "no class" error, whose
+        // level varies from cell to cell (some images are harder to denoise than others).
+        let strata: Vec<usize> = (0..12).collect();
+        let evals: Vec<FullEval> = (0..200)
+            .map(|i| {
+                let label = i % 2;
+                let level = 0.5 + (i * 37 % 19) as f32 / 10.0;
+                let jitter = |r: usize| 1.0 + ((i * 13 + r * 7) % 11) as f32 / 200.0;
+                let raw = (0..2)
+                    .map(|c| {
+                        let f = if c == label { 0.7 } else { 0.9 };
+                        (0..12).map(|r| level * f * jitter(r)).collect()
+                    })
+                    .collect();
+                FullEval {
+                    raw,
+                    label,
+                    uncond: (0..3).map(|r| level * jitter(r + 20)).collect(),
+                }
+            })
+            .collect();
+        let mut card = ModelCard::uncalibrated(DenoiserConfig::new().with_num_classes(2));
+        card.classes.truncate(2);
+        card.classifier.uncond_rounds = 3;
+        let card = calibrate(card, &evals, &strata, 0.99, 0.99);
+        assert_eq!(card.anomaly.kind, AnomalyKind::ConditioningGain);
+        for c in 0..2 {
+            let (m, sd) = (card.anomaly.mean[c], card.anomaly.std[c]);
+            assert!((m - 0.7f32.ln()).abs() < 0.05, "class {c}: mean gain {m}");
+            assert!(sd < 0.05, "class {c}: spread {sd}, free of the error level");
+        }
+        assert!(card.check().is_ok());
+        // Without those rounds: the older typical-error statistics.
+        let mut plain = ModelCard::uncalibrated(DenoiserConfig::new().with_num_classes(2));
+        plain.classes.truncate(2);
+        let plain = calibrate(plain, &evals, &strata, 0.99, 0.99);
+        assert_eq!(plain.anomaly.kind, AnomalyKind::TypicalError);
     }
 
     #[test]

@@ -337,11 +337,17 @@ pub fn eliminate(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSe
 }
 
 /// Replay a classification from a full evaluation (every class in every round, raw errors
-/// `raw[class][round]` in plan order): since rounds share fixed seeded draws, the result is
-/// exactly what a run with `settings` (same seed and rounds) would have produced. Used to fit
-/// and tune the classifier on val from one pass of the denoiser. `excluded` classes never
-/// enter the race.
-pub fn replay(raw: &[Vec<f32>], strata: &[usize], settings: &ClassifierSettings) -> CellScores {
+/// `raw[class][round]` in plan order, and the raw "no class" errors `uncond` of the first
+/// rounds, possibly none): since rounds share fixed seeded draws, the result is exactly what a
+/// run with `settings` (same seed and rounds) would have produced, up to its evaluation count.
+/// Used to fit and tune the classifier on val from one pass of the denoiser. `excluded`
+/// classes never enter the race.
+pub fn replay(
+    raw: &[Vec<f32>],
+    uncond: &[f32],
+    strata: &[usize],
+    settings: &ClassifierSettings,
+) -> CellScores {
     let classes = raw.len();
     let mut s = CellScores::for_settings(settings, classes, 0);
     for (r, &stratum) in strata.iter().enumerate() {
@@ -365,6 +371,15 @@ pub fn replay(raw: &[Vec<f32>], strata: &[usize], settings: &ClassifierSettings)
             }
         }
         eliminate(&mut s, r + 1, settings);
+    }
+    for (r, &u) in uncond.iter().enumerate().take(settings.uncond_rounds) {
+        let scale = strata
+            .get(r)
+            .and_then(|&st| settings.stratum_scale.get(st))
+            .copied()
+            .unwrap_or(1.0);
+        s.uncond_errors.push(u / scale);
+        s.evals += 1;
     }
     s
 }
@@ -738,7 +753,7 @@ mod tests {
             .iter()
             .map(|e| e.iter().map(|v| v.expect("full")).collect())
             .collect();
-        let replayed = replay(&raw, &strata, &settings);
+        let replayed = replay(&raw, &[], &strata, &settings);
         let live = run_fake(0.5, 2, settings);
         assert_eq!(replayed.evals, live.evals);
         assert_eq!(replayed.active, live.active);

@@ -29,13 +29,37 @@ impl Triage {
     }
 }
 
-/// Per-class statistics of the log typical error on val, for the anomaly z-score.
+/// What the anomaly z-score standardises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// `ln` of the predicted class's typical error (cards from before the conditioning gain).
+    #[default]
+    TypicalError,
+    /// [`CellScores::conditioning_gain`] of the predicted class: needs "no class" rounds
+    /// (`ClassifierSettings::uncond_rounds`).
+    ConditioningGain,
+}
+
+/// Per-class statistics on val, for the anomaly z-score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyStats {
-    /// Mean of `ln(typical error)` of correctly classified val cells, per class.
+    /// The value standardised.
+    #[serde(default)]
+    pub kind: AnomalyKind,
+    /// Mean of the value over correctly classified val cells, per class.
     pub mean: Vec<f32>,
     /// Standard deviation of the same, per class.
     pub std: Vec<f32>,
+}
+
+/// The value [`AnomalyStats`] of `kind` standardise, for a cell predicted as `class` (`None`
+/// where the scores lack it: no "no class" rounds for the conditioning gain).
+pub fn anomaly_value(scores: &CellScores, class: usize, kind: AnomalyKind) -> Option<f32> {
+    match kind {
+        AnomalyKind::TypicalError => Some(scores.typical_error(class).max(1e-9).ln()),
+        AnomalyKind::ConditioningGain => scores.conditioning_gain(class),
+    }
 }
 
 /// Triage thresholds fitted on val.
@@ -75,6 +99,25 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// Refuse a card whose parts do not fit together.
+    pub fn check(&self) -> crate::error::Result<()> {
+        let k = self.denoiser.num_classes;
+        if self.anomaly.mean.len() != k || self.anomaly.std.len() != k {
+            return Err(crate::error::Error::Weights(format!(
+                "model card: anomaly statistics for {} classes, the model has {k}",
+                self.anomaly.mean.len()
+            )));
+        }
+        if self.anomaly.kind == AnomalyKind::ConditioningGain && self.classifier.uncond_rounds == 0
+        {
+            return Err(crate::error::Error::Weights(
+                "model card: the anomaly score is the conditioning gain, but uncond_rounds is 0"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// An uncalibrated card for a freshly trained denoiser.
     pub fn uncalibrated(denoiser: DenoiserConfig) -> Self {
         let k = denoiser.num_classes;
@@ -86,6 +129,7 @@ impl ModelCard {
             classifier: ClassifierSettings::default(),
             temperature: 0.05,
             anomaly: AnomalyStats {
+                kind: AnomalyKind::TypicalError,
                 mean: vec![0.0; k],
                 std: vec![1.0; k],
             },
@@ -156,10 +200,14 @@ pub fn normalised_entropy(p: &[f32]) -> f32 {
     h / (p.len() as f32).ln()
 }
 
-/// Anomaly z-score of a cell predicted as `class`.
+/// Anomaly z-score of a cell predicted as `class`: higher means less like the class. Infinite
+/// when the scores lack the value (a card asking for the conditioning gain without "no class"
+/// rounds, which [`ModelCard::check`] refuses at load).
 pub fn anomaly_score(scores: &CellScores, class: usize, stats: &AnomalyStats) -> f32 {
-    let e = scores.typical_error(class).max(1e-9).ln();
-    (e - stats.mean[class]) / stats.std[class].max(1e-6)
+    match anomaly_value(scores, class, stats.kind) {
+        Some(v) => (v - stats.mean[class]) / stats.std[class].max(1e-6),
+        None => f32::INFINITY,
+    }
 }
 
 /// Turn a cell's scores into its diagnosis under `card`.
@@ -228,5 +276,47 @@ mod tests {
         assert!((p[0] / p[1] - 1f32.exp()).abs() < 1e-4);
         let flat = probabilities(&[0.0, 0.1, 1.0], 100.0);
         assert!(normalised_entropy(&flat) > 0.99);
+    }
+
+    /// Scores of one class over 3 rounds with these class and "no class" errors.
+    fn scores_with(class_err: f32, uncond_err: f32) -> CellScores {
+        let mut s = CellScores::new(2, 0);
+        s.errors[0] = vec![Some(class_err); 3];
+        s.errors[1] = vec![Some(class_err * 2.0); 3];
+        s.round_weights = vec![1.0; 3];
+        s.uncond_errors = vec![uncond_err; 3];
+        s
+    }
+
+    #[test]
+    fn the_conditioning_gain_score_flags_a_cell_its_class_does_not_help() {
+        let stats = AnomalyStats {
+            kind: AnomalyKind::ConditioningGain,
+            mean: vec![(0.8f32).ln(), 0.0],
+            std: vec![0.05, 1.0],
+        };
+        // A typical cell: the class condition cuts the error by 20 % (z = 0).
+        let typical = anomaly_score(&scores_with(0.8, 1.0), 0, &stats);
+        // An unfamiliar cell: the condition barely helps, whatever the error level.
+        let unfamiliar = anomaly_score(&scores_with(2.97, 3.0), 0, &stats);
+        assert!(typical.abs() < 1e-4, "{typical}");
+        assert!(unfamiliar > 4.0, "{unfamiliar}");
+        // Without "no class" rounds there is no value: infinite, never silently typical.
+        let mut none = scores_with(0.8, 1.0);
+        none.uncond_errors.clear();
+        assert!(anomaly_score(&none, 0, &stats).is_infinite());
+    }
+
+    #[test]
+    fn a_card_asking_for_the_gain_without_no_class_rounds_is_refused() {
+        let mut card = ModelCard::uncalibrated(DenoiserConfig::new());
+        assert!(card.check().is_ok());
+        card.anomaly.kind = AnomalyKind::ConditioningGain;
+        let e = card.check().expect_err("refused");
+        assert!(e.to_string().contains("uncond_rounds"), "{e}");
+        card.classifier.uncond_rounds = 3;
+        assert!(card.check().is_ok());
+        card.anomaly.mean.pop();
+        assert!(card.check().is_err());
     }
 }

@@ -25,6 +25,7 @@ pub const MAX_ROWS: usize = 128;
 impl CellClassifier {
     /// Build from burnpack weight bytes and a card, on `device`.
     pub fn from_bytes(weights: &[u8], card: ModelCard, device: Device) -> Result<Self> {
+        card.check()?;
         let record =
             ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights.to_vec()))
                 .map_err(|e| Error::Weights(e.to_string()))?

@@ -50,6 +50,7 @@ pub fn full_evaluations(
             out.push(FullEval {
                 raw,
                 label: labels[chunk_i * CELLS_PER_RUN + i],
+                uncond: s.uncond_errors,
             });
         }
         progress(out.len());

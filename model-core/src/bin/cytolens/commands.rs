@@ -148,21 +148,44 @@ pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &CellSet) -> 
     Ok(())
 }
 
+/// Choices of `calibrate` beyond where the model comes from and goes.
+#[derive(Clone, Copy)]
+pub struct CalibrateOptions {
+    /// Val cells used.
+    pub val_limit: usize,
+    /// Accuracy the auto-accepted val cells must reach.
+    pub target: f32,
+    /// Write f16 weights.
+    pub half: bool,
+    /// Dihedral views per round ([`ClassifierSettings::views`]).
+    pub views: bool,
+    /// "No class" rounds ([`ClassifierSettings::uncond_rounds`]); the anomaly score is then the
+    /// conditioning gain.
+    pub uncond_rounds: usize,
+}
+
 pub fn calibrate(
     run: &Path,
     out: &Path,
     stem: &str,
     val: &CellSet,
-    val_limit: usize,
-    target: f32,
-    half: bool,
+    o: &CalibrateOptions,
 ) -> CmdResult {
+    let CalibrateOptions {
+        val_limit,
+        target,
+        half,
+        views,
+        uncond_rounds,
+    } = *o;
     let opts: TrainOptions =
         serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
             .map_err(err)?;
     let weights = std::fs::read(run.join("ckpt/ema.bpk")).map_err(err)?;
     let mut card = ModelCard::uncalibrated(opts.model.clone());
     card.classifier.excluded = opts.exclude_class.into_iter().collect();
+    card.classifier.views = views;
+    card.classifier.uncond_rounds = uncond_rounds;
     let files = ModelFiles {
         card: card.clone(),
         weights,
@@ -181,9 +204,14 @@ pub fn calibrate(
         t_range: card.classifier.t_range,
         strata: strata.clone(),
         views: card.classifier.views,
+        uncond_rounds,
     };
     let evals = cached_full_evaluations(
-        &run.join(format!("val-evals-{}.json", val.len())),
+        &run.join(format!(
+            "val-evals-{}{}-u{uncond_rounds}.json",
+            val.len(),
+            if views { "-views" } else { "" }
+        )),
         &key,
         || {
             let start = Instant::now();
@@ -199,7 +227,7 @@ pub fn calibrate(
     let card = fit_card(card, &evals, &strata, target, 0.99);
     let scores: Vec<_> = evals
         .iter()
-        .map(|e| model_core::classify::replay(&e.raw, &strata, &card.classifier))
+        .map(|e| model_core::classify::replay(&e.raw, &e.uncond, &strata, &card.classifier))
         .collect();
     let correct = scores
         .iter()
@@ -243,6 +271,9 @@ struct EvalCacheKey {
     /// Dihedral views per round (caches written before the setting existed had none).
     #[serde(default)]
     views: bool,
+    /// "No class" rounds recorded (none in older caches).
+    #[serde(default)]
+    uncond_rounds: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -687,7 +718,10 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
     ];
     // Val accuracy and mean evaluations of `s` replayed on `evals`.
     let replayed = |name: &str, evals: &[FullEval], s: &ClassifierSettings| {
-        let scores: Vec<_> = evals.iter().map(|e| replay(&e.raw, &strata, s)).collect();
+        let scores: Vec<_> = evals
+            .iter()
+            .map(|e| replay(&e.raw, &e.uncond, &strata, s))
+            .collect();
         let acc = scores
             .iter()
             .zip(evals)

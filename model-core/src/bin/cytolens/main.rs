@@ -117,6 +117,13 @@ enum Command {
         /// Write the weights in half precision (f16; half the bytes).
         #[arg(long)]
         half: bool,
+        /// Show each round the cell in another of its 8 rotations/flips (`views` in the card).
+        #[arg(long)]
+        views: bool,
+        /// Rounds that also denoise each cell with the "no class" token (one evaluation each);
+        /// the anomaly score is then the conditioning gain. 0: the older typical-error score.
+        #[arg(long, default_value_t = 3)]
+        uncond_rounds: usize,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
     Half {
@@ -305,9 +312,18 @@ fn run(cli: Cli) -> Result<(), String> {
             val_limit,
             target_accuracy,
             half,
+            views,
+            uncond_rounds,
         } => {
             let val = load_cells(&cli.data, Split::Val, 64)?;
-            commands::calibrate(&run, &out, &stem, &val, val_limit, target_accuracy, half)
+            let o = commands::CalibrateOptions {
+                val_limit,
+                target: target_accuracy,
+                half,
+                views,
+                uncond_rounds,
+            };
+            commands::calibrate(&run, &out, &stem, &val, &o)
         }
         Command::Half { model, stem } => commands::to_half(&model, &stem),
         Command::CalibrateBaseline { run, out, stem } => {
