@@ -8,7 +8,8 @@
 # Expects (see tools/pack-train-cache.py and docs/gpu.md):
 #   .gpu/cytolens.xz      a release build with `--features gpu` (xz: it must fit the transfer)
 #   .gpu/train.npz        the packed 64-px train cache; .gpu/manifest.csv.xz the split manifest
-#   .gpu/*.deb            the Vulkan loader (libvulkan1) in case the machine has none
+#   .gpu/*.deb            the Vulkan loader and the GL dispatch libraries NVIDIA's ICD loads
+#                         (libvulkan1, libglvnd0, libegl1, libgl1, libglx0, libopengl0, libgles2)
 # Writes to $OUT: a/ema.bpk, b/ema.bpk (EMA weights) and logs.txt (options, logs, final steps).
 # Env: BUDGET (seconds for the whole script, default 560), SMALL=1 (tiny batches, for a
 # plumbing test on a CPU Vulkan driver), PROBE_TIMEOUT (seconds for the measuring runs, 150).
