@@ -232,30 +232,31 @@ pub fn calibrate(
     } else {
         AnomalyKind::TypicalError
     };
-    let mut logs: Vec<Vec<f32>> = vec![Vec::new(); k];
+    let mut values: Vec<Vec<f32>> = vec![Vec::new(); k];
     for (s, &l) in scores.iter().zip(&labels) {
         if s.best() == l {
             if let Some(v) = anomaly_value(s, l, kind) {
-                logs[l].push(v);
+                values[l].push(v);
             }
         }
     }
-    let mut all_logs: Vec<f32> = logs.iter().flatten().copied().collect();
-    all_logs.sort_by(|a, b| a.total_cmp(b));
-    let pooled_mean = all_logs.iter().sum::<f32>() / all_logs.len().max(1) as f32;
-    let pooled_std = (all_logs
+    let mut all_values: Vec<f32> = values.iter().flatten().copied().collect();
+    all_values.sort_by(|a, b| a.total_cmp(b));
+    let pooled_mean = all_values.iter().sum::<f32>() / all_values.len().max(1) as f32;
+    let pooled_std = (all_values
         .iter()
         .map(|v| (v - pooled_mean).powi(2))
         .sum::<f32>()
-        / all_logs.len().max(1) as f32)
+        / all_values.len().max(1) as f32)
         .sqrt()
         .max(1e-3);
     let (mut mean, mut std) = (vec![pooled_mean; k], vec![pooled_std; k]);
     for c in 0..k {
-        if logs[c].len() >= 5 {
-            let m = logs[c].iter().sum::<f32>() / logs[c].len() as f32;
+        if values[c].len() >= 5 {
+            let m = values[c].iter().sum::<f32>() / values[c].len() as f32;
             mean[c] = m;
-            std[c] = (logs[c].iter().map(|v| (v - m).powi(2)).sum::<f32>() / logs[c].len() as f32)
+            std[c] = (values[c].iter().map(|v| (v - m).powi(2)).sum::<f32>()
+                / values[c].len() as f32)
                 .sqrt()
                 .max(1e-3);
         }

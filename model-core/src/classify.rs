@@ -370,16 +370,11 @@ pub fn replay(
                 s.evals += 1;
             }
         }
+        if let Some(u) = uncond.get(r).filter(|_| r < settings.uncond_rounds) {
+            s.uncond_errors.push(u / scale);
+            s.evals += 1;
+        }
         eliminate(&mut s, r + 1, settings);
-    }
-    for (r, &u) in uncond.iter().enumerate().take(settings.uncond_rounds) {
-        let scale = strata
-            .get(r)
-            .and_then(|&st| settings.stratum_scale.get(st))
-            .copied()
-            .unwrap_or(1.0);
-        s.uncond_errors.push(u / scale);
-        s.evals += 1;
     }
     s
 }
@@ -758,6 +753,37 @@ mod tests {
         assert_eq!(replayed.evals, live.evals);
         assert_eq!(replayed.active, live.active);
         assert_eq!(replayed.gaps(), live.gaps());
+    }
+
+    #[test]
+    fn replay_with_no_class_rounds_matches_a_live_run() {
+        let with_uncond = |s: ClassifierSettings| ClassifierSettings {
+            uncond_rounds: 3,
+            ..s
+        };
+        let full = run_fake(
+            0.5,
+            2,
+            with_uncond(ClassifierSettings {
+                test_strictness: f32::INFINITY,
+                ..ClassifierSettings::default()
+            }),
+        );
+        let settings = with_uncond(ClassifierSettings::default());
+        let strata: Vec<usize> = plan_rounds(&settings, 4)
+            .iter()
+            .map(|r| r.stratum)
+            .collect();
+        let raw: Vec<Vec<f32>> = full
+            .errors
+            .iter()
+            .map(|e| e.iter().map(|v| v.expect("full")).collect())
+            .collect();
+        let replayed = replay(&raw, &full.uncond_errors, &strata, &settings);
+        let live = run_fake(0.5, 2, settings);
+        assert_eq!(replayed.evals, live.evals);
+        assert_eq!(replayed.uncond_errors, live.uncond_errors);
+        assert_eq!(replayed.conditioning_gain(2), live.conditioning_gain(2));
     }
 
     #[test]

@@ -203,7 +203,7 @@ pub fn calibrate(
         seed: card.classifier.seed,
         t_range: card.classifier.t_range,
         strata: strata.clone(),
-        views: card.classifier.views,
+        views,
         uncond_rounds,
     };
     let evals = cached_full_evaluations(
@@ -213,16 +213,7 @@ pub fn calibrate(
             if views { "-views" } else { "" }
         )),
         &key,
-        || {
-            let start = Instant::now();
-            let cells = crops(&val);
-            let evals = full_evaluations(&clf, &cells, &val.labels, |n| {
-                eprint!("\r  full evaluation {n}/{}", cells.len())
-            })
-            .map_err(err)?;
-            eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
-            Ok(evals)
-        },
+        || evaluate_val(&clf, &val, "full evaluation"),
     )?;
     let card = fit_card(card, &evals, &strata, target, 0.99);
     let scores: Vec<_> = evals
@@ -323,6 +314,17 @@ pub fn to_half(model_dir: &Path, stem: &str) -> CmdResult {
     }
     .write(model_dir, stem)
     .map_err(err)
+}
+
+/// Full evaluations (every class, every round) of the `val` cells, with progress on stderr.
+fn evaluate_val(clf: &CellClassifier, val: &CellSet, what: &str) -> Result<Vec<FullEval>, String> {
+    let start = Instant::now();
+    let evals = full_evaluations(clf, &crops(val), &val.labels, |n| {
+        eprint!("\r  {what} {n}/{}", val.len())
+    })
+    .map_err(err)?;
+    eprintln!("\n  {:.0} s", start.elapsed().as_secs_f64());
+    Ok(evals)
 }
 
 /// Diagnose `data` with the model `stem` in `model_dir`; `uncond_rounds` overrides the card's
@@ -669,11 +671,7 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
     use model_core::classify::replay;
     let files = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
     let clf = files.classifier(Device::flex()).map_err(err)?;
-    let evals = full_evaluations(&clf, &crops(val), &val.labels, |n| {
-        eprint!("\r  full evaluation {n}/{}", val.len())
-    })
-    .map_err(err)?;
-    eprintln!();
+    let evals = evaluate_val(&clf, val, "full evaluation")?;
     let base = files.card.classifier.clone();
     let strata = plan_strata(&base, files.card.denoiser.image_size);
     let n = base.max_rounds;
@@ -739,15 +737,8 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
     let mut other = files.clone();
     other.card.classifier.views = !base.views;
     let clf = other.classifier(Device::flex()).map_err(err)?;
-    let evals = full_evaluations(&clf, &crops(val), &val.labels, |n| {
-        eprint!(
-            "\r  full evaluation, views {}: {n}/{}",
-            !base.views,
-            val.len()
-        )
-    })
-    .map_err(err)?;
-    eprintln!();
+    let what = format!("full evaluation, views {}:", !base.views);
+    let evals = evaluate_val(&clf, val, &what)?;
     let s = &other.card.classifier;
     let name = if s.views {
         "dihedral views"
