@@ -1,9 +1,10 @@
 //! Fitting the classifier on val: stratum scales and weights, softmax temperature, anomaly
 //! statistics and triage thresholds. Pure functions over recorded full evaluations.
 
-use crate::classify::{replay, ClassifierSettings};
+use crate::classify::{replay, CellScores, ClassifierSettings};
 use crate::diagnosis::{
-    anomaly_score, anomaly_value, probabilities, AnomalyKind, AnomalyStats, ModelCard, TriagePolicy,
+    anomaly_score, anomaly_value, probabilities, AnomalyKind, AnomalyStats, ModelCard,
+    ProfileGaussian, TriagePolicy,
 };
 use serde::{Deserialize, Serialize};
 
@@ -202,6 +203,121 @@ pub fn fit_auto_threshold(confidence: &[f32], correct: &[bool], target: f32, z: 
     best
 }
 
+/// Shrinkage of a gain-profile covariance towards its diagonal (a class has tens of val cells
+/// for a profile of up to 9 dimensions, some of them strongly correlated).
+const PROFILE_SHRINK: f64 = 0.1;
+
+/// Anomaly statistics from the correctly classified val cells, per class: of the gain profile
+/// where the settings have "no class" rounds within the first `min_rounds`, of the conditioning
+/// gain where they have some later ones, else of the log typical error. A class with fewer
+/// than 5 such cells (or, for the profile, fewer than twice its dimension) takes the pooled
+/// statistics of all classes.
+pub fn fit_anomaly(
+    scores: &[CellScores],
+    labels: &[usize],
+    settings: &ClassifierSettings,
+    k: usize,
+) -> AnomalyStats {
+    let kind = match settings.uncond_rounds {
+        0 => AnomalyKind::TypicalError,
+        u if u <= settings.min_rounds => AnomalyKind::GainProfile,
+        _ => AnomalyKind::ConditioningGain,
+    };
+    let correct: Vec<(&CellScores, usize)> = scores
+        .iter()
+        .zip(labels)
+        .filter(|(s, &l)| s.best() == l)
+        .map(|(s, &l)| (s, l))
+        .collect();
+    let mut stats = AnomalyStats {
+        kind,
+        mean: vec![0.0; k],
+        std: vec![1.0; k],
+        profile_classes: Vec::new(),
+        profile: Vec::new(),
+    };
+    if kind == AnomalyKind::GainProfile {
+        stats.profile_classes = (0..k).filter(|c| !settings.excluded.contains(c)).collect();
+        let mut by_class: Vec<Vec<Vec<f32>>> = vec![Vec::new(); k];
+        for &(s, l) in &correct {
+            if let Some(p) = s.gain_profile(&stats.profile_classes) {
+                by_class[l].push(p);
+            }
+        }
+        let d = stats.profile_classes.len() + 1;
+        let all: Vec<Vec<f32>> = by_class.iter().flatten().cloned().collect();
+        let pooled = fit_gaussian(&all, d, PROFILE_SHRINK);
+        stats.profile = by_class
+            .iter()
+            .map(|v| {
+                if v.len() >= 2 * d {
+                    fit_gaussian(v, d, PROFILE_SHRINK)
+                } else {
+                    pooled.clone()
+                }
+            })
+            .collect();
+    }
+    let mut values: Vec<Vec<f32>> = vec![Vec::new(); k];
+    for &(s, l) in &correct {
+        if let Some(v) = anomaly_value(s, l, &stats) {
+            values[l].push(v);
+        }
+    }
+    let all_values: Vec<f32> = values.iter().flatten().copied().collect();
+    let (pooled_mean, pooled_std) = mean_std(&all_values);
+    for c in 0..k {
+        (stats.mean[c], stats.std[c]) = if values[c].len() >= 5 {
+            mean_std(&values[c])
+        } else {
+            (pooled_mean, pooled_std)
+        };
+    }
+    stats
+}
+
+/// Mean and standard deviation (floored at 1e-3) of `v`.
+fn mean_std(v: &[f32]) -> (f32, f32) {
+    let n = v.len().max(1) as f32;
+    let m = v.iter().sum::<f32>() / n;
+    let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / n).sqrt();
+    (m, sd.max(1e-3))
+}
+
+/// Gaussian of the `[d]` rows `x`: their mean and the inverse of their covariance with the
+/// off-diagonal terms shrunk by `shrink` (invertible even for few rows, and unchanged by
+/// rescaling a dimension). With no rows or a constant dimension, variances are floored at 1e-6.
+pub fn fit_gaussian(x: &[Vec<f32>], d: usize, shrink: f64) -> ProfileGaussian {
+    use nalgebra::{DMatrix, DVector};
+    let n = x.len();
+    let mut mean = DVector::<f64>::zeros(d);
+    for row in x {
+        mean += DVector::from_iterator(d, row.iter().map(|&v| v as f64));
+    }
+    mean /= n.max(1) as f64;
+    let mut cov = DMatrix::<f64>::zeros(d, d);
+    for row in x {
+        let c = DVector::from_iterator(d, row.iter().map(|&v| v as f64)) - &mean;
+        cov += &c * c.transpose();
+    }
+    cov /= n.max(1) as f64;
+    for i in 0..d {
+        cov[(i, i)] = cov[(i, i)].max(1e-6);
+    }
+    let diagonal = DMatrix::from_diagonal(&cov.diagonal());
+    let shrunk = cov * (1.0 - shrink) + &diagonal * shrink;
+    let precision = match shrunk.cholesky() {
+        Some(ch) => ch.inverse(),
+        // Only reachable with `shrink` 0 and collinear dimensions: treat them as independent.
+        None => DMatrix::from_diagonal(&diagonal.diagonal().map(|v| 1.0 / v)),
+    };
+    ProfileGaussian {
+        mean: mean.iter().map(|&v| v as f32).collect(),
+        // nalgebra is column-major; the precision is symmetric, so its order is row-major too.
+        precision: precision.iter().map(|&v| v as f32).collect(),
+    }
+}
+
 /// Fit everything on recorded val evaluations and return the calibrated card.
 pub fn calibrate(
     mut card: ModelCard,
@@ -224,44 +340,7 @@ pub fn calibrate(
     let gaps: Vec<Vec<f32>> = scores.iter().map(|s| s.gaps()).collect();
     let labels: Vec<usize> = evals.iter().map(|e| e.label).collect();
     card.temperature = fit_temperature(&gaps, &labels);
-    // Anomaly statistics from correctly classified cells, per class: of the conditioning gain
-    // where the settings have "no class" rounds, else of the log typical error.
-    let k = card.denoiser.num_classes;
-    let kind = if settings.uncond_rounds > 0 {
-        AnomalyKind::ConditioningGain
-    } else {
-        AnomalyKind::TypicalError
-    };
-    let mut values: Vec<Vec<f32>> = vec![Vec::new(); k];
-    for (s, &l) in scores.iter().zip(&labels) {
-        if s.best() == l {
-            if let Some(v) = anomaly_value(s, l, kind) {
-                values[l].push(v);
-            }
-        }
-    }
-    let mut all_values: Vec<f32> = values.iter().flatten().copied().collect();
-    all_values.sort_by(|a, b| a.total_cmp(b));
-    let pooled_mean = all_values.iter().sum::<f32>() / all_values.len().max(1) as f32;
-    let pooled_std = (all_values
-        .iter()
-        .map(|v| (v - pooled_mean).powi(2))
-        .sum::<f32>()
-        / all_values.len().max(1) as f32)
-        .sqrt()
-        .max(1e-3);
-    let (mut mean, mut std) = (vec![pooled_mean; k], vec![pooled_std; k]);
-    for c in 0..k {
-        if values[c].len() >= 5 {
-            let m = values[c].iter().sum::<f32>() / values[c].len() as f32;
-            mean[c] = m;
-            std[c] = (values[c].iter().map(|v| (v - m).powi(2)).sum::<f32>()
-                / values[c].len() as f32)
-                .sqrt()
-                .max(1e-3);
-        }
-    }
-    card.anomaly = AnomalyStats { kind, mean, std };
+    card.anomaly = fit_anomaly(&scores, &labels, &settings, card.denoiser.num_classes);
     let mut anomaly: Vec<f32> = scores
         .iter()
         .map(|s| anomaly_score(s, s.best(), &card.anomaly))
@@ -374,44 +453,100 @@ mod tests {
     }
 
     #[test]
-    fn with_no_class_rounds_the_anomaly_score_is_the_conditioning_gain() {
-        // Two classes, 12 rounds; the true class's error is 0.7 of the "no class" error, whose
-        // level varies from cell to cell (some images are harder to denoise than others).
+    fn with_no_class_rounds_the_anomaly_score_is_the_gain_profile() {
+        // Two classes, 12 rounds; the true class's error is 0.7 of the "no class" error and the
+        // other class's 0.9, whose level varies from cell to cell (some images are harder to
+        // denoise than others).
         let strata: Vec<usize> = (0..12).collect();
+        let cell = |i: usize, label: usize, own: f32, other: f32, level: f32| {
+            let jitter = |r: usize| 1.0 + ((i * 13 + r * 7) % 11) as f32 / 200.0;
+            let raw = (0..2)
+                .map(|c| {
+                    let f = if c == label { own } else { other };
+                    (0..12).map(|r| level * f * jitter(r)).collect()
+                })
+                .collect();
+            FullEval {
+                raw,
+                label,
+                uncond: (0..3).map(|r| level * jitter(r + 20)).collect(),
+            }
+        };
+        let level = |i: usize| 0.5 + (i * 37 % 19) as f32 / 10.0;
         let evals: Vec<FullEval> = (0..200)
-            .map(|i| {
-                let label = i % 2;
-                let level = 0.5 + (i * 37 % 19) as f32 / 10.0;
-                let jitter = |r: usize| 1.0 + ((i * 13 + r * 7) % 11) as f32 / 200.0;
-                let raw = (0..2)
-                    .map(|c| {
-                        let f = if c == label { 0.7 } else { 0.9 };
-                        (0..12).map(|r| level * f * jitter(r)).collect()
-                    })
-                    .collect();
-                FullEval {
-                    raw,
-                    label,
-                    uncond: (0..3).map(|r| level * jitter(r + 20)).collect(),
-                }
-            })
+            .map(|i| cell(i, i % 2, 0.7, 0.9, level(i)))
             .collect();
         let mut card = ModelCard::uncalibrated(DenoiserConfig::new().with_num_classes(2));
         card.classes.truncate(2);
         card.classifier.uncond_rounds = 3;
         let card = calibrate(card, &evals, &strata, 0.99, 0.99);
-        assert_eq!(card.anomaly.kind, AnomalyKind::ConditioningGain);
+        let a = &card.anomaly;
+        assert_eq!(a.kind, AnomalyKind::GainProfile);
+        assert_eq!(a.profile_classes, vec![0, 1]);
+        assert_eq!(a.profile.len(), 2);
+        // Profile of class 0: gains ln 0.7 (own) and ln 0.9 (other), then the log level.
+        let m = &a.profile[0].mean;
+        assert!(
+            (m[0] - 0.7f32.ln()).abs() < 0.03 && (m[1] - 0.9f32.ln()).abs() < 0.03,
+            "{m:?}"
+        );
+        assert!(card.check().is_ok());
+        let score = |e: &FullEval| {
+            let s = replay(&e.raw, &e.uncond, &strata, &card.classifier);
+            (s.best(), anomaly_score(&s, s.best(), a))
+        };
+        // A new typical cell stays under the threshold, whatever its level.
+        let (best, typical) = score(&cell(1000, 0, 0.7, 0.9, 2.2));
+        assert_eq!(best, 0);
+        assert!(typical < card.triage.anomaly_threshold, "typical {typical}");
+        // A cell that class 0 helps as much as ever, but class 1 just as much: its own gain is
+        // typical (the conditioning-gain score would pass it), its profile is not.
+        let (best, odd) = score(&cell(1001, 0, 0.7, 0.72, 1.0));
+        assert_eq!(best, 0);
+        assert!(odd > card.triage.anomaly_threshold + 3.0, "odd {odd}");
+        // "No class" rounds after the first `min_rounds` (not every class is still evaluated
+        // there): the predicted class's conditioning gain, free of the error level.
+        let mut late = ModelCard::uncalibrated(DenoiserConfig::new().with_num_classes(2));
+        late.classes.truncate(2);
+        late.classifier.uncond_rounds = 3;
+        late.classifier.min_rounds = 2;
+        let late = calibrate(late, &evals, &strata, 0.99, 0.99);
+        assert_eq!(late.anomaly.kind, AnomalyKind::ConditioningGain);
         for c in 0..2 {
-            let (m, sd) = (card.anomaly.mean[c], card.anomaly.std[c]);
+            let (m, sd) = (late.anomaly.mean[c], late.anomaly.std[c]);
             assert!((m - 0.7f32.ln()).abs() < 0.05, "class {c}: mean gain {m}");
             assert!(sd < 0.05, "class {c}: spread {sd}, free of the error level");
         }
-        assert!(card.check().is_ok());
+        assert!(late.check().is_ok());
         // Without those rounds: the older typical-error statistics.
         let mut plain = ModelCard::uncalibrated(DenoiserConfig::new().with_num_classes(2));
         plain.classes.truncate(2);
         let plain = calibrate(plain, &evals, &strata, 0.99, 0.99);
         assert_eq!(plain.anomaly.kind, AnomalyKind::TypicalError);
+    }
+
+    #[test]
+    fn a_gaussian_fit_recovers_mean_and_precision() {
+        // Two independent dimensions with standard deviations 2 and 0.5, and a copy of the first
+        // (collinear): shrinkage keeps the covariance invertible.
+        let x: Vec<Vec<f32>> = (0..400)
+            .map(|i| {
+                let a = if i % 2 == 0 { 2.0 } else { -2.0 };
+                let b = if (i / 2) % 2 == 0 { 0.5 } else { -0.5 };
+                vec![1.0 + a, b, 1.0 + a]
+            })
+            .collect();
+        let g = fit_gaussian(&x, 3, 0.1);
+        assert!((g.mean[0] - 1.0).abs() < 1e-5 && g.mean[1].abs() < 1e-5);
+        assert!(g.precision.iter().all(|v| v.is_finite()));
+        // One standard deviation along the second dimension is distance 1.
+        let d = g.distance(&[1.0, 0.5, 1.0]).unwrap();
+        assert!((d - 1.0).abs() < 1e-3, "distance {d}");
+        // Breaking the copy is far more unusual than a large but consistent move.
+        let broken = g.distance(&[3.0, 0.0, -1.0]).unwrap();
+        let consistent = g.distance(&[3.0, 0.0, 3.0]).unwrap();
+        assert!(broken > 3.0 * consistent, "{broken} vs {consistent}");
+        assert!(g.distance(&[1.0, 0.0]).is_none());
     }
 
     #[test]

@@ -276,6 +276,23 @@ impl CellScores {
         (none > 0.0 && cond > 0.0).then(|| (cond / none).ln())
     }
 
+    /// The gain profile over `classes`: each one's [`Self::conditioning_gain`], then `ln` of the
+    /// mean scaled "no class" error (how hard the cell is to denoise at all), `[classes + 1]`.
+    /// `None` without "no class" rounds or where one of `classes` missed them.
+    pub fn gain_profile(&self, classes: &[usize]) -> Option<Vec<f32>> {
+        let n = self.uncond_errors.len();
+        let mean_none = self.uncond_errors.iter().sum::<f32>() / n.max(1) as f32;
+        if n == 0 || mean_none <= 0.0 {
+            return None;
+        }
+        let mut profile = classes
+            .iter()
+            .map(|&c| self.conditioning_gain(c))
+            .collect::<Option<Vec<f32>>>()?;
+        profile.push(mean_none.ln());
+        Some(profile)
+    }
+
     /// Unweighted mean scaled error of class `c` (about 1 for a typical cell of its class).
     pub fn typical_error(&self, c: usize) -> f32 {
         let v: Vec<f32> = self.errors[c].iter().flatten().copied().collect();

@@ -39,6 +39,41 @@ pub enum AnomalyKind {
     /// [`CellScores::conditioning_gain`] of the predicted class: needs "no class" rounds
     /// (`ClassifierSettings::uncond_rounds`).
     ConditioningGain,
+    /// Mahalanobis distance of the cell's [`CellScores::gain_profile`] (every class's
+    /// conditioning gain and the log "no class" error) from the predicted class's val profiles
+    /// ([`AnomalyStats::profile`]): a cell can be unlike its class in how *every* condition
+    /// denoises it, not only its own. Needs "no class" rounds within the first `min_rounds`,
+    /// where every class is still evaluated.
+    GainProfile,
+}
+
+/// A Gaussian over the gain profiles (`[d]`) of one class's correctly classified val cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileGaussian {
+    /// Mean profile, `[d]`.
+    pub mean: Vec<f32>,
+    /// Inverse of the shrunk covariance, `[d * d]` row-major.
+    pub precision: Vec<f32>,
+}
+
+impl ProfileGaussian {
+    /// Mahalanobis distance of `x` (`[d]`) from the mean (`None` if `x` is not `[d]`).
+    pub fn distance(&self, x: &[f32]) -> Option<f32> {
+        let d = self.mean.len();
+        if x.len() != d || self.precision.len() != d * d {
+            return None;
+        }
+        let diff: Vec<f32> = x.iter().zip(&self.mean).map(|(a, m)| a - m).collect();
+        let q: f32 = (0..d)
+            .map(|i| {
+                diff[i]
+                    * (0..d)
+                        .map(|j| self.precision[i * d + j] * diff[j])
+                        .sum::<f32>()
+            })
+            .sum();
+        Some(q.max(0.0).sqrt())
+    }
 }
 
 /// Per-class statistics on val, for the anomaly z-score.
@@ -51,14 +86,25 @@ pub struct AnomalyStats {
     pub mean: Vec<f32>,
     /// Standard deviation of the same, per class.
     pub std: Vec<f32>,
+    /// [`AnomalyKind::GainProfile`]: the classes whose gains make the profile, in order (the
+    /// log "no class" error follows them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profile_classes: Vec<usize>,
+    /// [`AnomalyKind::GainProfile`]: per class, the Gaussian of its val profiles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profile: Vec<ProfileGaussian>,
 }
 
-/// The value [`AnomalyStats`] of `kind` standardise, for a cell predicted as `class` (`None`
-/// where the scores lack it: no "no class" rounds for the conditioning gain).
-pub fn anomaly_value(scores: &CellScores, class: usize, kind: AnomalyKind) -> Option<f32> {
-    match kind {
+/// The value `stats` standardise, for a cell predicted as `class` (`None` where the scores
+/// lack it: no "no class" rounds for the conditioning gain or the gain profile).
+pub fn anomaly_value(scores: &CellScores, class: usize, stats: &AnomalyStats) -> Option<f32> {
+    match stats.kind {
         AnomalyKind::TypicalError => Some(scores.typical_error(class).max(1e-9).ln()),
         AnomalyKind::ConditioningGain => scores.conditioning_gain(class),
+        AnomalyKind::GainProfile => stats
+            .profile
+            .get(class)?
+            .distance(&scores.gain_profile(&stats.profile_classes)?),
     }
 }
 
@@ -108,12 +154,41 @@ impl ModelCard {
                 self.anomaly.mean.len()
             )));
         }
-        if self.anomaly.kind == AnomalyKind::ConditioningGain && self.classifier.uncond_rounds == 0
-        {
-            return Err(crate::error::Error::Weights(
-                "model card: the anomaly score is the conditioning gain, but uncond_rounds is 0"
-                    .into(),
+        let bad = |m: String| Err(crate::error::Error::Weights(format!("model card: {m}")));
+        let (a, settings) = (&self.anomaly, &self.classifier);
+        if a.kind != AnomalyKind::TypicalError && settings.uncond_rounds == 0 {
+            return bad(format!(
+                "the anomaly score ({:?}) needs \"no class\" rounds, but uncond_rounds is 0",
+                a.kind
             ));
+        }
+        if a.kind == AnomalyKind::GainProfile {
+            let d = a.profile_classes.len() + 1;
+            if settings.uncond_rounds > settings.min_rounds {
+                return bad(format!(
+                    "the gain profile needs every class in the \"no class\" rounds, but \
+                     uncond_rounds {} > min_rounds {}",
+                    settings.uncond_rounds, settings.min_rounds
+                ));
+            }
+            if a.profile_classes
+                .iter()
+                .any(|&c| c >= k || settings.excluded.contains(&c))
+            {
+                return bad(format!(
+                    "gain profile classes {:?} do not fit the model",
+                    a.profile_classes
+                ));
+            }
+            if a.profile.len() != k
+                || a.profile
+                    .iter()
+                    .any(|g| g.mean.len() != d || g.precision.len() != d * d)
+            {
+                return bad(format!(
+                    "the gain profile needs {k} Gaussians of dimension {d}"
+                ));
+            }
         }
         Ok(())
     }
@@ -132,6 +207,8 @@ impl ModelCard {
                 kind: AnomalyKind::TypicalError,
                 mean: vec![0.0; k],
                 std: vec![1.0; k],
+                profile_classes: Vec::new(),
+                profile: Vec::new(),
             },
             triage: TriagePolicy {
                 auto_min_confidence: 0.9,
@@ -204,7 +281,7 @@ pub fn normalised_entropy(p: &[f32]) -> f32 {
 /// when the scores lack the value (a card asking for the conditioning gain without "no class"
 /// rounds, which [`ModelCard::check`] refuses at load).
 pub fn anomaly_score(scores: &CellScores, class: usize, stats: &AnomalyStats) -> f32 {
-    match anomaly_value(scores, class, stats.kind) {
+    match anomaly_value(scores, class, stats) {
         Some(v) => (v - stats.mean[class]) / stats.std[class].max(1e-6),
         None => f32::INFINITY,
     }
@@ -294,6 +371,8 @@ mod tests {
             kind: AnomalyKind::ConditioningGain,
             mean: vec![(0.8f32).ln(), 0.0],
             std: vec![0.05, 1.0],
+            profile_classes: Vec::new(),
+            profile: Vec::new(),
         };
         // A typical cell: the class condition cuts the error by 20 % (z = 0).
         let typical = anomaly_score(&scores_with(0.8, 1.0), 0, &stats);
@@ -318,5 +397,49 @@ mod tests {
         assert!(card.check().is_ok());
         card.anomaly.mean.pop();
         assert!(card.check().is_err());
+    }
+
+    #[test]
+    fn a_gain_profile_card_must_fit_its_model() {
+        let mut card = ModelCard::uncalibrated(DenoiserConfig::new().with_num_classes(2));
+        card.classes.truncate(2);
+        card.classifier.uncond_rounds = 3;
+        card.anomaly.kind = AnomalyKind::GainProfile;
+        card.anomaly.mean = vec![0.0; 2];
+        card.anomaly.std = vec![1.0; 2];
+        card.anomaly.profile_classes = vec![0, 1];
+        let gaussian = ProfileGaussian {
+            mean: vec![0.0; 3],
+            precision: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        };
+        card.anomaly.profile = vec![gaussian.clone(); 2];
+        assert!(card.check().is_ok());
+        let refused = |c: &ModelCard, what: &str| {
+            let e = c.check().expect_err(what);
+            assert!(e.to_string().contains(what), "{e}");
+        };
+        let mut late = card.clone();
+        late.classifier.uncond_rounds = 4;
+        refused(&late, "min_rounds");
+        let mut short = card.clone();
+        short.anomaly.profile.pop();
+        refused(&short, "Gaussians");
+        let mut wrong_dim = card.clone();
+        wrong_dim.anomaly.profile_classes = vec![0];
+        refused(&wrong_dim, "Gaussians");
+        let mut excluded = card.clone();
+        excluded.classifier.excluded = vec![1];
+        refused(&excluded, "profile classes");
+        // A cell: the distance is taken from the predicted class's Gaussian, on its profile.
+        let mut s = CellScores::new(2, 0);
+        s.errors = vec![vec![Some(0.5); 3], vec![Some(1.0); 3]];
+        s.round_weights = vec![1.0; 3];
+        s.uncond_errors = vec![1.0; 3];
+        let p = s.gain_profile(&[0, 1]).expect("profile");
+        assert!((p[0] - 0.5f32.ln()).abs() < 1e-6 && p[1].abs() < 1e-6 && p[2].abs() < 1e-6);
+        let v = anomaly_value(&s, 0, &card.anomaly).expect("value");
+        assert!((v - 0.5f32.ln().abs()).abs() < 1e-5, "{v}");
+        s.uncond_errors.clear();
+        assert!(anomaly_score(&s, 0, &card.anomaly).is_infinite());
     }
 }

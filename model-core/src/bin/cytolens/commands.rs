@@ -8,7 +8,7 @@ use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
 use model_core::dataset::CellSet;
 use model_core::decode::decode_with_notes;
-use model_core::diagnosis::{Diagnosis, ModelCard};
+use model_core::diagnosis::{anomaly_score, Diagnosis, ModelCard};
 use model_core::engine::CellClassifier;
 use model_core::evaluate::{
     benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report,
@@ -162,6 +162,9 @@ pub struct CalibrateOptions {
     /// "No class" rounds ([`ClassifierSettings::uncond_rounds`]); the anomaly score is then the
     /// conditioning gain.
     pub uncond_rounds: usize,
+    /// For a run trained without a class: val cells of that class to evaluate as well, for a
+    /// val AUROC of the anomaly score (a diagnostic; the fit never sees them). 0: none.
+    pub ood_limit: usize,
 }
 
 pub fn calibrate(
@@ -177,6 +180,7 @@ pub fn calibrate(
         half,
         views,
         uncond_rounds,
+        ood_limit,
     } = *o;
     let opts: TrainOptions =
         serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
@@ -191,9 +195,10 @@ pub fn calibrate(
         weights,
     };
     let clf = files.classifier(Device::flex()).map_err(err)?;
+    let all_val = val;
     let val = match opts.exclude_class {
-        Some(ex) => val.filter(|l| l != ex),
-        None => val.clone(),
+        Some(ex) => all_val.filter(|l| l != ex),
+        None => all_val.clone(),
     }
     .subsample(val_limit);
     let strata = plan_strata(&card.classifier, card.denoiser.image_size);
@@ -206,16 +211,40 @@ pub fn calibrate(
         views,
         uncond_rounds,
     };
-    let evals = cached_full_evaluations(
-        &run.join(format!(
-            "val-evals-{}{}-u{uncond_rounds}.json",
-            val.len(),
+    let cache_name = |what: &str, n: usize| {
+        run.join(format!(
+            "{what}-{n}{}-u{uncond_rounds}.json",
             if views { "-views" } else { "" }
-        )),
-        &key,
-        || evaluate_val(&clf, &val, "full evaluation"),
-    )?;
+        ))
+    };
+    let evals = cached_full_evaluations(&cache_name("val-evals", val.len()), &key, || {
+        evaluate_val(&clf, &val, "full evaluation")
+    })?;
     let card = fit_card(card, &evals, &strata, target, 0.99);
+    if let (Some(ex), true) = (opts.exclude_class, ood_limit > 0) {
+        let ood = all_val.filter(|l| l == ex).subsample(ood_limit);
+        let ood_key = EvalCacheKey {
+            val_cells: ood.len(),
+            ..key.clone()
+        };
+        let ood_evals =
+            cached_full_evaluations(&cache_name("val-ood-evals", ood.len()), &ood_key, || {
+                evaluate_val(&clf, &ood, "left-out class")
+            })?;
+        let score = |e: &FullEval| {
+            let s = model_core::classify::replay(&e.raw, &e.uncond, &strata, &card.classifier);
+            anomaly_score(&s, s.best(), &card.anomaly) as f64
+        };
+        let values: Vec<f64> = evals.iter().chain(&ood_evals).map(score).collect();
+        let positive: Vec<bool> = (0..values.len()).map(|i| i >= evals.len()).collect();
+        eprintln!(
+            "val AUROC of the anomaly score, {} ({} cells) against the fitted classes ({} cells, the fit's own): {:.3}",
+            CLASSES[ex],
+            ood_evals.len(),
+            evals.len(),
+            auroc(&values, &positive)
+        );
+    }
     let scores: Vec<_> = evals
         .iter()
         .map(|e| model_core::classify::replay(&e.raw, &e.uncond, &strata, &card.classifier))

@@ -124,6 +124,10 @@ enum Command {
         /// the anomaly score is then the conditioning gain. 0: the older typical-error score.
         #[arg(long, default_value_t = 3)]
         uncond_rounds: usize,
+        /// For a run trained without a class: also evaluate this many val cells of that class and
+        /// print the val AUROC of the anomaly score (a diagnostic; not used by the fit).
+        #[arg(long, default_value_t = 120)]
+        ood_limit: usize,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
     Half {
@@ -314,6 +318,7 @@ fn run(cli: Cli) -> Result<(), String> {
             half,
             views,
             uncond_rounds,
+            ood_limit,
         } => {
             let val = load_cells(&cli.data, Split::Val, 64)?;
             let o = commands::CalibrateOptions {
@@ -322,6 +327,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 half,
                 views,
                 uncond_rounds,
+                ood_limit,
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
         }
