@@ -71,36 +71,30 @@ pub fn fit_strata(
 
 /// Per-class offsets of the scaled error, fitted on full evaluations: the offsets `b` (mean
 /// zero over the compared classes) and a temperature `T` minimising the NLL of the labels under
-/// `softmax(-(m_c - b_c) / T)`, where `m_c` is class `c`'s weighted mean scaled error over all
-/// rounds. Plain gradient descent (the problem is small and convex in `b` for fixed `T`).
-/// `scale` and `weight` are the per-stratum values of [`fit_strata`]; excluded classes get 0.
+/// `softmax(-(m_c - b_c) / T)`, where `m_c` is class `c`'s [`CellScores::mean_error`] over all
+/// rounds (no elimination, no bias) under the stratum scales and weights of `settings`. Plain
+/// gradient descent (the problem is small and convex in `b` for fixed `T`). Excluded classes
+/// get 0.
 pub fn fit_class_bias(
     evals: &[FullEval],
     strata: &[usize],
-    scale: &[f32],
-    weight: &[f32],
-    excluded: &[usize],
+    settings: &ClassifierSettings,
 ) -> Vec<f32> {
     let Some(first) = evals.first() else {
         return Vec::new();
     };
     let k = first.raw.len();
-    let classes: Vec<usize> = (0..k).filter(|c| !excluded.contains(c)).collect();
-    let wsum: f64 = strata.iter().map(|&s| weight[s] as f64).sum();
+    let classes: Vec<usize> = (0..k).filter(|c| !settings.excluded.contains(c)).collect();
+    let every_round = ClassifierSettings {
+        min_rounds: strata.len(),
+        class_bias: Vec::new(),
+        ..settings.clone()
+    };
     let means: Vec<Vec<f64>> = evals
         .iter()
         .map(|e| {
-            classes
-                .iter()
-                .map(|&c| {
-                    strata
-                        .iter()
-                        .enumerate()
-                        .map(|(r, &s)| e.raw[c][r] as f64 / scale[s] as f64 * weight[s] as f64)
-                        .sum::<f64>()
-                        / wsum
-                })
-                .collect()
+            let s = replay(&e.raw, &[], strata, &every_round);
+            classes.iter().map(|&c| s.mean_error(c) as f64).collect()
         })
         .collect();
     let labels: Vec<Option<usize>> = evals
@@ -328,10 +322,9 @@ pub fn calibrate(
 ) -> ModelCard {
     let n_strata = card.classifier.max_rounds;
     let (scale, weight) = fit_strata(evals, strata, n_strata, &card.classifier.excluded);
-    card.classifier.class_bias =
-        fit_class_bias(evals, strata, &scale, &weight, &card.classifier.excluded);
     card.classifier.stratum_scale = scale;
     card.classifier.stratum_weights = weight;
+    card.classifier.class_bias = fit_class_bias(evals, strata, &card.classifier);
     let settings: ClassifierSettings = card.classifier.clone();
     let scores: Vec<_> = evals
         .iter()
@@ -422,17 +415,17 @@ mod tests {
             })
             .collect();
         let ones = vec![1.0; 4];
-        let b = fit_class_bias(&evals, &strata, &ones, &ones, &[]);
-        assert!((b[0] + b[1]).abs() < 1e-5, "mean zero: {b:?}");
-        assert!((b[0] - b[1] - 0.3).abs() < 0.1, "offset: {b:?}");
-        let settings = ClassifierSettings {
+        let mut settings = ClassifierSettings {
             max_rounds: 4,
             min_rounds: 4,
             stratum_weights: ones.clone(),
             stratum_scale: ones.clone(),
-            class_bias: b,
             ..ClassifierSettings::default()
         };
+        let b = fit_class_bias(&evals, &strata, &settings);
+        assert!((b[0] + b[1]).abs() < 1e-5, "mean zero: {b:?}");
+        assert!((b[0] - b[1] - 0.3).abs() < 0.1, "offset: {b:?}");
+        settings.class_bias = b;
         let correct = evals
             .iter()
             .filter(|e| replay(&e.raw, &e.uncond, &strata, &settings).best() == e.label)
