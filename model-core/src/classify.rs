@@ -30,8 +30,14 @@ pub struct ClassifierSettings {
     pub max_rounds: usize,
     /// Rounds every class gets before any elimination.
     pub min_rounds: usize,
-    /// Weight of each stratum in the class comparison (fitted on val; 1.0 before fitting).
+    /// Weight of each stratum in the elimination test (fitted on val, positive; 1.0 before
+    /// fitting).
     pub stratum_weights: Vec<f32>,
+    /// Weight of each stratum in the final score ([`CellScores::mean_error`], the gaps and so
+    /// the probabilities), fitted by logistic regression on val; may be negative (a contrast
+    /// between timesteps). Empty (cards from before it existed): `stratum_weights`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub score_weights: Vec<f32>,
     /// Typical error of the true class in each stratum (fitted on val; 1.0 before fitting):
     /// errors are divided by it so rounds at different timesteps are comparable.
     pub stratum_scale: Vec<f32>,
@@ -61,6 +67,19 @@ pub struct ClassifierSettings {
     pub uncond_rounds: usize,
 }
 
+impl ClassifierSettings {
+    /// The elimination-test weight and the score weight of `stratum` (1.0 where unfitted).
+    pub fn weights_of(&self, stratum: usize) -> (f32, f32) {
+        let test = self.stratum_weights.get(stratum).copied().unwrap_or(1.0);
+        let score = if self.score_weights.is_empty() {
+            test
+        } else {
+            self.score_weights.get(stratum).copied().unwrap_or(1.0)
+        };
+        (test, score)
+    }
+}
+
 impl Default for ClassifierSettings {
     fn default() -> Self {
         Self {
@@ -68,6 +87,7 @@ impl Default for ClassifierSettings {
             max_rounds: 12,
             min_rounds: 3,
             stratum_weights: vec![1.0; 12],
+            score_weights: Vec::new(),
             stratum_scale: vec![1.0; 12],
             seed: 2025,
             test_strictness: 1.0,
@@ -186,8 +206,10 @@ pub struct CellScores {
     /// Scaled error (error / stratum scale) of each class per round (`None` where not
     /// evaluated).
     pub errors: Vec<Vec<Option<f32>>>,
-    /// Comparison weight of each round (the stratum weight of its timestep).
+    /// Elimination-test weight of each round (the stratum weight of its timestep).
     pub round_weights: Vec<f32>,
+    /// Score weight of each round (the score weight of its timestep).
+    pub round_score_weights: Vec<f32>,
     /// Per-class per-pixel accumulated weighted squared error over the first `min_rounds`
     /// (all classes active), `[classes][size*size]`.
     pub pixel_errors: Vec<Vec<f32>>,
@@ -208,6 +230,7 @@ impl CellScores {
             errors: vec![Vec::new(); classes],
             pixel_errors: vec![vec![0.0; npix]; classes],
             round_weights: Vec::new(),
+            round_score_weights: Vec::new(),
             evals: 0,
             bias: vec![0.0; classes],
             uncond_errors: Vec::new(),
@@ -245,13 +268,14 @@ impl CellScores {
     }
 
     /// Weighted mean scaled error of class `c` over the rounds it was evaluated, less the
-    /// class's bias.
+    /// class's bias. The weighted sum is divided by the summed weight magnitudes (weights may be
+    /// negative: a contrast between timesteps).
     pub fn mean_error(&self, c: usize) -> f32 {
         let (mut sum, mut wsum) = (0f32, 0f32);
-        for (e, w) in self.errors[c].iter().zip(&self.round_weights) {
+        for (e, w) in self.errors[c].iter().zip(&self.round_score_weights) {
             if let Some(e) = e {
                 sum += e * w;
-                wsum += w;
+                wsum += w.abs();
             }
         }
         if wsum > 0.0 {
@@ -303,31 +327,37 @@ impl CellScores {
         }
     }
 
-    /// Weighted paired differences `w_r ((err_c - bias_c) - (err_ref - bias_ref))` over rounds
-    /// where both were evaluated (weights normalised to mean 1 over all rounds).
+    /// Paired differences `w_r (err_c - err_ref) - |w_r| (bias_c - bias_ref)` under the
+    /// elimination-test weights, over rounds where both were evaluated (weights normalised to a
+    /// mean magnitude of 1 over all rounds).
     pub fn paired(&self, c: usize, reference: usize) -> Vec<f32> {
+        self.weighted_differences(c, reference, &self.round_weights)
+    }
+
+    /// [`Self::paired`] under `weights` (one per round).
+    fn weighted_differences(&self, c: usize, reference: usize, weights: &[f32]) -> Vec<f32> {
         let shift = self.bias[c] - self.bias[reference];
-        let mean_w = if self.round_weights.is_empty() {
+        let mean_w = if weights.is_empty() {
             1.0
         } else {
-            self.round_weights.iter().sum::<f32>() / self.round_weights.len() as f32
+            (weights.iter().map(|w| w.abs()).sum::<f32>() / weights.len() as f32).max(1e-12)
         };
         self.errors[c]
             .iter()
             .zip(&self.errors[reference])
-            .zip(&self.round_weights)
-            .filter_map(|((a, b), w)| Some(((*a)? - (*b)? - shift) * w / mean_w))
+            .zip(weights)
+            .filter_map(|((a, b), w)| Some((((*a)? - (*b)?) * w - shift * w.abs()) / mean_w))
             .collect()
     }
 
-    /// Mean weighted paired gap of every class to the best class (0 for the best itself;
+    /// Mean score-weighted paired gap of every class to the best class (0 for the best itself;
     /// infinite for a class never evaluated beside it, such as an excluded class, so that its
     /// probability is 0).
     pub fn gaps(&self) -> Vec<f32> {
         let best = self.best();
         (0..self.active.len())
             .map(|c| {
-                let d = self.paired(c, best);
+                let d = self.weighted_differences(c, best, &self.round_score_weights);
                 if c == best {
                     0.0
                 } else if d.is_empty() {
@@ -372,13 +402,9 @@ pub fn replay(
             break;
         }
         let scale = settings.stratum_scale.get(stratum).copied().unwrap_or(1.0);
-        s.round_weights.push(
-            settings
-                .stratum_weights
-                .get(stratum)
-                .copied()
-                .unwrap_or(1.0),
-        );
+        let (test_w, score_w) = settings.weights_of(stratum);
+        s.round_weights.push(test_w);
+        s.round_score_weights.push(score_w);
         for (c, row) in raw.iter().enumerate() {
             let e = &mut s.errors[c];
             e.resize(r, None);
@@ -509,12 +535,7 @@ impl ClassifierRun {
         let r = &self.rounds[self.round];
         let npix = self.weights.len();
         let n = 3 * npix;
-        let w_stratum = self
-            .settings
-            .stratum_weights
-            .get(r.stratum)
-            .copied()
-            .unwrap_or(1.0);
+        let (test_w, score_w) = self.settings.weights_of(r.stratum);
         let scale = self
             .settings
             .stratum_scale
@@ -557,7 +578,9 @@ impl ClassifierRun {
             if !touched[cell] {
                 touched[cell] = true;
                 s.round_weights.resize(self.round, 0.0);
-                s.round_weights.push(w_stratum);
+                s.round_weights.push(test_w);
+                s.round_score_weights.resize(self.round, 0.0);
+                s.round_score_weights.push(score_w);
             }
             let errs = &mut s.errors[class];
             errs.resize(self.round, None);

@@ -361,6 +361,7 @@ mod tests {
         s.errors[0] = vec![Some(class_err); 3];
         s.errors[1] = vec![Some(class_err * 2.0); 3];
         s.round_weights = vec![1.0; 3];
+        s.round_score_weights = vec![1.0; 3];
         s.uncond_errors = vec![uncond_err; 3];
         s
     }
@@ -434,6 +435,7 @@ mod tests {
         let mut s = CellScores::new(2, 0);
         s.errors = vec![vec![Some(0.5); 3], vec![Some(1.0); 3]];
         s.round_weights = vec![1.0; 3];
+        s.round_score_weights = vec![1.0; 3];
         s.uncond_errors = vec![1.0; 3];
         let p = s.gain_profile(&[0, 1]).expect("profile");
         assert!((p[0] - 0.5f32.ln()).abs() < 1e-6 && p[1].abs() < 1e-6 && p[2].abs() < 1e-6);

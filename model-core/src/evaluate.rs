@@ -33,6 +33,7 @@ pub fn full_evaluations(
     settings.test_strictness = f32::INFINITY;
     settings.stratum_scale = vec![1.0; settings.max_rounds];
     settings.stratum_weights = vec![1.0; settings.max_rounds];
+    settings.score_weights = Vec::new();
     let k = clf.card.denoiser.num_classes;
     let mut out = Vec::with_capacity(cells.len());
     for (chunk_i, chunk) in cells.chunks(CELLS_PER_RUN).enumerate() {

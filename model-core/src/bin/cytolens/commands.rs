@@ -165,6 +165,8 @@ pub struct CalibrateOptions {
     /// For a run trained without a class: val cells of that class to evaluate as well, for a
     /// val AUROC of the anomaly score (a diagnostic; the fit never sees them). 0: none.
     pub ood_limit: usize,
+    /// Timestep range the rounds are drawn from (`None`: the default of [`ClassifierSettings`]).
+    pub t_range: Option<(usize, usize)>,
 }
 
 pub fn calibrate(
@@ -181,6 +183,7 @@ pub fn calibrate(
         views,
         uncond_rounds,
         ood_limit,
+        t_range,
     } = *o;
     let opts: TrainOptions =
         serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
@@ -190,6 +193,9 @@ pub fn calibrate(
     card.classifier.excluded = opts.exclude_class.into_iter().collect();
     card.classifier.views = views;
     card.classifier.uncond_rounds = uncond_rounds;
+    if let Some(t) = t_range {
+        card.classifier.t_range = t;
+    }
     let files = ModelFiles {
         card: card.clone(),
         weights,
@@ -220,6 +226,30 @@ pub fn calibrate(
     let evals = cached_full_evaluations(&cache_name("val-evals", val.len()), &key, || {
         evaluate_val(&clf, &val, "full evaluation")
     })?;
+    // A held-out figure for the fit itself: each half of these val cells classified under the
+    // settings fitted on the other half.
+    let (mut held_correct, mut held_evals) = (0usize, 0usize);
+    for half in 0..2 {
+        let pick = |keep: bool| -> Vec<FullEval> {
+            evals
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| (i % 2 == half) == keep)
+                .map(|(_, e)| e.clone())
+                .collect()
+        };
+        let c = fit_card(card.clone(), &pick(true), &strata, target, 0.99);
+        for e in &pick(false) {
+            let s = model_core::classify::replay(&e.raw, &e.uncond, &strata, &c.classifier);
+            held_correct += (s.best() == e.label) as usize;
+            held_evals += s.evals;
+        }
+    }
+    eprintln!(
+        "val accuracy, each half under the settings fitted on the other: {:.3}, mean evals {:.1}",
+        held_correct as f64 / evals.len().max(1) as f64,
+        held_evals as f64 / evals.len().max(1) as f64
+    );
     let card = fit_card(card, &evals, &strata, target, 0.99);
     if let (Some(ex), true) = (opts.exclude_class, ood_limit > 0) {
         let ood = all_val.filter(|l| l == ex).subsample(ood_limit);
@@ -261,11 +291,12 @@ pub fn calibrate(
         scores.iter().map(|s| s.evals).sum::<usize>() as f64 / scores.len().max(1) as f64
     );
     eprintln!(
-        "temperature {:.4}, auto threshold {:.3}, anomaly threshold {:.2}, weights {:?}",
+        "temperature {:.4}, auto threshold {:.3}, anomaly threshold {:.2}\n  test weights {:?}\n  score weights {:?}",
         card.temperature,
         card.triage.auto_min_confidence,
         card.triage.anomaly_threshold,
-        card.classifier.stratum_weights
+        card.classifier.stratum_weights,
+        card.classifier.score_weights
     );
     let weights = if half {
         model_core::weights::half_precision(&files.weights, &card).map_err(err)?

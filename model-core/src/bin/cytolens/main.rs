@@ -128,6 +128,9 @@ enum Command {
         /// print the val AUROC of the anomaly score (a diagnostic; not used by the fit).
         #[arg(long, default_value_t = 120)]
         ood_limit: usize,
+        /// Timesteps the rounds are drawn from, `LO,HI` (one stratum of the range per round).
+        #[arg(long, default_value = "50,600")]
+        t_range: String,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
     Half {
@@ -319,6 +322,7 @@ fn run(cli: Cli) -> Result<(), String> {
             views,
             uncond_rounds,
             ood_limit,
+            t_range,
         } => {
             let val = load_cells(&cli.data, Split::Val, 64)?;
             let o = commands::CalibrateOptions {
@@ -328,6 +332,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 views,
                 uncond_rounds,
                 ood_limit,
+                t_range: Some(parse_t_range(&t_range)?),
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
         }
@@ -372,6 +377,18 @@ fn run(cli: Cli) -> Result<(), String> {
             commands::bench(&model, &data)
         }
     }
+}
+
+/// `LO,HI` with `LO < HI <= 1000` (the schedule's timesteps).
+fn parse_t_range(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--t-range '{s}': expected LO,HI with 0 <= LO < HI <= 1000");
+    let (lo, hi) = s.split_once(',').ok_or_else(bad)?;
+    let lo: usize = lo.trim().parse().map_err(|_| bad())?;
+    let hi: usize = hi.trim().parse().map_err(|_| bad())?;
+    if lo >= hi || hi > 1000 {
+        return Err(bad());
+    }
+    Ok((lo, hi))
 }
 
 fn parse_class(name: Option<String>) -> Result<Option<usize>, String> {
