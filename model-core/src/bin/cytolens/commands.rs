@@ -749,6 +749,14 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
             ClassifierSettings {
                 test_strictness: f32::INFINITY,
                 stratum_weights: vec![1.0; n],
+                score_weights: vec![1.0; n],
+                ..base.clone()
+            },
+        ),
+        (
+            "score weights = test weights",
+            ClassifierSettings {
+                score_weights: Vec::new(),
                 ..base.clone()
             },
         ),
