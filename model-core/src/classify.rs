@@ -65,6 +65,16 @@ pub struct ClassifierSettings {
     /// `min_rounds` is useful (every class is still in the race there).
     #[serde(default)]
     pub uncond_rounds: usize,
+    /// Factor on the gap of a class still in the race at the end ([`CellScores::gaps`]),
+    /// fitted on val with the temperature. Such a gap is the full score contrast over every
+    /// round, which tells classes apart more surely than the partial gap of an eliminated
+    /// class; one temperature for both left the undecided cells underconfident. 1: none.
+    #[serde(default = "one")]
+    pub survivor_gap_scale: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl ClassifierSettings {
@@ -96,6 +106,7 @@ impl Default for ClassifierSettings {
             class_bias: Vec::new(),
             views: false,
             uncond_rounds: 0,
+            survivor_gap_scale: 1.0,
         }
     }
 }
@@ -220,6 +231,8 @@ pub struct CellScores {
     /// Scaled error under the "no class" token, one per round of
     /// [`ClassifierSettings::uncond_rounds`].
     pub uncond_errors: Vec<f32>,
+    /// [`ClassifierSettings::survivor_gap_scale`].
+    pub survivor_gap_scale: f32,
 }
 
 impl CellScores {
@@ -234,6 +247,7 @@ impl CellScores {
             evals: 0,
             bias: vec![0.0; classes],
             uncond_errors: Vec::new(),
+            survivor_gap_scale: 1.0,
         }
     }
 
@@ -246,6 +260,7 @@ impl CellScores {
         for (b, v) in s.bias.iter_mut().zip(&settings.class_bias) {
             *b = *v;
         }
+        s.survivor_gap_scale = settings.survivor_gap_scale;
         s
     }
 
@@ -353,17 +368,29 @@ impl CellScores {
     /// Mean score-weighted paired gap of every class to the best class (0 for the best itself;
     /// infinite for a class never evaluated beside it, such as an excluded class, so that its
     /// probability is 0).
+    ///
+    /// An eliminated class was compared with the best over fewer rounds, and under score
+    /// weights that are contrasts between timesteps a few rounds can show almost no gap; its gap
+    /// is therefore at least its gap under the (positive) test weights that eliminated it. The
+    /// gap of a class still in the race is multiplied by `survivor_gap_scale`.
     pub fn gaps(&self) -> Vec<f32> {
         let best = self.best();
+        let mean = |d: Vec<f32>| {
+            if d.is_empty() {
+                f32::INFINITY
+            } else {
+                d.iter().sum::<f32>() / d.len() as f32
+            }
+        };
         (0..self.active.len())
             .map(|c| {
-                let d = self.weighted_differences(c, best, &self.round_score_weights);
+                let score = mean(self.weighted_differences(c, best, &self.round_score_weights));
                 if c == best {
                     0.0
-                } else if d.is_empty() {
-                    f32::INFINITY
+                } else if self.active[c] {
+                    score * self.survivor_gap_scale
                 } else {
-                    d.iter().sum::<f32>() / d.len() as f32
+                    score.max(mean(self.paired(c, best)))
                 }
             })
             .collect()
@@ -754,6 +781,37 @@ mod tests {
             .max_by(|&a, &b| p[a].total_cmp(&p[b]))
             .expect("classes");
         assert_eq!(top, 4);
+    }
+
+    #[test]
+    fn gaps_use_score_weights_survivor_scale_and_the_eliminating_test() {
+        // Three classes, four rounds. Score weights contrast rounds 0-1 against 2-3; test
+        // weights are all 1. Class 2 was eliminated after round 1 (two rounds).
+        let mut s = CellScores::new(3, 0);
+        s.errors = vec![
+            vec![Some(1.0), Some(1.0), Some(1.0), Some(1.0)],
+            vec![Some(1.2), Some(1.2), Some(1.1), Some(1.1)],
+            vec![Some(1.5), Some(1.5), None, None],
+        ];
+        s.round_weights = vec![1.0; 4];
+        s.round_score_weights = vec![1.0, 1.0, -0.5, -0.5];
+        s.active = vec![true, true, false];
+        assert_eq!(s.best(), 0);
+        // Class 1 under the score: (0.2 + 0.2 - 0.05 - 0.05) / 4 rounds / mean |w| 0.75.
+        let g = s.gaps();
+        assert!((g[1] - 0.1).abs() < 1e-6, "{g:?}");
+        // Class 2: its score gap over its two rounds (0.5 / 0.75 = 0.667) against the test's
+        // 0.5: the larger.
+        assert!((g[2] - 0.5 / 0.75).abs() < 1e-5, "{g:?}");
+        s.round_score_weights = vec![1.0, -1.0, 1.0, 1.0];
+        // Now its score gap over rounds 0-1 is 0: the test's gap (0.5) stands.
+        assert!((s.gaps()[2] - 0.5).abs() < 1e-6, "{:?}", s.gaps());
+        // A survivor's gap is scaled; an eliminated class's is not.
+        let before = s.gaps();
+        s.survivor_gap_scale = 3.0;
+        let after = s.gaps();
+        assert!((after[1] - 3.0 * before[1]).abs() < 1e-6 && after[2] == before[2]);
+        assert_eq!(after[0], 0.0);
     }
 
     #[test]

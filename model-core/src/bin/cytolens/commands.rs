@@ -3,7 +3,9 @@
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
-use model_core::calibrate::{calibrate as fit_card, fit_temperature, FullEval};
+use model_core::calibrate::{
+    calibrate as fit_card, cross_fitted_scores, fit_temperature, FullEval,
+};
 use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
 use model_core::dataset::CellSet;
@@ -228,29 +230,34 @@ pub fn calibrate(
     })?;
     // A held-out figure for the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
-    let (mut held_correct, mut held_evals) = (0usize, 0usize);
-    for half in 0..2 {
-        let pick = |keep: bool| -> Vec<FullEval> {
-            evals
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| (i % 2 == half) == keep)
-                .map(|(_, e)| e.clone())
-                .collect()
-        };
-        let c = fit_card(card.clone(), &pick(true), &strata, target, 0.99);
-        for e in &pick(false) {
-            let s = model_core::classify::replay(&e.raw, &e.uncond, &strata, &c.classifier);
-            held_correct += (s.best() == e.label) as usize;
-            held_evals += s.evals;
-        }
-    }
+    let held = cross_fitted_scores(&card.classifier, &evals, &strata);
+    let held_correct = held
+        .iter()
+        .zip(&evals)
+        .filter(|(s, e)| s.best() == e.label)
+        .count();
     eprintln!(
         "val accuracy, each half under the settings fitted on the other: {:.3}, mean evals {:.1}",
         held_correct as f64 / evals.len().max(1) as f64,
-        held_evals as f64 / evals.len().max(1) as f64
+        held.iter().map(|s| s.evals).sum::<usize>() as f64 / evals.len().max(1) as f64
     );
     let card = fit_card(card, &evals, &strata, target, 0.99);
+    let (confidence, correct): (Vec<f64>, Vec<bool>) = held
+        .into_iter()
+        .zip(&evals)
+        .map(|(mut s, e)| {
+            s.survivor_gap_scale = card.classifier.survivor_gap_scale;
+            let p = model_core::diagnosis::probabilities(&s.gaps(), card.temperature);
+            (
+                p.iter().copied().fold(0.0, f32::max) as f64,
+                s.best() == e.label,
+            )
+        })
+        .unzip();
+    eprintln!(
+        "val ECE of those held-out classifications (15 bins): {:.4}",
+        model_core::metrics::expected_calibration_error(&confidence, &correct, 15)
+    );
     if let (Some(ex), true) = (opts.exclude_class, ood_limit > 0) {
         let ood = all_val.filter(|l| l == ex).subsample(ood_limit);
         let ood_key = EvalCacheKey {
