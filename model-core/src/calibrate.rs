@@ -319,9 +319,9 @@ pub fn fit_anomaly(
     }
     let all_values: Vec<f32> = values.iter().flatten().copied().collect();
     let (pooled_mean, pooled_std) = mean_std(&all_values);
-    for c in 0..k {
-        (stats.mean[c], stats.std[c]) = if values[c].len() >= 5 {
-            mean_std(&values[c])
+    for (c, v) in values.iter().enumerate() {
+        (stats.mean[c], stats.std[c]) = if v.len() >= 5 {
+            mean_std(v)
         } else {
             (pooled_mean, pooled_std)
         };
@@ -698,11 +698,11 @@ mod tests {
         assert!((g.mean[0] - 1.0).abs() < 1e-5 && g.mean[1].abs() < 1e-5);
         assert!(g.precision.iter().all(|v| v.is_finite()));
         // One standard deviation along the second dimension is distance 1.
-        let d = g.distance(&[1.0, 0.5, 1.0]).unwrap();
+        let d = g.distance(&[1.0, 0.5, 1.0]).expect("3-d");
         assert!((d - 1.0).abs() < 1e-3, "distance {d}");
         // Breaking the copy is far more unusual than a large but consistent move.
-        let broken = g.distance(&[3.0, 0.0, -1.0]).unwrap();
-        let consistent = g.distance(&[3.0, 0.0, 3.0]).unwrap();
+        let broken = g.distance(&[3.0, 0.0, -1.0]).expect("3-d");
+        let consistent = g.distance(&[3.0, 0.0, 3.0]).expect("3-d");
         assert!(broken > 3.0 * consistent, "{broken} vs {consistent}");
         assert!(g.distance(&[1.0, 0.0]).is_none());
     }
