@@ -3,9 +3,7 @@
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
-use model_core::calibrate::{
-    calibrate as fit_card, cross_fitted_scores, fit_temperature, FullEval,
-};
+use model_core::calibrate::{accuracy, calibrate as fit_card, fit_temperature, FullEval};
 use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
 use model_core::dataset::CellSet;
@@ -228,35 +226,27 @@ pub fn calibrate(
     let evals = cached_full_evaluations(&cache_name("val-evals", val.len()), &key, || {
         evaluate_val(&clf, &val, "full evaluation")
     })?;
-    // A held-out figure for the fit itself: each half of these val cells classified under the
+    let fit = fit_card(card, &evals, &strata, target, 0.99);
+    let card = fit.card;
+    // Held-out figures of the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
-    let held = cross_fitted_scores(&card.classifier, &evals, &strata);
-    let held_correct = held
-        .iter()
-        .zip(&evals)
-        .filter(|(s, e)| s.best() == e.label)
-        .count();
     eprintln!(
         "val accuracy, each half under the settings fitted on the other: {:.3}, mean evals {:.1}",
-        held_correct as f64 / evals.len().max(1) as f64,
-        held.iter().map(|s| s.evals).sum::<usize>() as f64 / evals.len().max(1) as f64
+        accuracy(&fit.held_out, &evals),
+        fit.held_out.iter().map(|s| s.evals).sum::<usize>() as f64 / evals.len().max(1) as f64
     );
-    let card = fit_card(card, &evals, &strata, target, 0.99);
-    let (confidence, correct): (Vec<f64>, Vec<bool>) = held
-        .into_iter()
+    let confidence: Vec<f64> = fit.confidence.iter().map(|&c| c as f64).collect();
+    let correct: Vec<bool> = fit
+        .held_out
+        .iter()
         .zip(&evals)
-        .map(|(mut s, e)| {
-            s.survivor_gap_scale = card.classifier.survivor_gap_scale;
-            let p = model_core::diagnosis::probabilities(&s.gaps(), card.temperature);
-            (
-                p.iter().copied().fold(0.0, f32::max) as f64,
-                s.best() == e.label,
-            )
-        })
-        .unzip();
+        .map(|(s, e)| s.best() == e.label)
+        .collect();
     eprintln!(
-        "val ECE of those held-out classifications (15 bins): {:.4}",
-        model_core::metrics::expected_calibration_error(&confidence, &correct, 15)
+        "val ECE of those held-out classifications (15 bins): {:.4}; {:.1} % of them over the anomaly threshold (cross-fitted)",
+        model_core::metrics::expected_calibration_error(&confidence, &correct, 15),
+        100.0 * fit.anomaly.iter().filter(|&&a| a > card.triage.anomaly_threshold).count() as f64
+            / fit.anomaly.len().max(1) as f64
     );
     if let (Some(ex), true) = (opts.exclude_class, ood_limit > 0) {
         let ood = all_val.filter(|l| l == ex).subsample(ood_limit);
@@ -268,14 +258,22 @@ pub fn calibrate(
             cached_full_evaluations(&cache_name("val-ood-evals", ood.len()), &ood_key, || {
                 evaluate_val(&clf, &ood, "left-out class")
             })?;
-        let score = |e: &FullEval| {
+        // The fitted classes' cells score under the statistics of the other folds, the left-out
+        // class's under the card: none of them was seen by the statistics that score it.
+        let ood_values = ood_evals.iter().map(|e| {
             let s = model_core::classify::replay(&e.raw, &e.uncond, &strata, &card.classifier);
-            anomaly_score(&s, s.best(), &card.anomaly) as f64
-        };
-        let values: Vec<f64> = evals.iter().chain(&ood_evals).map(score).collect();
+            anomaly_score(&s, s.best(), &card.anomaly)
+        });
+        let values: Vec<f64> = fit
+            .anomaly
+            .iter()
+            .copied()
+            .chain(ood_values)
+            .map(f64::from)
+            .collect();
         let positive: Vec<bool> = (0..values.len()).map(|i| i >= evals.len()).collect();
         eprintln!(
-            "val AUROC of the anomaly score, {} ({} cells) against the fitted classes ({} cells, the fit's own): {:.3}",
+            "val AUROC of the anomaly score, {} ({} cells) against the fitted classes ({} cells, cross-fitted): {:.3}",
             CLASSES[ex],
             ood_evals.len(),
             evals.len(),
@@ -286,14 +284,9 @@ pub fn calibrate(
         .iter()
         .map(|e| model_core::classify::replay(&e.raw, &e.uncond, &strata, &card.classifier))
         .collect();
-    let correct = scores
-        .iter()
-        .zip(&evals)
-        .filter(|(sc, e)| sc.best() == e.label)
-        .count();
     eprintln!(
-        "val accuracy with the fitted settings {:.3} ({correct}/{}), mean evals {:.1} (replayed; the fit saw these cells)",
-        correct as f64 / evals.len() as f64,
+        "val accuracy with the fitted settings {:.3} of {}, mean evals {:.1} (replayed; the fit saw these cells)",
+        accuracy(&scores, &evals),
         evals.len(),
         scores.iter().map(|s| s.evals).sum::<usize>() as f64 / scores.len().max(1) as f64
     );
@@ -795,12 +788,7 @@ pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
             .iter()
             .map(|e| replay(&e.raw, &e.uncond, &strata, s))
             .collect();
-        let acc = scores
-            .iter()
-            .zip(evals)
-            .filter(|(sc, e)| sc.best() == e.label)
-            .count() as f64
-            / evals.len() as f64;
+        let acc = accuracy(&scores, evals);
         let ev = scores.iter().map(|s| s.evals).sum::<usize>() as f64 / scores.len() as f64;
         println!("{name:<36} val accuracy {acc:.3}  mean evals {ev:.1}");
     };
