@@ -38,7 +38,7 @@ if pkill -STOP -f "^$C train "; then
   trap 'pkill -CONT -f "^$C train " && echo "=== $(date +%T) training jobs continue"' EXIT
 fi
 step calibrate "$RUN"; $C calibrate --run "$RUN" --out static/model --val-limit "$VAL" --half
-step bench; $C bench --cells 64 | tee docs/bench.txt
+step bench; $C bench --cells 256 | tee docs/bench.txt
 if [ ! -f models/eval/cytolens-baseline.json ]; then
   step baseline; $C train-baseline --run runs/baseline --steps 400 --resume
   $C calibrate-baseline --run runs/baseline --out models/eval --stem cytolens-baseline
@@ -50,7 +50,8 @@ if [ ! -f models/eval/cytolens-baseline-no-erythroblast.json ]; then
 fi
 if complete "$ANOMALY_RUN"; then
   step calibrate "$ANOMALY_RUN"
-  $C calibrate --run "$ANOMALY_RUN" --out models/eval --stem cytolens-diffusion-no-erythroblast --val-limit "$VAL"
+  $C calibrate --run "$ANOMALY_RUN" --out models/eval --stem cytolens-diffusion-no-erythroblast \
+    --val-limit "$VAL" --ood-limit 120 --half
 else
   step "$ANOMALY_RUN is not complete: the anomaly figures use models/eval as it is"
 fi
