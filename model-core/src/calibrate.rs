@@ -260,28 +260,12 @@ pub fn fit_auto_threshold(confidence: &[f32], correct: &[bool], target: f32, z: 
 /// for a profile of up to 9 dimensions, some of them strongly correlated).
 const PROFILE_SHRINK: f64 = 0.1;
 
-/// Anomaly statistics from the correctly classified val cells, per class: of the gain profile
-/// where the settings have "no class" rounds within the first `min_rounds`, of the conditioning
-/// gain where they have some later ones, else of the log typical error. A class with fewer
-/// than 5 such cells (or, for the profile, fewer than twice its dimension) takes the pooled
-/// statistics of all classes.
+/// Anomaly statistics from correctly classified val cells (`correct`: scores and true class),
+/// per class: of the gain profile where the settings have "no class" rounds within the first
+/// `min_rounds`, of the conditioning gain where they have some later ones, else of the log
+/// typical error. A class with fewer than 5 such cells (or, for the profile, fewer than twice
+/// its dimension) takes the pooled statistics of all classes.
 pub fn fit_anomaly(
-    scores: &[CellScores],
-    labels: &[usize],
-    settings: &ClassifierSettings,
-    k: usize,
-) -> AnomalyStats {
-    let correct: Vec<(&CellScores, usize)> = scores
-        .iter()
-        .zip(labels)
-        .filter(|(s, &l)| s.best() == l)
-        .map(|(s, &l)| (s, l))
-        .collect();
-    fit_anomaly_on(&correct, settings, k)
-}
-
-/// [`fit_anomaly`] on correctly classified cells with their labels.
-fn fit_anomaly_on(
     correct: &[(&CellScores, usize)],
     settings: &ClassifierSettings,
     k: usize,
@@ -486,16 +470,16 @@ pub fn calibrate(
         .zip(&labels)
         .map(|(s, &l)| s.best() == l)
         .collect();
-    card.anomaly = fit_anomaly(&held, &labels, &card.classifier, k);
-    // Leave-one-out: a cell outside the fit (misclassified) scores under the card's statistics,
-    // each cell of the fit under statistics fitted without it. Folds of 4/5 of val scored wider
-    // than the card's statistics (0.4 % of test cells over a 99 % threshold).
     let fitted: Vec<(&CellScores, usize)> = held
         .iter()
         .zip(&labels)
         .filter(|(s, &l)| s.best() == l)
         .map(|(s, &l)| (s, l))
         .collect();
+    card.anomaly = fit_anomaly(&fitted, &card.classifier, k);
+    // Leave-one-out: a cell outside the fit (misclassified) scores under the card's statistics,
+    // each cell of the fit under statistics fitted without it. Folds of 4/5 of val scored wider
+    // than the card's statistics (0.4 % of test cells over a 99 % threshold).
     let mut fit_index = 0;
     let anomaly: Vec<f32> = held
         .iter()
@@ -507,7 +491,7 @@ pub fn calibrate(
             let mut rest = fitted.clone();
             rest.remove(fit_index);
             fit_index += 1;
-            anomaly_score(s, s.best(), &fit_anomaly_on(&rest, &card.classifier, k))
+            anomaly_score(s, s.best(), &fit_anomaly(&rest, &card.classifier, k))
         })
         .collect();
     let mut sorted = anomaly.clone();

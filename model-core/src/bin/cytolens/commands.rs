@@ -243,7 +243,7 @@ pub fn calibrate(
         .map(|(s, e)| s.best() == e.label)
         .collect();
     eprintln!(
-        "val ECE of those held-out classifications (15 bins): {:.4}; {:.1} % of them over the anomaly threshold (cross-fitted)",
+        "val ECE of those held-out classifications (15 bins): {:.4}; {:.1} % of them over the anomaly threshold (leave-one-out)",
         model_core::metrics::expected_calibration_error(&confidence, &correct, 15),
         100.0 * fit.anomaly.iter().filter(|&&a| a > card.triage.anomaly_threshold).count() as f64
             / fit.anomaly.len().max(1) as f64
@@ -258,8 +258,8 @@ pub fn calibrate(
             cached_full_evaluations(&cache_name("val-ood-evals", ood.len()), &ood_key, || {
                 evaluate_val(&clf, &ood, "left-out class")
             })?;
-        // The fitted classes' cells score under the statistics of the other folds, the left-out
-        // class's under the card: none of them was seen by the statistics that score it.
+        // The fitted classes' cells score under statistics fitted without them (leave-one-out),
+        // the left-out class's under the card: none was seen by the statistics that score it.
         let ood_values = ood_evals.iter().map(|e| {
             let s = model_core::classify::replay(&e.raw, &e.uncond, &strata, &card.classifier);
             anomaly_score(&s, s.best(), &card.anomaly)
@@ -273,7 +273,7 @@ pub fn calibrate(
             .collect();
         let positive: Vec<bool> = (0..values.len()).map(|i| i >= evals.len()).collect();
         eprintln!(
-            "val AUROC of the anomaly score, {} ({} cells) against the fitted classes ({} cells, cross-fitted): {:.3}",
+            "val AUROC of the anomaly score, {} ({} cells) against the fitted classes ({} cells, leave-one-out): {:.3}",
             CLASSES[ex],
             ood_evals.len(),
             evals.len(),
