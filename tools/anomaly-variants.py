@@ -4,10 +4,13 @@ evaluations (written by `cytolens calibrate --ood-limit N`). Not used by the pro
 approximates the classifier (the prediction is the class with the lowest mean scaled error over
 all rounds), so its figures are close to, not equal to, what `calibrate` prints.
 
-Usage: tools/anomaly-variants.py RUN [VAL_CELLS] [OOD_CELLS]   (needs numpy)
+Usage: tools/anomaly-variants.py RUN [VAL_CELLS] [OOD_CELLS] [UNCOND_ROUNDS]   (needs numpy)
   tools/anomaly-variants.py runs/no-erythroblast-ft2 960 120
+  tools/anomaly-variants.py runs/no-erythroblast-ft2 960 120 12
 Prints, per feature set and covariance model, the 5-fold cross-fitted val AUROC of the left-out
-class against the others, at shrinkage 0, 0.1 and 0.3.
+class against the others, at shrinkage 0, 0.1 and 0.3. With a cache of more than 3 "no class"
+rounds (`calibrate --uncond-rounds 12` writes one), it also prints the AUROC of the per-class
+gain profile taken from each round alone and from the first 3, 6 and all rounds.
 """
 import json
 import sys
@@ -17,6 +20,7 @@ import numpy as np
 run = sys.argv[1]
 n_val = sys.argv[2] if len(sys.argv) > 2 else "960"
 n_ood = sys.argv[3] if len(sys.argv) > 3 else "120"
+n_uncond = sys.argv[4] if len(sys.argv) > 4 else "3"
 
 
 def load(path):
@@ -27,8 +31,8 @@ def load(path):
     return raw, np.array([e["uncond"] for e in evals]), np.array([e["label"] for e in evals])
 
 
-raw, un, lab = load(f"{run}/val-evals-{n_val}-u3.json")
-oraw, oun, _ = load(f"{run}/val-ood-evals-{n_ood}-u3.json")
+raw, un, lab = load(f"{run}/val-evals-{n_val}-u{n_uncond}.json")
+oraw, oun, _ = load(f"{run}/val-ood-evals-{n_ood}-u{n_uncond}.json")
 K, R = raw.shape[1], raw.shape[2]
 classes = [c for c in range(K) if not np.isnan(raw[:, c, 0]).all()]
 U = un.shape[1]
@@ -104,3 +108,23 @@ for name, keys in sets.items():
     for shared in (False, True):
         figs = " ".join(f"{cross_fitted_auroc(X, OX, shared, sh):.3f}" for sh in (0.0, 0.1, 0.3))
         print(f"{name:24s} {'shared' if shared else 'per class':9s} {figs}")
+
+if U > 3:
+    # Stratum of each round (0: lowest timesteps), from the error scale, which falls with t.
+    stratum = np.argsort(np.argsort(-scale))
+
+    def profile_of(raw, un, rounds):
+        s, u = raw / scale, un / scale[:U]
+        gains = np.log(s[:, classes][:, :, rounds].sum(2) / u[:, rounds].sum(1, keepdims=True))
+        return np.hstack([gains, np.log(u[:, rounds].mean(1))[:, None]])
+
+    def row(name, rounds):
+        X, OX = profile_of(raw, un, rounds), profile_of(oraw, oun, rounds)
+        figs = " ".join(f"{cross_fitted_auroc(X, OX, False, sh):.3f}" for sh in (0.0, 0.1, 0.3))
+        print(f"{name:34s} {figs}")
+
+    print("profile (per class) from the \"no class\" rounds:")
+    for r in range(U):
+        row(f"round {r} alone (stratum {stratum[r]})", [r])
+    for n in (3, 6, U):
+        row(f"rounds 0-{n - 1}", list(range(n)))
