@@ -224,6 +224,9 @@ pub struct CellScores {
     /// Per-class per-pixel accumulated weighted squared error over the first `min_rounds`
     /// (all classes active), `[classes][size*size]`.
     pub pixel_errors: Vec<Vec<f32>>,
+    /// The same under the "no class" token, over the "no class" rounds among those first
+    /// `min_rounds` (`[size*size]`).
+    pub uncond_pixel_errors: Vec<f32>,
     /// Denoiser evaluations spent on this cell.
     pub evals: usize,
     /// Per-class offset of the comparison ([`ClassifierSettings::class_bias`]; zeros if none).
@@ -242,6 +245,7 @@ impl CellScores {
             active: vec![true; classes],
             errors: vec![Vec::new(); classes],
             pixel_errors: vec![vec![0.0; npix]; classes],
+            uncond_pixel_errors: vec![0.0; npix],
             round_weights: Vec::new(),
             round_score_weights: Vec::new(),
             evals: 0,
@@ -592,8 +596,11 @@ impl ClassifierRun {
                 }
                 let we = e * self.weights[p];
                 total += we;
-                if collect_pixels && class < self.classes {
-                    s.pixel_errors[class][p] += we;
+                if collect_pixels {
+                    match s.pixel_errors.get_mut(class) {
+                        Some(map) => map[p] += we,
+                        None => s.uncond_pixel_errors[p] += we,
+                    }
                 }
             }
             let err = total / n as f32 / scale;
@@ -700,6 +707,19 @@ mod tests {
         assert_eq!(with.active, plain.active);
         assert_eq!(with.uncond_errors.len(), 3);
         assert_eq!(plain.conditioning_gain(2), None);
+        assert_eq!(
+            with.pixel_errors, plain.pixel_errors,
+            "the classes' pixel maps are unchanged"
+        );
+        // The "no class" pixel map holds its own errors: larger than the true class's
+        // everywhere (the fake's "no class" row is farther from the noise), absent without
+        // "no class" rounds.
+        assert!(plain.uncond_pixel_errors.iter().all(|e| *e == 0.0));
+        assert!(with
+            .uncond_pixel_errors
+            .iter()
+            .zip(&with.pixel_errors[2])
+            .all(|(u, c)| u > c));
         // The fake's "no class" row (index 8) is 6 class distances from the truth: every class
         // helps, the true class most.
         let gain = |c| with.conditioning_gain(c).expect("gain");
