@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The training recipe of the shipped model, three stages, each resumable (rerun to continue).
+# The training recipe of the shipped model, four stages, each resumable (rerun to continue).
 # Usage: tools/recipe.sh RUN [train options for every stage, e.g. --exclude erythroblast]
 #   tools/recipe.sh runs/diffusion                                 # the shipped model
 #   tools/recipe.sh runs/no-erythroblast --exclude erythroblast    # the anomaly experiment
-# Stages write RUN, RUN-ft and RUN-ft2; each starts from the previous stage's EMA weights.
-# Time on 2 cores (flex backend): about 80 + 70 + 70 minutes.
+# Stages write RUN, RUN-ft, RUN-ft2 and RUN-ft3; each starts from the previous stage's EMA
+# weights. Time on 2 cores (flex backend): about 80 + 70 + 70 + 65 minutes.
+# The leave-erythroblast-out model of the anomaly figures had the first three stages (STAGES=3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: tools/recipe.sh RUN [train options]}
 shift
+STAGES=${STAGES:-4}
 C=./target/release/cytolens
 [ -x "$C" ] || cargo build --release --bin cytolens
 NET=(--channels 16,32,64,128)
@@ -20,4 +22,9 @@ $C train --run "$RUN-ft" --resume --init-from "$RUN" --steps 3000 "${NET[@]}" \
 echo "=== $(date +%T) stage 3: $RUN-ft2"
 $C train --run "$RUN-ft2" --resume --init-from "$RUN-ft" --steps 3000 "${NET[@]}" \
   --batch 16 --ce-batch 8 --ce-weight 1.0 --lr 3e-4 --warmup 100 "$@"
-echo "=== $(date +%T) done: $RUN-ft2"
+if [ "$STAGES" -ge 4 ]; then
+  echo "=== $(date +%T) stage 4: $RUN-ft3"
+  $C train --run "$RUN-ft3" --resume --init-from "$RUN-ft2" --steps 3000 "${NET[@]}" \
+    --batch 16 --ce-batch 8 --ce-weight 1.0 --lr 3e-4 --warmup 100 "$@"
+fi
+echo "=== $(date +%T) done"

@@ -248,6 +248,15 @@ pub fn calibrate(
         100.0 * fit.anomaly.iter().filter(|&&a| a > card.triage.anomaly_threshold).count() as f64
             / fit.anomaly.len().max(1) as f64
     );
+    eprintln!("  held-out reliability: confidence bin, cells, mean confidence, accuracy");
+    for b in model_core::metrics::reliability(&confidence, &correct, 15) {
+        if b.count > 0 {
+            eprintln!(
+                "    [{:.2}, {:.2})  {:4}  {:.3}  {:.3}",
+                b.lo, b.hi, b.count, b.confidence, b.accuracy
+            );
+        }
+    }
     if let (Some(ex), true) = (opts.exclude_class, ood_limit > 0) {
         let ood = all_val.filter(|l| l == ex).subsample(ood_limit);
         let ood_key = EvalCacheKey {
