@@ -8,22 +8,12 @@
 //! LEFT_OUT_CLASS VAL_CELLS OOD_CELLS OUT.json`
 
 use burn::prelude::Device;
-use model_core::dataset::{load_split, CellSet, Split};
-use model_core::preprocess::CellCrop;
+use model_core::dataset::{load_split, Split};
 use model_core::weights::ModelFiles;
 use std::path::{Path, PathBuf};
 
 /// Ring edges as fractions of the half-side (the last ring runs to the corners).
 const RINGS: [f32; 4] = [0.25, 0.5, 0.75, f32::INFINITY];
-
-fn crops(data: &CellSet) -> Vec<CellCrop> {
-    (0..data.len())
-        .map(|i| CellCrop {
-            size: data.size,
-            pixels: data.image(i).to_vec(),
-        })
-        .collect()
-}
 
 /// Ring index of every pixel of a `size * size` crop.
 fn ring_of(size: usize) -> Vec<usize> {
@@ -68,7 +58,7 @@ fn main() -> Result<(), String> {
         val.filter(|l| l != ex).subsample(n_val),
         val.filter(|l| l == ex).subsample(n_ood),
     ] {
-        for (chunk, labels) in crops(&set).chunks(64).zip(set.labels.chunks(64)) {
+        for (chunk, labels) in set.crops().chunks(64).zip(set.labels.chunks(64)) {
             let mut run = clf.start(chunk.to_vec());
             clf.scores(&mut run).map_err(|e| e.to_string())?;
             for (s, &label) in run.into_scores().iter().zip(labels) {

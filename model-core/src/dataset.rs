@@ -70,6 +70,16 @@ impl CellSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// Every image as a classifier input (`[len]` crops of `3 * size * size` CHW values).
+    pub fn crops(&self) -> Vec<crate::preprocess::CellCrop> {
+        (0..self.len())
+            .map(|i| crate::preprocess::CellCrop {
+                size: self.size,
+                pixels: self.image(i).to_vec(),
+            })
+            .collect()
+    }
+
     /// Keep only the images whose label satisfies `keep` (e.g. to leave a class out).
     pub fn filter(&self, keep: impl Fn(usize) -> bool) -> CellSet {
         let mut out = CellSet {

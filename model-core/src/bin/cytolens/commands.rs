@@ -14,7 +14,7 @@ use model_core::evaluate::{
     benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report,
 };
 use model_core::metrics::auroc;
-use model_core::preprocess::{to_model_input, CellCrop};
+use model_core::preprocess::to_model_input;
 use model_core::train::TrainOptions;
 use model_core::weights::{ModelFiles, MODEL_STEM};
 use serde::{Deserialize, Serialize};
@@ -26,16 +26,6 @@ type CmdResult = Result<(), String>;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
-}
-
-/// The crops of a cell set.
-pub fn crops(data: &CellSet) -> Vec<CellCrop> {
-    (0..data.len())
-        .map(|i| CellCrop {
-            size: data.size,
-            pixels: data.image(i).to_vec(),
-        })
-        .collect()
 }
 
 /// Baseline card stored beside its weights.
@@ -388,7 +378,7 @@ pub fn to_half(model_dir: &Path, stem: &str) -> CmdResult {
 /// Full evaluations (every class, every round) of the `val` cells, with progress on stderr.
 fn evaluate_val(clf: &CellClassifier, val: &CellSet, what: &str) -> Result<Vec<FullEval>, String> {
     let start = Instant::now();
-    let evals = full_evaluations(clf, &crops(val), &val.labels, |n| {
+    let evals = full_evaluations(clf, &val.crops(), &val.labels, |n| {
         eprint!("\r  {what} {n}/{}", val.len())
     })
     .map_err(err)?;
@@ -410,7 +400,7 @@ fn diffusion_on(
     }
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let start = Instant::now();
-    let d = diagnose_all(&clf, &crops(data), |n| {
+    let d = diagnose_all(&clf, &data.crops(), |n| {
         eprint!("\r  {stem}: {n}/{}", data.len())
     })
     .map_err(err)?;
@@ -592,7 +582,7 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool, smear: bool)
 pub fn bench(model_dir: &Path, data: &CellSet) -> CmdResult {
     let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
     let clf: CellClassifier = model.classifier(Device::flex()).map_err(err)?;
-    let cells = crops(data);
+    let cells = data.crops();
     // Warm-up on a few cells so allocation and thread start-up are not timed.
     benchmark(&clf, &cells[..cells.len().min(4)]).map_err(err)?;
     let (cps, evals) = benchmark(&clf, &cells).map_err(err)?;
