@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+import anomaly_stats as stats
+
 run = sys.argv[1]
 n_val = sys.argv[2] if len(sys.argv) > 2 else "960"
 n_ood = sys.argv[3] if len(sys.argv) > 3 else "120"
@@ -53,47 +55,8 @@ of, opred = features(oraw, oun)
 print(f"{run}: proxy val accuracy {(pred == lab).mean():.3f}")
 
 
-def auroc(neg, pos):
-    s = np.concatenate([neg, pos])
-    ranks = s.argsort().argsort() + 1
-    return (ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-
-
-def precision(X, shrink):
-    C = np.atleast_2d(np.cov(X.T, bias=True))
-    D = np.diag(np.diag(C))
-    return np.linalg.inv((1 - shrink) * C + shrink * D)
-
-
-def distance(X, m, P):
-    d = X - m
-    return np.sqrt(np.einsum("ij,jk,ik->i", d, P, d))
-
-
-def score(Xtr, ytr, Xte, pte, shared, shrink):
-    """Standardised Mahalanobis distance from the predicted class's Gaussian."""
-    out = np.zeros(len(Xte))
-    enough = {c: (ytr == c).sum() >= 2 * Xtr.shape[1] for c in classes}
-    means = {c: Xtr[ytr == c].mean(0) if enough[c] else Xtr.mean(0) for c in classes}
-    if shared:
-        P_shared = precision(np.concatenate([Xtr[ytr == c] - means[c] for c in classes]), shrink)
-    for c in classes:
-        P = P_shared if shared else precision(Xtr[ytr == c] if enough[c] else Xtr, shrink)
-        own = distance(Xtr[ytr == c] if enough[c] else Xtr, means[c], P)
-        sel = pte == c
-        out[sel] = (distance(Xte[sel], means[c], P) - own.mean()) / own.std()
-    return out
-
-
-def cross_fitted_auroc(X, OX, shared, shrink, folds=5):
-    n = len(X)
-    neg = np.zeros(n)
-    for k in range(folds):
-        held = np.arange(n) % folds == k
-        fit = ~held & (pred == lab)
-        neg[held] = score(X[fit], lab[fit], X[held], pred[held], shared, shrink)
-    fit = pred == lab
-    return auroc(neg, score(X[fit], lab[fit], OX, opred, shared, shrink))
+def cross_fitted_auroc(X, OX, shared, shrink):
+    return stats.cross_fitted_auroc(X, lab, pred, OX, opred, classes, shared, shrink)
 
 
 sets = {

@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+import anomaly_stats as stats
+
 d = json.load(open(sys.argv[1]))
 ex = d["left_out"]
 cells = d["cells"]
@@ -44,46 +46,10 @@ sets = {
 }
 
 
-def auroc(neg, pos):
-    s = np.concatenate([neg, pos])
-    ranks = s.argsort().argsort() + 1
-    return (ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
-
-
-def precision(X, shrink):
-    C = np.atleast_2d(np.cov(X.T, bias=True))
-    return np.linalg.inv((1 - shrink) * C + shrink * np.diag(np.diag(C)))
-
-
-def dist(X, m, P):
-    z = X - m
-    return np.sqrt(np.einsum("ij,jk,ik->i", z, P, z))
-
-
-def score(Xtr, ytr, Xte, pte, shared, shrink):
-    out = np.zeros(len(Xte))
-    enough = {c: (ytr == c).sum() >= 2 * Xtr.shape[1] for c in classes}
-    means = {c: Xtr[ytr == c].mean(0) if enough[c] else Xtr.mean(0) for c in classes}
-    if shared:
-        Ps = precision(np.concatenate([Xtr[ytr == c] - means[c] for c in classes]), shrink)
-    for c in classes:
-        own_X = Xtr[ytr == c] if enough[c] else Xtr
-        P = Ps if shared else precision(own_X, shrink)
-        own = dist(own_X, means[c], P)
-        sel = pte == c
-        out[sel] = (dist(Xte[sel], means[c], P) - own.mean()) / own.std()
-    return out
-
-
-def cross_fitted(X, shared, shrink, folds=5):
-    Xi, yi, pi = X[ind], lab[ind], pred[ind]
-    neg = np.zeros(len(Xi))
-    for k in range(folds):
-        held = np.arange(len(Xi)) % folds == k
-        fit = ~held & (pi == yi)
-        neg[held] = score(Xi[fit], yi[fit], Xi[held], pi[held], shared, shrink)
-    fit = pi == yi
-    return auroc(neg, score(Xi[fit], yi[fit], X[ood], pred[ood], shared, shrink))
+def cross_fitted(X, shared, shrink):
+    return stats.cross_fitted_auroc(
+        X[ind], lab[ind], pred[ind], X[ood], pred[ood], classes, shared, shrink
+    )
 
 
 for name, parts in sets.items():
