@@ -588,6 +588,11 @@ impl ClassifierRun {
             };
             let mut total = 0f32;
             let s = &mut self.scores[cell];
+            // The class's error map, or the "no class" map for an unconditional row.
+            let mut map = collect_pixels.then(|| match s.pixel_errors.get_mut(class) {
+                Some(map) => map,
+                None => &mut s.uncond_pixel_errors,
+            });
             for p in 0..npix {
                 let mut e = 0f32;
                 for ch in 0..3 {
@@ -596,11 +601,8 @@ impl ClassifierRun {
                 }
                 let we = e * self.weights[p];
                 total += we;
-                if collect_pixels {
-                    match s.pixel_errors.get_mut(class) {
-                        Some(map) => map[p] += we,
-                        None => s.uncond_pixel_errors[p] += we,
-                    }
+                if let Some(map) = map.as_mut() {
+                    map[p] += we;
                 }
             }
             let err = total / n as f32 / scale;

@@ -165,6 +165,57 @@ fn make_batch(
     b
 }
 
+/// The loss of one batch: the denoising MSE of its first `opts.batch` rows plus `ce_weight` times
+/// the cross-entropy of the classifier over its `opts.ce_batch` cells (`k` rows each, one per
+/// class). Returns the loss (a scalar, `[1]`, on `device`) and the logged figures
+/// `[mse, ce, ce accuracy]` (`[3]`, on the inner device; ce and accuracy 0 without cells).
+fn batch_loss(
+    model: &Denoiser,
+    batch: Batch,
+    opts: &TrainOptions,
+    k: usize,
+    size: usize,
+    schedule: &NoiseSchedule,
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>) {
+    let inner = device.clone().inner();
+    let rows = batch.t.len();
+    let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0, [rows, 3, size, size]), device);
+    let noise = Tensor::<4>::from_data(TensorData::new(batch.noise, [rows, 3, size, size]), device);
+    let xt = schedule.add_noise(x0, noise.clone(), &batch.t);
+    let cond = condition(&batch.cond, opts.model.num_classes, device);
+    let pred = model.forward(xt, &batch.t, cond);
+    let err = (pred - noise)
+        .powf_scalar(2.0)
+        .reshape([rows, 3 * size * size])
+        .mean_dim(1); // [rows, 1]
+    let mse = err.clone().slice([0..opts.batch, 0..1]).mean();
+    if opts.ce_batch == 0 {
+        let logged = Tensor::cat(vec![mse.clone().inner(), Tensor::zeros([2], &inner)], 0);
+        return (mse, logged);
+    }
+    let e = err
+        .slice([opts.batch..rows, 0..1])
+        .reshape([opts.ce_batch, k]); // [ce, k]
+    let rel = e.clone() / e.mean_dim(1).detach();
+    let logits = rel.neg() * model.logit_scale.val().exp().reshape([1, 1]);
+    let logp = log_softmax(logits.clone(), 1);
+    let mut onehot = vec![0f32; opts.ce_batch * k];
+    for (i, &l) in batch.ce_labels.iter().enumerate() {
+        onehot[i * k + l] = 1.0;
+    }
+    let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [opts.ce_batch, k]), device);
+    let ce = (logp * onehot.clone()).sum().neg() / opts.ce_batch as f32;
+    let accuracy = logits
+        .inner()
+        .argmax(1)
+        .equal(onehot.inner().argmax(1))
+        .float()
+        .mean();
+    let logged = Tensor::cat(vec![mse.clone().inner(), ce.clone().inner(), accuracy], 0);
+    (mse + ce.mul_scalar(opts.ce_weight), logged)
+}
+
 /// Train (or resume training) a denoiser in `run_dir` on `data`.
 ///
 /// Writes `run_dir/train.log`, `run_dir/options.json` and checkpoints under `run_dir/ckpt/`.
@@ -228,47 +279,17 @@ pub fn train_denoiser(
         opts.model.flops() as f64 / 1e9
     );
     let k = classes.len();
-    let (mut sum_mse, mut sum_ce, mut sum_acc, mut count) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+    // Running sums of [mse, ce, ce accuracy] stay on the device and are read once per log line:
+    // a host read each step would stall a GPU's queue every step.
+    let zero_sums = || Tensor::<1>::zeros([3], &inner);
+    let (mut sums, mut count) = (zero_sums(), 0usize);
     let mut timer = Instant::now();
     let size = data.size;
     for step in start..opts.steps {
         let mut rng = step_rng(opts.seed, step);
         let batch = make_batch(&data, opts, &classes, schedule.steps(), &mut rng);
-        let rows = batch.t.len();
-        let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0, [rows, 3, size, size]), &device);
-        let noise =
-            Tensor::<4>::from_data(TensorData::new(batch.noise, [rows, 3, size, size]), &device);
-        let xt = schedule.add_noise(x0, noise.clone(), &batch.t);
-        let cond = condition(&batch.cond, opts.model.num_classes, &device);
-        let pred = model.forward(xt, &batch.t, cond);
-        let err = (pred - noise)
-            .powf_scalar(2.0)
-            .reshape([rows, 3 * size * size])
-            .mean_dim(1); // [rows, 1]
-        let mse = err.clone().slice([0..opts.batch, 0..1]).mean();
-        let mut loss = mse.clone();
-        if opts.ce_batch > 0 {
-            let e = err
-                .slice([opts.batch..rows, 0..1])
-                .reshape([opts.ce_batch, k]); // [ce, k]
-            let rel = e.clone() / e.mean_dim(1).detach();
-            let logits = rel.neg() * model.logit_scale.val().exp().reshape([1, 1]);
-            let logp = log_softmax(logits.clone(), 1);
-            let mut onehot = vec![0f32; opts.ce_batch * k];
-            for (i, &l) in batch.ce_labels.iter().enumerate() {
-                onehot[i * k + l] = 1.0;
-            }
-            let onehot =
-                Tensor::<2>::from_data(TensorData::new(onehot, [opts.ce_batch, k]), &device);
-            let ce = (logp * onehot.clone()).sum().neg() / opts.ce_batch as f32;
-            let pred_class = logits.clone().inner().argmax(1);
-            let truth = onehot.inner().argmax(1);
-            let correct: i64 = pred_class.equal(truth).int().sum().into_scalar::<i64>();
-            sum_acc += correct as f64 / opts.ce_batch as f64;
-            sum_ce += ce.clone().inner().into_scalar::<f64>();
-            loss = loss + ce.mul_scalar(opts.ce_weight);
-        }
-        sum_mse += mse.inner().into_scalar::<f64>();
+        let (loss, logged) = batch_loss(&model, batch, opts, k, size, &schedule, &device);
+        sums = sums + logged;
         count += 1;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(step, opts.lr, opts.warmup, opts.steps);
@@ -280,16 +301,19 @@ pub fn train_denoiser(
         );
         let done = step + 1;
         if done % opts.log_every == 0 || done == opts.steps {
+            let mean: Vec<f32> = std::mem::replace(&mut sums, zero_sums())
+                .div_scalar(count as f32)
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| Error::Invalid(format!("training loss read-back: {e:?}")))?;
             let secs = timer.elapsed().as_secs_f64() / count as f64;
             let line = format!(
                 "step {done} mse {:.4} ce {:.3} ce_acc {:.3} lr {lr:.2e} s/step {secs:.2}",
-                sum_mse / count as f64,
-                sum_ce / count as f64,
-                sum_acc / count as f64
+                mean[0], mean[1], mean[2]
             );
             println!("{line}");
             let _ = writeln!(log, "{line}");
-            (sum_mse, sum_ce, sum_acc, count) = (0.0, 0.0, 0.0, 0);
+            count = 0;
             timer = Instant::now();
         }
         if done % opts.checkpoint_every == 0 || done == opts.steps {
@@ -310,20 +334,25 @@ mod tests {
         (a - b).abs().max().into_scalar::<f32>()
     }
 
-    #[test]
-    fn init_from_a_half_precision_weights_file_starts_from_those_weights() {
+    /// A tiny model, four 16-px cells and the model's weights written to a file (f16 when
+    /// `half`) in a fresh temp folder named for the test.
+    fn tiny_setup(name: &str, half: bool) -> (PathBuf, DenoiserConfig, Denoiser, CellSet, PathBuf) {
         let device = Device::flex();
         let cfg = DenoiserConfig::new()
             .with_image_size(16)
             .with_channels(vec![8, 16]);
         let source = cfg.init(&device);
-        let bytes = source.clone().into_record().into_bytes().expect("record");
-        let half = half_precision(&bytes, &ModelCard::uncalibrated(cfg.clone())).expect("f16");
-        let dir = std::env::temp_dir().join(format!("cytolens-init-{}", std::process::id()));
+        let full = source.clone().into_record().into_bytes().expect("record");
+        let bytes = if half {
+            half_precision(&full, &ModelCard::uncalibrated(cfg.clone())).expect("f16")
+        } else {
+            full.to_vec()
+        };
+        let dir = std::env::temp_dir().join(format!("cytolens-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("weights.bpk");
-        std::fs::write(&file, half).expect("write weights");
-
+        std::fs::write(&file, bytes).expect("write weights");
         let data = CellSet {
             size: 16,
             pixels: (0..4 * 3 * 16 * 16)
@@ -332,6 +361,85 @@ mod tests {
             labels: vec![0, 1, 2, 3],
             paths: vec![String::new(); 4],
         };
+        (dir, cfg, source, data, file)
+    }
+
+    #[test]
+    fn each_log_line_is_the_mean_of_its_steps_losses() {
+        let (dir, cfg, _, data, file) = tiny_setup("log", false);
+        let device = Device::flex();
+        // A learning rate of 0 keeps the weights fixed, so each step's loss can be recomputed.
+        let opts = TrainOptions {
+            steps: 4,
+            batch: 2,
+            ce_batch: 2,
+            lr: 0.0,
+            log_every: 2,
+            model: cfg.clone(),
+            init_from: Some(file.clone()),
+            ..TrainOptions::default()
+        };
+        train_denoiser(&data, &opts, &dir.join("run"), false, &device).expect("train");
+        let log = std::fs::read_to_string(dir.join("run/train.log")).expect("log");
+        let lines: Vec<Vec<f64>> = log
+            .lines()
+            .filter(|l| l.starts_with("step "))
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                [3, 5, 7]
+                    .iter()
+                    .map(|&i| w[i].parse().expect("number"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(lines.len(), 2, "{log}");
+
+        let autodiff = device.clone().autodiff();
+        let model = load_weights_file(cfg.init(&autodiff), &file).expect("weights");
+        let classes: Vec<usize> = (0..cfg.num_classes).collect();
+        let schedule = NoiseSchedule::ddpm();
+        for (line, got) in lines.iter().enumerate() {
+            let mut want = [0.0f64; 3];
+            for step in 2 * line..2 * line + 2 {
+                let batch = make_batch(
+                    &data,
+                    &opts,
+                    &classes,
+                    schedule.steps(),
+                    &mut step_rng(opts.seed, step),
+                );
+                let (_, logged) = batch_loss(
+                    &model,
+                    batch,
+                    &opts,
+                    classes.len(),
+                    16,
+                    &schedule,
+                    &autodiff,
+                );
+                let v = logged.into_data().try_to_vec::<f32>().expect("f32");
+                for (w, x) in want.iter_mut().zip(v) {
+                    *w += x as f64 / 2.0;
+                }
+            }
+            // The log prints mse to 4 decimals, ce and accuracy to 3.
+            for (i, tol) in [(0, 6e-5), (1, 6e-4), (2, 6e-4)] {
+                assert!(
+                    (got[i] - want[i]).abs() < tol,
+                    "line {line}, figure {i}: logged {} but the steps' mean is {}",
+                    got[i],
+                    want[i]
+                );
+            }
+            assert!(want[0] > 0.0 && want[1] > 0.0, "degenerate losses {want:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn init_from_a_half_precision_weights_file_starts_from_those_weights() {
+        let (dir, cfg, source, data, file) = tiny_setup("init", true);
+        let device = Device::flex();
         // A learning rate of 0: the one step leaves the weights where they started.
         let opts = TrainOptions {
             steps: 1,

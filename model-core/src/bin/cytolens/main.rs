@@ -75,6 +75,10 @@ enum Command {
         /// with `--features gpu`).
         #[arg(long, default_value = "cpu")]
         backend: String,
+        /// Seed of the batches (images, augmentations, noise, timesteps). A fine-tuning stage
+        /// with a new seed sees other batches than the stage before it.
+        #[arg(long, default_value_t = TrainOptions::default().seed)]
+        seed: u64,
     },
     /// Train the discriminative baseline CNN.
     TrainBaseline {
@@ -267,6 +271,7 @@ fn run(cli: Cli) -> Result<(), String> {
             warmup,
             init_from,
             backend,
+            seed,
         } => {
             let device = backend_device(&backend)?;
             let exclude_class = parse_class(exclude)?;
@@ -280,6 +285,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 lr,
                 warmup,
                 init_from,
+                seed,
                 model: DenoiserConfig::new()
                     .with_channels(parse_channels(&channels)?)
                     .with_image_size(size),
