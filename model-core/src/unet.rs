@@ -237,21 +237,7 @@ impl Denoiser {
     /// - `cond`: `[batch, num_classes + 1]`, one-hot (or the "no class" one-hot)
     /// - output: `[batch, 3, size, size]`
     pub fn forward(&self, x_t: Tensor<4>, t: &[usize], cond: Tensor<2>) -> Tensor<4> {
-        let device = x_t.device();
-        let tf = timestep_features(t, self.time_features, &device);
-        let temb = self.time2.forward(silu(self.time1.forward(tf)));
-        let emb = silu(temb + self.class_embed.forward(cond)); // [b, e]
-
-        let mut h = self.conv_in.forward(self.unshuffle.forward(x_t)); // [b, c0, s/2, s/2]
-        let mut skips = Vec::with_capacity(self.down_blocks.len());
-        for (i, block) in self.down_blocks.iter().enumerate() {
-            h = block.forward(h, emb.clone());
-            skips.push(h.clone());
-            if let Some(down) = self.downsamples.get(i) {
-                h = down.forward(h); // halve the side
-            }
-        }
-        h = self.mid.forward(h, emb.clone());
+        let (mut h, mut skips, emb) = self.encode(x_t, t, cond);
         for (j, block) in self.up_blocks.iter().enumerate() {
             let skip = skips.pop().expect("one skip per level");
             h = block.forward(Tensor::cat(vec![h, skip], 1), emb.clone());
@@ -268,6 +254,49 @@ impl Denoiser {
         }
         let out = self.conv_out.forward(silu(self.norm_out.forward(h))); // [b, 12, s/2, s/2]
         self.shuffle.forward(out)
+    }
+
+    /// Spatially averaged activations of every encoder level and of the middle block,
+    /// concatenated: a summary of what the denoiser sees in the noisy crop.
+    ///
+    /// # Shapes
+    /// - `x_t`, `t`, `cond`: as for [`Denoiser::forward`]
+    /// - output: `[batch, channels[0] + ... + channels[last] + channels[last]]`
+    pub fn features(&self, x_t: Tensor<4>, t: &[usize], cond: Tensor<2>) -> Tensor<2> {
+        let (mid, skips, _) = self.encode(x_t, t, cond);
+        let pool = |h: Tensor<4>| {
+            let [b, c, _, _] = h.dims();
+            h.flatten::<3>(2, 3).mean_dim(2).reshape([b, c])
+        };
+        let mut parts: Vec<Tensor<2>> = skips.into_iter().map(pool).collect();
+        parts.push(pool(mid));
+        Tensor::cat(parts, 1)
+    }
+
+    /// The encoder and the middle block: returns the middle block's output, the skip tensor of
+    /// every level (finest first) and the time-and-class embedding `[batch, embed_dim]`.
+    fn encode(
+        &self,
+        x_t: Tensor<4>,
+        t: &[usize],
+        cond: Tensor<2>,
+    ) -> (Tensor<4>, Vec<Tensor<4>>, Tensor<2>) {
+        let device = x_t.device();
+        let tf = timestep_features(t, self.time_features, &device);
+        let temb = self.time2.forward(silu(self.time1.forward(tf)));
+        let emb = silu(temb + self.class_embed.forward(cond)); // [b, e]
+
+        let mut h = self.conv_in.forward(self.unshuffle.forward(x_t)); // [b, c0, s/2, s/2]
+        let mut skips = Vec::with_capacity(self.down_blocks.len());
+        for (i, block) in self.down_blocks.iter().enumerate() {
+            h = block.forward(h, emb.clone());
+            skips.push(h.clone());
+            if let Some(down) = self.downsamples.get(i) {
+                h = down.forward(h); // halve the side
+            }
+        }
+        let h = self.mid.forward(h, emb.clone());
+        (h, skips, emb)
     }
 }
 
@@ -310,5 +339,33 @@ mod tests {
         let diff: f32 = (a - b).abs().sum().into_scalar();
         assert!(diff > 0.0, "the class must change the prediction");
         assert!(cfg.flops() > 0);
+    }
+
+    #[test]
+    fn features_are_the_spatial_means_of_each_level_and_differ_between_cells() {
+        let device = Device::flex();
+        let cfg = DenoiserConfig::new()
+            .with_image_size(16)
+            .with_channels(vec![8, 16]);
+        let model = cfg.init(&device);
+        let x = Tensor::<4>::random(
+            [2, 3, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let cond = condition(&[None, None], 8, &device);
+        let f = model.features(x.clone(), &[10, 10], cond.clone());
+        assert_eq!(f.dims(), [2, 8 + 16 + 16]);
+        // The last block of columns is the middle block's output averaged over space.
+        let (mid, _, _) = model.encode(x, &[10, 10], cond);
+        let want = mid.flatten::<3>(2, 3).mean_dim(2).reshape([2, 16]);
+        let got = f.clone().slice([0..2, 24..40]);
+        let err: f32 = (want - got).abs().max().into_scalar();
+        assert!(err < 1e-6, "middle-block columns differ by {err}");
+        let rows: f32 = (f.clone().slice([0..1, 0..40]) - f.slice([1..2, 0..40]))
+            .abs()
+            .sum()
+            .into_scalar();
+        assert!(rows > 0.0, "two different cells gave the same features");
     }
 }
