@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 C=./target/release/cytolens
 RUN=${RUN:-runs/diffusion-ft3}
-ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-ft2}
+ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-ft3}
 VAL=${VAL:-960}
 step() { echo "=== $(date +%T) $*"; }
 # Whether a run's last checkpoint reached the steps it was asked for.

@@ -5,7 +5,7 @@
 #   tools/recipe.sh runs/no-erythroblast --exclude erythroblast    # the anomaly experiment
 # Stages write RUN, RUN-ft, RUN-ft2 and RUN-ft3; each starts from the previous stage's EMA
 # weights. Time on 2 cores (flex backend): about 80 + 70 + 70 + 65 minutes.
-# The leave-erythroblast-out model of the anomaly figures had the first three stages (STAGES=3).
+# STAGES=3 stops after the third stage (the shipped model until 30 November).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: tools/recipe.sh RUN [train options]}
