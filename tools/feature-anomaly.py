@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from anomaly_stats import auroc, precision
+from anomaly_stats import auroc, distance, precision
 
 
 def blocks(channels):
@@ -29,12 +29,8 @@ def maha(Xtr, ytr, Xte, shared, shrink):
     means = {c: Xtr[ytr == c].mean(0) for c in classes}
     if shared:
         P = precision(np.concatenate([Xtr[ytr == c] - means[c] for c in classes]), shrink)
-    d = []
-    for c in classes:
-        Pc = P if shared else precision(Xtr[ytr == c], shrink)
-        diff = Xte - means[c]
-        d.append(np.einsum("ij,jk,ik->i", diff, Pc, diff))
-    return np.sqrt(np.min(d, axis=0))
+    d = [distance(Xte, means[c], P if shared else precision(Xtr[ytr == c], shrink)) for c in classes]
+    return np.min(d, axis=0)
 
 
 def knn(Xtr, Xte, k):

@@ -85,8 +85,9 @@ fn main() -> Result<(), String> {
             let cond = condition(&vec![None; b], num_classes, &device);
             let mut per_t = Vec::new();
             for &t in &ts {
-                let xt = schedule.add_noise(x0.clone(), eps.clone(), &vec![t; b]);
-                let f = clf.model.features(xt, &vec![t; b], cond.clone());
+                let t = vec![t; b];
+                let xt = schedule.add_noise(x0.clone(), eps.clone(), &t);
+                let f = clf.model.features(xt, &t, cond.clone());
                 let dim = f.dims()[1];
                 let v = f
                     .into_data()

@@ -317,18 +317,24 @@ pub fn condition(classes: &[Option<usize>], num_classes: usize, device: &Device)
 mod tests {
     use super::*;
 
-    #[test]
-    fn forward_keeps_the_image_shape_and_depends_on_the_class() {
-        let device = Device::flex();
+    /// A small denoiser (16 px, channels 8 and 16) and two random inputs `[2, 3, 16, 16]`.
+    fn tiny(device: &Device) -> (DenoiserConfig, Denoiser, Tensor<4>) {
         let cfg = DenoiserConfig::new()
             .with_image_size(16)
             .with_channels(vec![8, 16]);
-        let model = cfg.init(&device);
+        let model = cfg.init(device);
         let x = Tensor::<4>::random(
             [2, 3, 16, 16],
             burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
+            device,
         );
+        (cfg, model, x)
+    }
+
+    #[test]
+    fn forward_keeps_the_image_shape_and_depends_on_the_class() {
+        let device = Device::flex();
+        let (cfg, model, x) = tiny(&device);
         let a = model.forward(
             x.clone(),
             &[10, 10],
@@ -344,15 +350,7 @@ mod tests {
     #[test]
     fn features_are_the_spatial_means_of_each_level_and_differ_between_cells() {
         let device = Device::flex();
-        let cfg = DenoiserConfig::new()
-            .with_image_size(16)
-            .with_channels(vec![8, 16]);
-        let model = cfg.init(&device);
-        let x = Tensor::<4>::random(
-            [2, 3, 16, 16],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let (_, model, x) = tiny(&device);
         let cond = condition(&[None, None], 8, &device);
         let f = model.features(x.clone(), &[10, 10], cond.clone());
         assert_eq!(f.dims(), [2, 8 + 16 + 16]);
