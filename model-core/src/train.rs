@@ -43,6 +43,11 @@ pub struct TrainOptions {
     pub ce_weight: f32,
     /// Timestep range `[lo, hi)` of the discriminative term (the classifier's range).
     pub ce_t_range: (usize, usize),
+    /// Draw the discriminative term's images class-balanced (a class uniformly, then one of its
+    /// images) instead of uniformly over images, so that rare classes weigh as much as common
+    /// ones in the cross-entropy, as they do in balanced accuracy.
+    #[serde(default)]
+    pub ce_balanced: bool,
     /// Probability of training a sample with the "no class" token.
     pub p_uncond: f64,
     /// Peak learning rate (Adam).
@@ -75,6 +80,7 @@ impl Default for TrainOptions {
             ce_batch: 4,
             ce_weight: 0.1,
             ce_t_range: (50, 600),
+            ce_balanced: false,
             p_uncond: 0.1,
             lr: 1e-3,
             warmup: 200,
@@ -120,10 +126,39 @@ struct Batch {
     ce_labels: Vec<usize>,
 }
 
+/// Indices of `data`'s images of each of `classes` (in that order), for class-balanced draws;
+/// classes without images are left out.
+fn images_by_class(data: &CellSet, classes: &[usize]) -> Vec<Vec<usize>> {
+    classes
+        .iter()
+        .map(|&c| {
+            (0..data.len())
+                .filter(|&i| data.labels[i] == c)
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// The index of one image for the discriminative term: uniform over images, or, with
+/// `by_class` (see [`images_by_class`]), a class uniformly and then one of its images.
+fn draw_ce_image(data: &CellSet, by_class: Option<&[Vec<usize>]>, rng: &mut ChaCha8Rng) -> usize {
+    match by_class {
+        Some(groups) => {
+            let group = &groups[rng.random_range(0..groups.len())];
+            group[rng.random_range(0..group.len())]
+        }
+        None => rng.random_range(0..data.len()),
+    }
+}
+
+/// Draw step's batch: `opts.batch` denoising rows, then `opts.ce_batch` images repeated once per
+/// class in `classes` (images drawn by [`draw_ce_image`] with `by_class`).
 fn make_batch(
     data: &CellSet,
     opts: &TrainOptions,
     classes: &[usize],
+    by_class: Option<&[Vec<usize>]>,
     steps: usize,
     rng: &mut ChaCha8Rng,
 ) -> Batch {
@@ -146,7 +181,7 @@ fn make_batch(
             .push(if uncond { None } else { Some(data.labels[i]) });
     }
     for _ in 0..opts.ce_batch {
-        let i = rng.random_range(0..data.len());
+        let i = draw_ce_image(data, by_class, rng);
         let img = augment(data.image(i), size, rng);
         let noise = normal_vec(rng, n);
         let t = rng.random_range(opts.ce_t_range.0..opts.ce_t_range.1);
@@ -279,6 +314,7 @@ pub fn train_denoiser(
         opts.model.flops() as f64 / 1e9
     );
     let k = classes.len();
+    let by_class = opts.ce_balanced.then(|| images_by_class(&data, &classes));
     // Running sums of [mse, ce, ce accuracy] stay on the device and are read once per log line:
     // a host read each step would stall a GPU's queue every step.
     let zero_sums = || Tensor::<1>::zeros([3], &inner);
@@ -287,7 +323,14 @@ pub fn train_denoiser(
     let size = data.size;
     for step in start..opts.steps {
         let mut rng = step_rng(opts.seed, step);
-        let batch = make_batch(&data, opts, &classes, schedule.steps(), &mut rng);
+        let batch = make_batch(
+            &data,
+            opts,
+            &classes,
+            by_class.as_deref(),
+            schedule.steps(),
+            &mut rng,
+        );
         let (loss, logged) = batch_loss(&model, batch, opts, k, size, &schedule, &device);
         sums = sums + logged;
         count += 1;
@@ -365,6 +408,42 @@ mod tests {
     }
 
     #[test]
+    fn balanced_draws_give_a_rare_class_its_share_of_the_discriminative_images() {
+        // 90 images of class 0, 10 of class 2, none of class 1 (present in `classes`).
+        let n = 100;
+        let data = CellSet {
+            size: 4,
+            pixels: vec![0.0; n * 3 * 4 * 4],
+            labels: (0..n).map(|i| if i < 90 { 0 } else { 2 }).collect(),
+            paths: vec![String::new(); n],
+        };
+        let classes = [0, 1, 2];
+        let opts = TrainOptions {
+            batch: 0,
+            ce_batch: 2000,
+            ..TrainOptions::default()
+        };
+        let rare_share = |by_class: Option<&[Vec<usize>]>| {
+            let b = make_batch(&data, &opts, &classes, by_class, 1000, &mut step_rng(3, 0));
+            assert_eq!(b.ce_labels.len(), 2000);
+            assert!(
+                b.ce_labels.iter().all(|&l| l != 1),
+                "a class without images is drawn"
+            );
+            b.ce_labels.iter().filter(|&&l| l == 2).count() as f64 / 2000.0
+        };
+        let groups = images_by_class(&data, &classes);
+        assert_eq!(groups.len(), 2);
+        let balanced = rare_share(Some(&groups));
+        let proportional = rare_share(None);
+        assert!((balanced - 0.5).abs() < 0.05, "balanced share {balanced}");
+        assert!(
+            (proportional - 0.1).abs() < 0.03,
+            "proportional share {proportional}"
+        );
+    }
+
+    #[test]
     fn each_log_line_is_the_mean_of_its_steps_losses() {
         let (dir, cfg, _, data, file) = tiny_setup("log", false);
         let device = Device::flex();
@@ -405,6 +484,7 @@ mod tests {
                     &data,
                     &opts,
                     &classes,
+                    None,
                     schedule.steps(),
                     &mut step_rng(opts.seed, step),
                 );

@@ -79,6 +79,10 @@ enum Command {
         /// with a new seed sees other batches than the stage before it.
         #[arg(long, default_value_t = TrainOptions::default().seed)]
         seed: u64,
+        /// Draw the discriminative term's images class-balanced (each class equally often)
+        /// instead of in proportion to the training split.
+        #[arg(long)]
+        ce_balanced: bool,
     },
     /// Train the discriminative baseline CNN.
     TrainBaseline {
@@ -272,6 +276,7 @@ fn run(cli: Cli) -> Result<(), String> {
             init_from,
             backend,
             seed,
+            ce_balanced,
         } => {
             let device = backend_device(&backend)?;
             let exclude_class = parse_class(exclude)?;
@@ -286,6 +291,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 warmup,
                 init_from,
                 seed,
+                ce_balanced,
                 model: DenoiserConfig::new()
                     .with_channels(parse_channels(&channels)?)
                     .with_image_size(size),
