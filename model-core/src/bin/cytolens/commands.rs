@@ -13,7 +13,7 @@ use model_core::engine::CellClassifier;
 use model_core::evaluate::{
     benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report,
 };
-use model_core::metrics::auroc;
+use model_core::metrics::{auroc, balanced_accuracy, confusion};
 use model_core::preprocess::to_model_input;
 use model_core::train::TrainOptions;
 use model_core::weights::{ModelFiles, MODEL_STEM};
@@ -220,11 +220,28 @@ pub fn calibrate(
     let card = fit.card;
     // Held-out figures of the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
+    let truth: Vec<usize> = evals.iter().map(|e| e.label).collect();
+    let pred: Vec<usize> = fit.held_out.iter().map(|s| s.best()).collect();
+    let matrix = confusion(&truth, &pred, CLASSES.len());
     eprintln!(
-        "val accuracy, each half under the settings fitted on the other: {:.3}, mean evals {:.1}",
+        "val accuracy, each half under the settings fitted on the other: {:.3} (balanced {:.3}), mean evals {:.1}",
         accuracy(&fit.held_out, &evals),
+        balanced_accuracy(&matrix),
         fit.held_out.iter().map(|s| s.evals).sum::<usize>() as f64 / evals.len().max(1) as f64
     );
+    let recalls: Vec<String> = CLASSES
+        .iter()
+        .zip(&matrix)
+        .enumerate()
+        .filter(|(_, (_, row))| row.iter().sum::<usize>() > 0)
+        .map(|(i, (name, row))| {
+            format!(
+                "{name} {:.2}",
+                row[i] as f64 / row.iter().sum::<usize>() as f64
+            )
+        })
+        .collect();
+    eprintln!("  held-out recall per class: {}", recalls.join(", "));
     let confidence: Vec<f64> = fit.confidence.iter().map(|&c| c as f64).collect();
     let correct: Vec<bool> = fit
         .held_out
