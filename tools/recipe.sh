@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The training recipe of the shipped model, four stages, each resumable (rerun to continue).
+# The training recipe of the shipped model, five stages, each resumable (rerun to continue).
 # Usage: tools/recipe.sh RUN [train options for every stage, e.g. --exclude erythroblast]
 #   tools/recipe.sh runs/diffusion                                 # the shipped model
 #   tools/recipe.sh runs/no-erythroblast --exclude erythroblast    # the anomaly experiment
-# Stages write RUN, RUN-ft, RUN-ft2 and RUN-ft3; each starts from the previous stage's EMA
-# weights. Time on 2 cores (flex backend): about 80 + 70 + 70 + 65 minutes.
-# STAGES=3 stops after the third stage (the shipped model until 30 November).
+# Stages write RUN, RUN-ft, RUN-ft2, RUN-ft3 and RUN-bal; each starts from the previous stage's
+# EMA weights. Time on 2 cores (flex backend): about 80 + 70 + 70 + 65 + 45 minutes.
+# STAGES=3 or 4 stops after the third or fourth stage (the shipped model until 30 November).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: tools/recipe.sh RUN [train options]}
 shift
-STAGES=${STAGES:-4}
+STAGES=${STAGES:-5}
 C=./target/release/cytolens
 [ -x "$C" ] || cargo build --release --bin cytolens
 NET=(--channels 16,32,64,128)
@@ -26,5 +26,11 @@ if [ "$STAGES" -ge 4 ]; then
   echo "=== $(date +%T) stage 4: $RUN-ft3"
   $C train --run "$RUN-ft3" --resume --init-from "$RUN-ft2" --steps 3000 "${NET[@]}" \
     --batch 16 --ce-batch 8 --ce-weight 1.0 --lr 3e-4 --warmup 100 "$@"
+fi
+if [ "$STAGES" -ge 5 ]; then
+  # Batches of its own (--seed 19) and class-balanced discriminative images.
+  echo "=== $(date +%T) stage 5: $RUN-bal"
+  $C train --run "$RUN-bal" --resume --init-from "$RUN-ft3" --steps 2000 "${NET[@]}" \
+    --batch 16 --ce-batch 8 --ce-weight 1.0 --lr 3e-4 --warmup 100 --seed 19 --ce-balanced "$@"
 fi
 echo "=== $(date +%T) done"
