@@ -71,6 +71,12 @@ pub struct ClassifierSettings {
     /// class; one temperature for both left the undecided cells underconfident. 1: none.
     #[serde(default = "one")]
     pub survivor_gap_scale: f32,
+    /// Whether the score weights and class offsets were fitted with every class weighing
+    /// equally ([`crate::calibrate::fit_weights_and_bias`]): the decision rule for balanced
+    /// accuracy (a uniform class prior) rather than for the val split's class proportions.
+    /// Cards written before this setting existed have it off.
+    #[serde(default)]
+    pub balanced_fit: bool,
 }
 
 fn one() -> f32 {
@@ -107,6 +113,7 @@ impl Default for ClassifierSettings {
             views: false,
             uncond_rounds: 0,
             survivor_gap_scale: 1.0,
+            balanced_fit: false,
         }
     }
 }

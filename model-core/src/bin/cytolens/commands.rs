@@ -157,6 +157,8 @@ pub struct CalibrateOptions {
     pub ood_limit: usize,
     /// Timestep range the rounds are drawn from (`None`: the default of [`ClassifierSettings`]).
     pub t_range: Option<(usize, usize)>,
+    /// Fit the score weights and offsets class-balanced ([`ClassifierSettings::balanced_fit`]).
+    pub balanced: bool,
 }
 
 pub fn calibrate(
@@ -174,6 +176,7 @@ pub fn calibrate(
         uncond_rounds,
         ood_limit,
         t_range,
+        balanced,
     } = *o;
     let opts: TrainOptions =
         serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
@@ -183,6 +186,7 @@ pub fn calibrate(
     card.classifier.excluded = opts.exclude_class.into_iter().collect();
     card.classifier.views = views;
     card.classifier.uncond_rounds = uncond_rounds;
+    card.classifier.balanced_fit = balanced;
     if let Some(t) = t_range {
         card.classifier.t_range = t;
     }

@@ -139,6 +139,10 @@ enum Command {
         /// Timesteps the rounds are drawn from, `LO,HI` (one stratum of the range per round).
         #[arg(long, default_value = "50,600")]
         t_range: String,
+        /// Fit the score weights and class offsets with every class weighing equally (the rule
+        /// for balanced accuracy) instead of in proportion to val (`balanced_fit` in the card).
+        #[arg(long)]
+        balanced: bool,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
     Half {
@@ -335,6 +339,7 @@ fn run(cli: Cli) -> Result<(), String> {
             uncond_rounds,
             ood_limit,
             t_range,
+            balanced,
         } => {
             let val = load_cells(&cli.data, Split::Val, 64)?;
             let o = commands::CalibrateOptions {
@@ -345,6 +350,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 uncond_rounds,
                 ood_limit,
                 t_range: Some(parse_t_range(&t_range)?),
+                balanced,
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
         }
