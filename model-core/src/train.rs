@@ -152,7 +152,7 @@ fn draw_ce_image(data: &CellSet, by_class: Option<&[Vec<usize>]>, rng: &mut ChaC
     }
 }
 
-/// Draw step's batch: `opts.batch` denoising rows, then `opts.ce_batch` images repeated once per
+/// One step's batch: `opts.batch` denoising rows, then `opts.ce_batch` images repeated once per
 /// class in `classes` (images drawn by [`draw_ce_image`] with `by_class`).
 fn make_batch(
     data: &CellSet,
