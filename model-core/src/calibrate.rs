@@ -126,26 +126,30 @@ pub fn fit_weights_and_bias(
         })
         .collect();
     let (nc, nr) = (classes.len(), strata.len());
-    // Weight of each class's cells: 1, or (cells / classes present) / (cells of the class).
+    // Weight of each cell of a class in the mean likelihood: 1 / cells, or, balanced,
+    // 1 / (classes present * cells of the class).
     let mut count = vec![0usize; nc];
     data.iter().for_each(|(_, l)| count[*l] += 1);
     let present = count.iter().filter(|&&c| c > 0).count().max(1);
-    let class_weight: Vec<f64> = count
+    let n = data.len().max(1);
+    let cell_weight: Vec<f64> = count
         .iter()
-        .map(|&c| match settings.balanced_fit && c > 0 {
-            true => data.len() as f64 / (present * c) as f64,
-            false => 1.0,
+        .map(|&c| {
+            if settings.balanced_fit && c > 0 {
+                1.0 / (present * c) as f64
+            } else {
+                1.0 / n as f64
+            }
         })
         .collect();
     // Parameters: weights per stratum, then offsets per class.
     let mut p = vec![0f64; n_strata + nc];
     p[..n_strata].iter_mut().for_each(|w| *w = 5.0);
     let (mut m1, mut m2) = (vec![0f64; p.len()], vec![0f64; p.len()]);
-    let n = data.len().max(1) as f64;
     for step in 1..=WEIGHT_FIT_STEPS {
         let mut grad = vec![0f64; p.len()];
         for (x, label) in &data {
-            let cell_weight = class_weight[*label] / n;
+            let cell_weight = cell_weight[*label];
             let logits: Vec<f64> = (0..nc)
                 .map(|c| -(0..nr).map(|r| p[strata[r]] * x[c][r]).sum::<f64>() + p[n_strata + c])
                 .collect();

@@ -11,15 +11,22 @@ pub fn confusion(truth: &[usize], pred: &[usize], classes: usize) -> Vec<Vec<usi
     m
 }
 
+/// Recall of each class of the confusion matrix `m` (`[classes]`; `None` for a class absent
+/// from `truth`).
+pub fn recalls(m: &[Vec<usize>]) -> Vec<Option<f64>> {
+    m.iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let n = row.iter().sum::<usize>();
+            (n > 0).then(|| row[i] as f64 / n as f64)
+        })
+        .collect()
+}
+
 /// Mean recall over the classes present in `truth`.
 pub fn balanced_accuracy(m: &[Vec<usize>]) -> f64 {
-    let recalls: Vec<f64> = m
-        .iter()
-        .enumerate()
-        .filter(|(_, row)| row.iter().sum::<usize>() > 0)
-        .map(|(i, row)| row[i] as f64 / row.iter().sum::<usize>() as f64)
-        .collect();
-    recalls.iter().sum::<f64>() / recalls.len().max(1) as f64
+    let present: Vec<f64> = recalls(m).into_iter().flatten().collect();
+    present.iter().sum::<f64>() / present.len().max(1) as f64
 }
 
 /// Macro-averaged F1 over the classes present in `truth`.

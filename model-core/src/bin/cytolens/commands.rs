@@ -13,7 +13,7 @@ use model_core::engine::CellClassifier;
 use model_core::evaluate::{
     benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report,
 };
-use model_core::metrics::{auroc, balanced_accuracy, confusion};
+use model_core::metrics::{auroc, balanced_accuracy, confusion, recalls};
 use model_core::preprocess::to_model_input;
 use model_core::train::TrainOptions;
 use model_core::weights::{ModelFiles, MODEL_STEM};
@@ -233,19 +233,12 @@ pub fn calibrate(
         balanced_accuracy(&matrix),
         fit.held_out.iter().map(|s| s.evals).sum::<usize>() as f64 / evals.len().max(1) as f64
     );
-    let recalls: Vec<String> = CLASSES
+    let per_class: Vec<String> = CLASSES
         .iter()
-        .zip(&matrix)
-        .enumerate()
-        .filter(|(_, (_, row))| row.iter().sum::<usize>() > 0)
-        .map(|(i, (name, row))| {
-            format!(
-                "{name} {:.2}",
-                row[i] as f64 / row.iter().sum::<usize>() as f64
-            )
-        })
+        .zip(recalls(&matrix))
+        .filter_map(|(name, r)| Some(format!("{name} {:.2}", r?)))
         .collect();
-    eprintln!("  held-out recall per class: {}", recalls.join(", "));
+    eprintln!("  held-out recall per class: {}", per_class.join(", "));
     let confidence: Vec<f64> = fit.confidence.iter().map(|&c| c as f64).collect();
     let correct: Vec<bool> = fit
         .held_out
