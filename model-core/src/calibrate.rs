@@ -541,6 +541,41 @@ mod tests {
     use super::*;
     use crate::unet::DenoiserConfig;
 
+    /// Full evaluations of `cells` synthetic cells over `classes` classes and `rounds` rounds:
+    /// cell `i` has class `label(i)` and denoising error `error(i, class, round, label)`.
+    fn synthetic_evals(
+        cells: usize,
+        classes: usize,
+        rounds: usize,
+        label: impl Fn(usize) -> usize,
+        error: impl Fn(usize, usize, usize, usize) -> f32,
+    ) -> Vec<FullEval> {
+        (0..cells)
+            .map(|i| {
+                let label = label(i);
+                let raw = (0..classes)
+                    .map(|c| (0..rounds).map(|r| error(i, c, r, label)).collect())
+                    .collect();
+                FullEval {
+                    raw,
+                    label,
+                    uncond: Vec::new(),
+                }
+            })
+            .collect()
+    }
+
+    /// Settings that run all `rounds` rounds with equal weights: nothing fitted yet.
+    fn every_round_equal(rounds: usize) -> ClassifierSettings {
+        ClassifierSettings {
+            max_rounds: rounds,
+            min_rounds: rounds,
+            stratum_weights: vec![1.0; rounds],
+            stratum_scale: vec![1.0; rounds],
+            ..ClassifierSettings::default()
+        }
+    }
+
     #[test]
     fn temperature_recovers_a_known_scale() {
         // Labels drawn so that p(label) = softmax(-gap / 0.5): the fitted temperature is near 0.5.
@@ -565,30 +600,18 @@ mod tests {
         // signal in the nuisance; the fit weights stratum 2 against stratum 0 and ignores 1.
         let strata: Vec<usize> = (0..3).collect();
         let hash = |i: usize, j: usize| ((i * 7919 + j * 104729) % 1000) as f32 / 1000.0;
-        let evals: Vec<FullEval> = (0..600)
-            .map(|i| {
-                let label = i % 3;
-                let raw = (0..3)
-                    .map(|c| {
-                        let u = hash(i, c);
-                        let signal = if c == label { 0.2 } else { 0.0 };
-                        vec![1.0 + u - signal, 1.0 + 0.5 * hash(i, c + 10), 1.0 + u]
-                    })
-                    .collect();
-                FullEval {
-                    raw,
-                    label,
-                    uncond: Vec::new(),
-                }
-            })
-            .collect();
-        let mut settings = ClassifierSettings {
-            max_rounds: 3,
-            min_rounds: 3,
-            stratum_weights: vec![1.0; 3],
-            stratum_scale: vec![1.0; 3],
-            ..ClassifierSettings::default()
-        };
+        let evals = synthetic_evals(
+            600,
+            3,
+            3,
+            |i| i % 3,
+            |i, c, r, label| {
+                let u = hash(i, c);
+                let signal = if c == label { 0.2 } else { 0.0 };
+                [1.0 + u - signal, 1.0 + 0.5 * hash(i, c + 10), 1.0 + u][r]
+            },
+        );
+        let mut settings = every_round_equal(3);
         let accuracy = |s: &ClassifierSettings| {
             evals
                 .iter()
@@ -621,34 +644,17 @@ mod tests {
         let strata: Vec<usize> = (0..3).collect();
         let mut rng = crate::train::step_rng(5, 0);
         let noise = crate::train::normal_vec(&mut rng, 1000 * 2 * 3);
-        let evals: Vec<FullEval> = (0..1000)
-            .map(|i| {
-                let label = usize::from(i % 10 == 0);
-                let raw = (0..2)
-                    .map(|c| {
-                        (0..3)
-                            .map(|r| {
-                                let n = noise[(i * 2 + c) * 3 + r] * 0.1;
-                                (if c == label { 1.0 } else { 1.1 }) + n
-                            })
-                            .collect()
-                    })
-                    .collect();
-                FullEval {
-                    raw,
-                    label,
-                    uncond: Vec::new(),
-                }
-            })
-            .collect();
-        let ones = vec![1.0; 3];
-        let base = ClassifierSettings {
-            max_rounds: 3,
-            min_rounds: 3,
-            stratum_weights: ones.clone(),
-            stratum_scale: ones,
-            ..ClassifierSettings::default()
-        };
+        let evals = synthetic_evals(
+            1000,
+            2,
+            3,
+            |i| usize::from(i % 10 == 0),
+            |i, c, r, label| {
+                let n = noise[(i * 2 + c) * 3 + r] * 0.1;
+                (if c == label { 1.0 } else { 1.1 }) + n
+            },
+        );
+        let base = every_round_equal(3);
         // Recall of each class under the settings fitted with or without balancing.
         let recalls = |balanced_fit: bool| {
             let mut s = ClassifierSettings {
@@ -691,35 +697,18 @@ mod tests {
         // Class 1's condition denoises everything 0.3 better: without the bias it wins every
         // cell; the fitted bias (mean zero) separates the two by about that offset.
         let strata: Vec<usize> = (0..4).collect();
-        let evals: Vec<FullEval> = (0..400)
-            .map(|i| {
-                let label = i % 2;
-                let noise = |r: usize| ((i * 31 + r * 17) % 13) as f32 / 13.0 * 0.2;
-                let raw = (0..2)
-                    .map(|c| {
-                        (0..4)
-                            .map(|r| {
-                                let base = if c == label { 1.0 } else { 1.2 };
-                                base - if c == 1 { 0.3 } else { 0.0 } + noise(r + 4 * c)
-                            })
-                            .collect()
-                    })
-                    .collect();
-                FullEval {
-                    raw,
-                    label,
-                    uncond: Vec::new(),
-                }
-            })
-            .collect();
-        let ones = vec![1.0; 4];
-        let mut settings = ClassifierSettings {
-            max_rounds: 4,
-            min_rounds: 4,
-            stratum_weights: ones.clone(),
-            stratum_scale: ones.clone(),
-            ..ClassifierSettings::default()
-        };
+        let noise = |i: usize, r: usize| ((i * 31 + r * 17) % 13) as f32 / 13.0 * 0.2;
+        let evals = synthetic_evals(
+            400,
+            2,
+            4,
+            |i| i % 2,
+            |i, c, r, label| {
+                let base = if c == label { 1.0 } else { 1.2 };
+                base - if c == 1 { 0.3 } else { 0.0 } + noise(i, r + 4 * c)
+            },
+        );
+        let mut settings = every_round_equal(4);
         let (w, b) = fit_weights_and_bias(&evals, &strata, &settings);
         assert!((b[0] + b[1]).abs() < 1e-5, "mean zero: {b:?}");
         assert!((b[0] - b[1] - 0.3).abs() < 0.1, "offset: {b:?}");
