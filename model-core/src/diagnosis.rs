@@ -119,6 +119,20 @@ pub struct TriagePolicy {
     pub target_accuracy: f32,
 }
 
+impl TriagePolicy {
+    /// The decision for a cell of top-class `confidence` and `anomaly` score: anomalies first,
+    /// then auto-acceptance, else review.
+    pub fn decide(&self, confidence: f32, anomaly: f32) -> Triage {
+        if anomaly > self.anomaly_threshold {
+            Triage::Anomaly
+        } else if confidence >= self.auto_min_confidence {
+            Triage::Auto
+        } else {
+            Triage::Review
+        }
+    }
+}
+
 /// Everything needed beside the weights to turn denoiser outputs into diagnoses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelCard {
@@ -296,13 +310,7 @@ pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis
     let (class, runner_up) = (order[0], order.get(1).copied().unwrap_or(order[0]));
     let confidence = probs[class];
     let anomaly = anomaly_score(scores, class, &card.anomaly);
-    let triage = if anomaly > card.triage.anomaly_threshold {
-        Triage::Anomaly
-    } else if confidence >= card.triage.auto_min_confidence {
-        Triage::Auto
-    } else {
-        Triage::Review
-    };
+    let triage = card.triage.decide(confidence, anomaly);
     Diagnosis {
         class,
         uncertainty: normalised_entropy(&probs),
@@ -344,6 +352,28 @@ pub fn uncertainty_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triage_flags_anomalies_before_accepting_confident_cells() {
+        let policy = TriagePolicy {
+            auto_min_confidence: 0.9,
+            anomaly_threshold: 4.0,
+            target_accuracy: 0.995,
+        };
+        assert_eq!(policy.decide(0.95, 1.0), Triage::Auto);
+        assert_eq!(
+            policy.decide(0.9, 4.0),
+            Triage::Auto,
+            "at the confidence threshold: auto; at the anomaly threshold: not flagged"
+        );
+        assert_eq!(policy.decide(0.89, 1.0), Triage::Review);
+        assert_eq!(
+            policy.decide(0.99, 4.5),
+            Triage::Anomaly,
+            "a confident anomaly is flagged"
+        );
+        assert_eq!(policy.decide(0.5, f32::INFINITY), Triage::Anomaly);
+    }
 
     #[test]
     fn probabilities_follow_gaps_and_temperature() {

@@ -3,12 +3,14 @@
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
-use model_core::calibrate::{accuracy, calibrate as fit_card, fit_temperature, FullEval};
+use model_core::calibrate::{
+    accuracy, calibrate as fit_card, fit_temperature, Calibration, FullEval,
+};
 use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
 use model_core::dataset::CellSet;
 use model_core::decode::decode_with_notes;
-use model_core::diagnosis::{anomaly_score, Diagnosis, ModelCard};
+use model_core::diagnosis::{anomaly_score, Diagnosis, ModelCard, Triage};
 use model_core::engine::CellClassifier;
 use model_core::evaluate::{
     benchmark, diagnose_all, full_evaluations, plan_strata, reliability_svg, report,
@@ -161,6 +163,37 @@ pub struct CalibrateOptions {
     pub balanced: bool,
 }
 
+/// Write each held-out val cell of a calibration (classified under the settings fitted on the
+/// other half of val) as a CSV row: path, true and predicted class, confidence, anomaly score
+/// and triage, so that two models can be compared cell by cell (a paired test).
+fn write_held_out(path: &Path, val: &CellSet, fit: &Calibration, card: &ModelCard) -> CmdResult {
+    let mut w = csv::Writer::from_path(path).map_err(err)?;
+    w.write_record([
+        "path",
+        "label",
+        "predicted",
+        "confidence",
+        "anomaly",
+        "triage",
+    ])
+    .map_err(err)?;
+    for (i, s) in fit.held_out.iter().enumerate() {
+        let (c, a) = (fit.confidence[i], fit.anomaly[i]);
+        w.write_record([
+            val.paths[i].as_str(),
+            CLASSES[val.labels[i]],
+            CLASSES[s.best()],
+            &format!("{c:.5}"),
+            &format!("{a:.4}"),
+            card.triage.decide(c, a).name(),
+        ])
+        .map_err(err)?;
+    }
+    w.flush().map_err(err)?;
+    eprintln!("held-out val classifications: {}", path.display());
+    Ok(())
+}
+
 pub fn calibrate(
     run: &Path,
     out: &Path,
@@ -221,7 +254,7 @@ pub fn calibrate(
         evaluate_val(&clf, &val, "full evaluation")
     })?;
     let fit = fit_card(card, &evals, &strata, target, 0.99);
-    let card = fit.card;
+    let card = fit.card.clone();
     // Held-out figures of the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
     let truth: Vec<usize> = evals.iter().map(|e| e.label).collect();
@@ -252,6 +285,33 @@ pub fn calibrate(
         100.0 * fit.anomaly.iter().filter(|&&a| a > card.triage.anomaly_threshold).count() as f64
             / fit.anomaly.len().max(1) as f64
     );
+    // The card's triage applied to those held-out cells (its thresholds were fitted on all of
+    // them, so this is the triage the fit aimed at, not a held-out estimate of it).
+    let (mut auto, mut auto_right, mut review, mut flagged) = (0, 0, 0, 0);
+    for ((&c, &a), &ok) in fit.confidence.iter().zip(&fit.anomaly).zip(&correct) {
+        match card.triage.decide(c, a) {
+            Triage::Auto => {
+                auto += 1;
+                auto_right += usize::from(ok);
+            }
+            Triage::Review => review += 1,
+            Triage::Anomaly => flagged += 1,
+        }
+    }
+    let pct = |n: usize| 100.0 * n as f64 / correct.len().max(1) as f64;
+    eprintln!(
+        "  triage of those cells: {:.1} % auto ({:.3} right), {:.1} % review, {:.1} % anomaly",
+        pct(auto),
+        auto_right as f64 / auto.max(1) as f64,
+        pct(review),
+        pct(flagged)
+    );
+    write_held_out(
+        &cache_name("val-held-out", val.len()).with_extension("csv"),
+        &val,
+        &fit,
+        &card,
+    )?;
     eprintln!("  held-out reliability: confidence bin, cells, mean confidence, accuracy");
     for b in model_core::metrics::reliability(&confidence, &correct, 15) {
         if b.count > 0 {
