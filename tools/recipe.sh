@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The training recipe of the shipped model, five stages, each resumable (rerun to continue).
+# The training recipe of the shipped model, seven stages, each resumable (rerun to continue).
 # Usage: tools/recipe.sh RUN [train options for every stage, e.g. --exclude erythroblast]
 #   tools/recipe.sh runs/diffusion                                 # the shipped model
 #   tools/recipe.sh runs/no-erythroblast --exclude erythroblast    # the anomaly experiment
-# Stages write RUN, RUN-ft, RUN-ft2, RUN-ft3 and RUN-bal; each starts from the previous stage's
-# EMA weights. Time on 2 cores (flex backend): about 80 + 70 + 70 + 65 + 45 minutes.
-# STAGES=3 or 4 stops after the third or fourth stage (the shipped model until 30 November).
+# Stages write RUN, RUN-ft, RUN-ft2, RUN-ft3, RUN-bal, RUN-gpu6 and RUN-gpu7; each starts from
+# the previous stage's EMA weights. Time on 2 cores (flex backend): about 80 + 70 + 70 + 65 + 45
+# minutes, and for stages 6 and 7 (90 steps of 1,280 rows) roughly 30 more, not timed on the CPU:
+# the shipped ones ran on an H200, 6 and 3 minutes (`tools/gpu-train.sh`, docs/gpu.md).
+# STAGES=3, 4 or 5 stops after that stage (the shipped model until 30 November: 3, 4, then 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: tools/recipe.sh RUN [train options]}
 shift
-STAGES=${STAGES:-5}
+STAGES=${STAGES:-7}
 C=./target/release/cytolens
 [ -x "$C" ] || cargo build --release --bin cytolens
 NET=(--channels 16,32,64,128)
@@ -32,5 +34,16 @@ if [ "$STAGES" -ge 5 ]; then
   echo "=== $(date +%T) stage 5: $RUN-bal"
   $C train --run "$RUN-bal" --resume --init-from "$RUN-ft3" --steps 2000 "${NET[@]}" \
     --batch 16 --ce-batch 8 --ce-weight 1.0 --lr 3e-4 --warmup 100 --seed 19 --ce-balanced "$@"
+fi
+if [ "$STAGES" -ge 6 ]; then
+  # Few large steps (256 denoising crops + 128 cells x the classes), as trained on a GPU; add
+  # `--backend wgpu` with a `--features gpu` build to run them there.
+  LARGE=(--batch 256 --ce-batch 128 --ce-weight 1.0 --ce-balanced --checkpoint-every 10)
+  echo "=== $(date +%T) stage 6: $RUN-gpu6"
+  $C train --run "$RUN-gpu6" --resume --init-from "$RUN-bal" --steps 60 "${NET[@]}" "${LARGE[@]}" \
+    --lr 5e-4 --warmup 30 --seed 20 "$@"
+  echo "=== $(date +%T) stage 7: $RUN-gpu7"
+  $C train --run "$RUN-gpu7" --resume --init-from "$RUN-gpu6" --steps 30 "${NET[@]}" "${LARGE[@]}" \
+    --lr 3e-4 --warmup 5 --seed 21 "$@"
 fi
 echo "=== $(date +%T) done"
