@@ -3,11 +3,9 @@
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
-use model_core::calibrate::{
-    accuracy, calibrate as fit_card, fit_temperature, Calibration, FullEval,
-};
+use model_core::calibrate::{accuracy, calibrate as fit_card, fit_temperature, FullEval};
 use model_core::classes::CLASSES;
-use model_core::classify::ClassifierSettings;
+use model_core::classify::{CellScores, ClassifierSettings};
 use model_core::dataset::CellSet;
 use model_core::decode::decode_with_notes;
 use model_core::diagnosis::{anomaly_score, Diagnosis, ModelCard, Triage};
@@ -164,9 +162,17 @@ pub struct CalibrateOptions {
 }
 
 /// Write each held-out val cell of a calibration (classified under the settings fitted on the
-/// other half of val) as a CSV row: path, true and predicted class, confidence, anomaly score
-/// and triage, so that two models can be compared cell by cell (a paired test).
-fn write_held_out(path: &Path, val: &CellSet, fit: &Calibration, card: &ModelCard) -> CmdResult {
+/// other half of val; `held_out`, `confidence`, `anomaly` and `triage` per cell of `val`) as a
+/// CSV row: path, true and predicted class, confidence, anomaly score and triage, so that two
+/// models can be compared cell by cell (a paired test).
+fn write_held_out(
+    path: &Path,
+    val: &CellSet,
+    held_out: &[CellScores],
+    confidence: &[f32],
+    anomaly: &[f32],
+    triage: &[Triage],
+) -> CmdResult {
     let mut w = csv::Writer::from_path(path).map_err(err)?;
     w.write_record([
         "path",
@@ -177,15 +183,15 @@ fn write_held_out(path: &Path, val: &CellSet, fit: &Calibration, card: &ModelCar
         "triage",
     ])
     .map_err(err)?;
-    for (i, s) in fit.held_out.iter().enumerate() {
-        let (c, a) = (fit.confidence[i], fit.anomaly[i]);
+    for (i, s) in held_out.iter().enumerate() {
+        let (c, a) = (confidence[i], anomaly[i]);
         w.write_record([
             val.paths[i].as_str(),
             CLASSES[val.labels[i]],
             CLASSES[s.best()],
             &format!("{c:.5}"),
             &format!("{a:.4}"),
-            card.triage.decide(c, a).name(),
+            triage[i].name(),
         ])
         .map_err(err)?;
     }
@@ -254,7 +260,7 @@ pub fn calibrate(
         evaluate_val(&clf, &val, "full evaluation")
     })?;
     let fit = fit_card(card, &evals, &strata, target, 0.99);
-    let card = fit.card.clone();
+    let card = fit.card;
     // Held-out figures of the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
     let truth: Vec<usize> = evals.iter().map(|e| e.label).collect();
@@ -279,17 +285,17 @@ pub fn calibrate(
         .zip(&evals)
         .map(|(s, e)| s.best() == e.label)
         .collect();
-    eprintln!(
-        "val ECE of those held-out classifications (15 bins): {:.4}; {:.1} % of them over the anomaly threshold (leave-one-out)",
-        model_core::metrics::expected_calibration_error(&confidence, &correct, 15),
-        100.0 * fit.anomaly.iter().filter(|&&a| a > card.triage.anomaly_threshold).count() as f64
-            / fit.anomaly.len().max(1) as f64
-    );
     // The card's triage applied to those held-out cells (its thresholds were fitted on all of
     // them, so this is the triage the fit aimed at, not a held-out estimate of it).
+    let triage: Vec<Triage> = fit
+        .confidence
+        .iter()
+        .zip(&fit.anomaly)
+        .map(|(&c, &a)| card.triage.decide(c, a))
+        .collect();
     let (mut auto, mut auto_right, mut review, mut flagged) = (0, 0, 0, 0);
-    for ((&c, &a), &ok) in fit.confidence.iter().zip(&fit.anomaly).zip(&correct) {
-        match card.triage.decide(c, a) {
+    for (t, &ok) in triage.iter().zip(&correct) {
+        match t {
             Triage::Auto => {
                 auto += 1;
                 auto_right += usize::from(ok);
@@ -300,6 +306,11 @@ pub fn calibrate(
     }
     let pct = |n: usize| 100.0 * n as f64 / correct.len().max(1) as f64;
     eprintln!(
+        "val ECE of those held-out classifications (15 bins): {:.4}; {:.1} % of them over the anomaly threshold (leave-one-out)",
+        model_core::metrics::expected_calibration_error(&confidence, &correct, 15),
+        pct(flagged)
+    );
+    eprintln!(
         "  triage of those cells: {:.1} % auto ({:.3} right), {:.1} % review, {:.1} % anomaly",
         pct(auto),
         auto_right as f64 / auto.max(1) as f64,
@@ -309,8 +320,10 @@ pub fn calibrate(
     write_held_out(
         &cache_name("val-held-out", val.len()).with_extension("csv"),
         &val,
-        &fit,
-        &card,
+        &fit.held_out,
+        &fit.confidence,
+        &fit.anomaly,
+        &triage,
     )?;
     eprintln!("  held-out reliability: confidence bin, cells, mean confidence, accuracy");
     for b in model_core::metrics::reliability(&confidence, &correct, 15) {
