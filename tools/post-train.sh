@@ -3,7 +3,7 @@
 # static/model, bench, the baseline and the leave-erythroblast-out models, and the test report.
 # Usage: tools/post-train.sh   (from the repository root; waits for RUN's training job)
 #
-# Training: tools/recipe.sh runs/diffusion (seven stages; the shipped model is the last one).
+# Training: tools/recipe.sh runs/diffusion (eight stages; the shipped model is the last one).
 # Baselines (trained here when missing, a few minutes each):
 #   cytolens train-baseline --run runs/baseline --steps 400
 #   cytolens train-baseline --run runs/baseline-no-erythroblast --steps 400 --exclude erythroblast
@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=./target/release/cytolens
-RUN=${RUN:-runs/diffusion-gpu7}
-ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-gpu7}
+RUN=${RUN:-runs/diffusion-cpu8}
+ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-cpu8}
 VAL=${VAL:-960}
 step() { echo "=== $(date +%T) $*"; }
 # Whether a run's last checkpoint reached the steps it was asked for.
