@@ -3,9 +3,11 @@
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
-use model_core::calibrate::{accuracy, calibrate as fit_card, fit_temperature, FullEval};
+use model_core::calibrate::{
+    accuracy, calibrate as fit_card, fit_temperature, Calibration, FullEval,
+};
 use model_core::classes::CLASSES;
-use model_core::classify::{CellScores, ClassifierSettings};
+use model_core::classify::ClassifierSettings;
 use model_core::dataset::CellSet;
 use model_core::decode::decode_with_notes;
 use model_core::diagnosis::{anomaly_score, Diagnosis, ModelCard, Triage};
@@ -165,14 +167,7 @@ pub struct CalibrateOptions {
 /// other half of val; `held_out`, `confidence`, `anomaly` and `triage` per cell of `val`) as a
 /// CSV row: path, true and predicted class, confidence, anomaly score and triage, so that two
 /// models can be compared cell by cell (a paired test).
-fn write_held_out(
-    path: &Path,
-    val: &CellSet,
-    held_out: &[CellScores],
-    confidence: &[f32],
-    anomaly: &[f32],
-    triage: &[Triage],
-) -> CmdResult {
+fn write_held_out(path: &Path, val: &CellSet, fit: &Calibration, triage: &[Triage]) -> CmdResult {
     let mut w = csv::Writer::from_path(path).map_err(err)?;
     w.write_record([
         "path",
@@ -183,8 +178,8 @@ fn write_held_out(
         "triage",
     ])
     .map_err(err)?;
-    for (i, s) in held_out.iter().enumerate() {
-        let (c, a) = (confidence[i], anomaly[i]);
+    for (i, s) in fit.held_out.iter().enumerate() {
+        let (c, a) = (fit.confidence[i], fit.anomaly[i]);
         w.write_record([
             val.paths[i].as_str(),
             CLASSES[val.labels[i]],
@@ -260,7 +255,7 @@ pub fn calibrate(
         evaluate_val(&clf, &val, "full evaluation")
     })?;
     let fit = fit_card(card, &evals, &strata, target, 0.99);
-    let card = fit.card;
+    let card = &fit.card;
     // Held-out figures of the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
     let truth: Vec<usize> = evals.iter().map(|e| e.label).collect();
@@ -320,9 +315,7 @@ pub fn calibrate(
     write_held_out(
         &cache_name("val-held-out", val.len()).with_extension("csv"),
         &val,
-        &fit.held_out,
-        &fit.confidence,
-        &fit.anomaly,
+        &fit,
         &triage,
     )?;
     eprintln!("  held-out reliability: confidence bin, cells, mean confidence, accuracy");
@@ -385,7 +378,7 @@ pub fn calibrate(
         card.classifier.score_weights
     );
     let weights = if half {
-        model_core::weights::half_precision(&files.weights, &card).map_err(err)?
+        model_core::weights::half_precision(&files.weights, card).map_err(err)?
     } else {
         files.weights
     };
@@ -394,7 +387,12 @@ pub fn calibrate(
         weights.len(),
         if half { "f16" } else { "f32" }
     );
-    ModelFiles { card, weights }.write(out, stem).map_err(err)
+    ModelFiles {
+        card: fit.card,
+        weights,
+    }
+    .write(out, stem)
+    .map_err(err)
 }
 
 /// What a cached full val evaluation depends on.
