@@ -43,6 +43,12 @@ pub struct TrainOptions {
     pub ce_weight: f32,
     /// Timestep range `[lo, hi)` of the discriminative term (the classifier's range).
     pub ce_t_range: (usize, usize),
+    /// Timestep range `[lo, hi)` of the denoising rows. The whole schedule (`0..1000`) trains a
+    /// generator; the classifier, its anomaly score and heatmaps read only their own range
+    /// (`50..600`), so a narrower range spends the denoising loss where they look. Run options
+    /// written before it existed: the whole schedule.
+    #[serde(default = "whole_schedule")]
+    pub denoise_t_range: (usize, usize),
     /// Draw the discriminative term's images class-balanced (a class uniformly, then one of its
     /// images) instead of uniformly over images, so that rare classes weigh as much as common
     /// ones in the cross-entropy, as they do in balanced accuracy.
@@ -72,6 +78,10 @@ pub struct TrainOptions {
     pub init_from: Option<PathBuf>,
 }
 
+fn whole_schedule() -> (usize, usize) {
+    (0, NoiseSchedule::ddpm().steps())
+}
+
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
@@ -80,6 +90,7 @@ impl Default for TrainOptions {
             ce_batch: 4,
             ce_weight: 0.1,
             ce_t_range: (50, 600),
+            denoise_t_range: whole_schedule(),
             ce_balanced: false,
             p_uncond: 0.1,
             lr: 1e-3,
@@ -175,7 +186,7 @@ fn make_batch(
         let i = rng.random_range(0..data.len());
         b.x0.extend(augment(data.image(i), size, rng));
         b.noise.extend(normal_vec(rng, n));
-        b.t.push(rng.random_range(0..steps));
+        b.t.push(rng.random_range(opts.denoise_t_range.0..opts.denoise_t_range.1.min(steps)));
         let uncond = rng.random::<f64>() < opts.p_uncond;
         b.cond
             .push(if uncond { None } else { Some(data.labels[i]) });
@@ -275,6 +286,17 @@ pub fn train_denoiser(
     };
     if data.is_empty() {
         return Err(Error::Data("no training images".into()));
+    }
+    for (name, (lo, hi)) in [
+        ("denoising", opts.denoise_t_range),
+        ("discriminative", opts.ce_t_range),
+    ] {
+        if lo >= hi || hi > schedule.steps() {
+            return Err(Error::Invalid(format!(
+                "{name} timestep range [{lo}, {hi}) is not within the schedule's [0, {})",
+                schedule.steps()
+            )));
+        }
     }
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let ckpt = Checkpoint::new(run_dir.join("ckpt"));
@@ -441,6 +463,60 @@ mod tests {
             (proportional - 0.1).abs() < 0.03,
             "proportional share {proportional}"
         );
+    }
+
+    #[test]
+    fn denoising_rows_draw_their_timesteps_from_the_denoising_range_only() {
+        let data = CellSet {
+            size: 4,
+            pixels: vec![0.0; 2 * 3 * 4 * 4],
+            labels: vec![0, 1],
+            paths: vec![String::new(); 2],
+        };
+        let draw = |range: (usize, usize)| {
+            let opts = TrainOptions {
+                batch: 4000,
+                ce_batch: 0,
+                denoise_t_range: range,
+                ..TrainOptions::default()
+            };
+            let b = make_batch(&data, &opts, &[0, 1], None, 1000, &mut step_rng(5, 0));
+            let (lo, hi) = (b.t.iter().min().copied(), b.t.iter().max().copied());
+            (lo.expect("rows"), hi.expect("rows"))
+        };
+        // The whole schedule by default, so runs from before the option draw as they did.
+        let (lo, hi) = draw(TrainOptions::default().denoise_t_range);
+        assert!(lo < 5 && hi > 994, "whole schedule: [{lo}, {hi}]");
+        let (lo, hi) = draw((50, 600));
+        assert!(
+            (50..56).contains(&lo) && (594..600).contains(&hi),
+            "[{lo}, {hi}]"
+        );
+        // Old options files, without the field, read as the whole schedule.
+        let mut json = serde_json::to_value(TrainOptions::default()).expect("json");
+        json.as_object_mut()
+            .expect("object")
+            .remove("denoise_t_range");
+        let old: TrainOptions = serde_json::from_value(json).expect("old options");
+        assert_eq!(old.denoise_t_range, (0, 1000));
+    }
+
+    #[test]
+    fn a_timestep_range_outside_the_schedule_is_refused() {
+        let (dir, cfg, _, data, _) = tiny_setup("range", false);
+        for range in [(600, 600), (0, 1001)] {
+            let opts = TrainOptions {
+                steps: 1,
+                batch: 2,
+                ce_batch: 0,
+                denoise_t_range: range,
+                model: cfg.clone(),
+                ..TrainOptions::default()
+            };
+            let err = train_denoiser(&data, &opts, &dir.join("run"), false, &Device::flex())
+                .expect_err("refused");
+            assert!(err.to_string().contains("timestep range"), "{err}");
+        }
     }
 
     #[test]

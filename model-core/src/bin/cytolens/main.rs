@@ -55,6 +55,9 @@ enum Command {
         /// Leave this class out (anomaly experiment).
         #[arg(long)]
         exclude: Option<String>,
+        /// Timesteps of the denoising loss, `LO,HI` (the classifier reads 50,600).
+        #[arg(long, default_value = "0,1000")]
+        denoise_t_range: String,
         /// Steps between checkpoints.
         #[arg(long, default_value_t = 100)]
         checkpoint_every: usize,
@@ -281,6 +284,7 @@ fn run(cli: Cli) -> Result<(), String> {
             backend,
             seed,
             ce_balanced,
+            denoise_t_range,
         } => {
             let device = backend_device(&backend)?;
             let exclude_class = parse_class(exclude)?;
@@ -296,6 +300,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 init_from,
                 seed,
                 ce_balanced,
+                denoise_t_range: parse_t_range("--denoise-t-range", &denoise_t_range)?,
                 model: DenoiserConfig::new()
                     .with_channels(parse_channels(&channels)?)
                     .with_image_size(size),
@@ -349,7 +354,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 views,
                 uncond_rounds,
                 ood_limit,
-                t_range: Some(parse_t_range(&t_range)?),
+                t_range: Some(parse_t_range("--t-range", &t_range)?),
                 balanced,
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
@@ -398,8 +403,8 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// `LO,HI` with `LO < HI <= 1000` (the schedule's timesteps).
-fn parse_t_range(s: &str) -> Result<(usize, usize), String> {
-    let bad = || format!("--t-range '{s}': expected LO,HI with 0 <= LO < HI <= 1000");
+fn parse_t_range(flag: &str, s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{flag} '{s}': expected LO,HI with 0 <= LO < HI <= 1000");
     let (lo, hi) = s.split_once(',').ok_or_else(bad)?;
     let lo: usize = lo.trim().parse().map_err(|_| bad())?;
     let hi: usize = hi.trim().parse().map_err(|_| bad())?;
