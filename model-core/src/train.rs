@@ -164,13 +164,13 @@ fn draw_ce_image(data: &CellSet, by_class: Option<&[Vec<usize>]>, rng: &mut ChaC
 }
 
 /// One step's batch: `opts.batch` denoising rows, then `opts.ce_batch` images repeated once per
-/// class in `classes` (images drawn by [`draw_ce_image`] with `by_class`).
+/// class in `classes` (images drawn by [`draw_ce_image`] with `by_class`). The timestep ranges
+/// of `opts` lie within the schedule ([`train_denoiser`] checks them).
 fn make_batch(
     data: &CellSet,
     opts: &TrainOptions,
     classes: &[usize],
     by_class: Option<&[Vec<usize>]>,
-    steps: usize,
     rng: &mut ChaCha8Rng,
 ) -> Batch {
     let size = data.size;
@@ -186,7 +186,7 @@ fn make_batch(
         let i = rng.random_range(0..data.len());
         b.x0.extend(augment(data.image(i), size, rng));
         b.noise.extend(normal_vec(rng, n));
-        b.t.push(rng.random_range(opts.denoise_t_range.0..opts.denoise_t_range.1.min(steps)));
+        b.t.push(rng.random_range(opts.denoise_t_range.0..opts.denoise_t_range.1));
         let uncond = rng.random::<f64>() < opts.p_uncond;
         b.cond
             .push(if uncond { None } else { Some(data.labels[i]) });
@@ -345,14 +345,7 @@ pub fn train_denoiser(
     let size = data.size;
     for step in start..opts.steps {
         let mut rng = step_rng(opts.seed, step);
-        let batch = make_batch(
-            &data,
-            opts,
-            &classes,
-            by_class.as_deref(),
-            schedule.steps(),
-            &mut rng,
-        );
+        let batch = make_batch(&data, opts, &classes, by_class.as_deref(), &mut rng);
         let (loss, logged) = batch_loss(&model, batch, opts, k, size, &schedule, &device);
         sums = sums + logged;
         count += 1;
@@ -446,7 +439,7 @@ mod tests {
             ..TrainOptions::default()
         };
         let rare_share = |by_class: Option<&[Vec<usize>]>| {
-            let b = make_batch(&data, &opts, &classes, by_class, 1000, &mut step_rng(3, 0));
+            let b = make_batch(&data, &opts, &classes, by_class, &mut step_rng(3, 0));
             assert_eq!(b.ce_labels.len(), 2000);
             assert!(
                 b.ce_labels.iter().all(|&l| l != 1),
@@ -480,7 +473,7 @@ mod tests {
                 denoise_t_range: range,
                 ..TrainOptions::default()
             };
-            let b = make_batch(&data, &opts, &[0, 1], None, 1000, &mut step_rng(5, 0));
+            let b = make_batch(&data, &opts, &[0, 1], None, &mut step_rng(5, 0));
             let (lo, hi) = (b.t.iter().min().copied(), b.t.iter().max().copied());
             (lo.expect("rows"), hi.expect("rows"))
         };
@@ -556,14 +549,8 @@ mod tests {
         for (line, got) in lines.iter().enumerate() {
             let mut want = [0.0f64; 3];
             for step in 2 * line..2 * line + 2 {
-                let batch = make_batch(
-                    &data,
-                    &opts,
-                    &classes,
-                    None,
-                    schedule.steps(),
-                    &mut step_rng(opts.seed, step),
-                );
+                let batch =
+                    make_batch(&data, &opts, &classes, None, &mut step_rng(opts.seed, step));
                 let (_, logged) = batch_loss(
                     &model,
                     batch,
