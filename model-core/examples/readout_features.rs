@@ -13,26 +13,16 @@
 //! VAL_CELLS OUT.json`
 
 use burn::prelude::Device;
-use model_core::classify::{pixel_weights, plan_rounds, RoundInputs};
+use model_core::classify::{pixel_weights, plan_rounds, ClassifierRun};
 use model_core::dataset::{load_split, Split};
-use model_core::schedule::NoiseSchedule;
 use model_core::weights::ModelFiles;
 use std::path::{Path, PathBuf};
 
-const RINGS: [f32; 4] = [0.25, 0.5, 0.75, f32::INFINITY];
-const BLOCKS: [usize; 3] = [2, 4, 8];
+#[path = "common/rings.rs"]
+mod rings;
+use rings::{ring_of, RINGS};
 
-/// Ring index of every pixel of a `size * size` crop.
-fn ring_of(size: usize) -> Vec<usize> {
-    let c = (size as f32 - 1.0) / 2.0;
-    (0..size * size)
-        .map(|p| {
-            let (y, x) = ((p / size) as f32 - c, (p % size) as f32 - c);
-            let r = (x * x + y * y).sqrt() / (size as f32 / 2.0);
-            RINGS.iter().position(|&e| r < e).unwrap_or(RINGS.len() - 1)
-        })
-        .collect()
-}
+const BLOCKS: [usize; 3] = [2, 4, 8];
 
 /// The eight summaries of one residual `d = pred - noise` (CHW, `3 * size * size`).
 fn summaries(d: &[f32], size: usize, weights: &[f32], ring: &[usize]) -> Vec<f32> {
@@ -75,7 +65,14 @@ fn main() -> Result<(), String> {
     let n_val: usize = n_val.parse().map_err(|e| format!("VAL_CELLS: {e}"))?;
     let size = files.card.denoiser.image_size;
     let k = files.card.denoiser.num_classes;
-    let settings = files.card.classifier.clone();
+    // Every class in every round, as `evaluate::full_evaluations` runs the classifier: no
+    // elimination, no "no class" rows, so each round's rows are `cell * k + class`; and every
+    // round in the cell's own frame, so the error is `pred - noise` as drawn.
+    let mut settings = files.card.classifier.clone();
+    settings.test_strictness = f32::INFINITY;
+    settings.views = false;
+    settings.uncond_rounds = 0;
+    settings.excluded.clear();
     let clf = files
         .classifier(Device::flex())
         .map_err(|e| e.to_string())?;
@@ -84,7 +81,6 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .subsample(n_val);
     let rounds = plan_rounds(&settings, size);
-    let schedule = NoiseSchedule::ddpm();
     let weights = pixel_weights(size, settings.centre_weighting);
     let ring = ring_of(size);
     let n = 3 * size * size;
@@ -94,32 +90,18 @@ fn main() -> Result<(), String> {
     for (chunk, labels) in crops.chunks(16).zip(val.labels.chunks(16)) {
         // feats[cell][class][round] = summaries
         let mut feats = vec![vec![Vec::new(); k]; chunk.len()];
-        for r in &rounds {
-            let ab = schedule.alpha_bar(r.t);
-            let (sa, sn) = (ab.sqrt() as f32, (1.0 - ab).sqrt() as f32);
-            let mut inputs = RoundInputs {
-                x_t: Vec::with_capacity(chunk.len() * k * n),
-                t: Vec::new(),
-                classes: Vec::new(),
-            };
-            for cell in chunk {
-                let noised: Vec<f32> = cell
-                    .pixels
-                    .iter()
-                    .zip(&r.noise)
-                    .map(|(x, e)| sa * x + sn * e)
-                    .collect();
-                for c in 0..k {
-                    inputs.x_t.extend_from_slice(&noised);
-                    inputs.t.push(r.t);
-                    inputs.classes.push(c);
-                }
+        let mut run = ClassifierRun::new(chunk.to_vec(), k, settings.clone());
+        while let Some(inputs) = run.next_inputs() {
+            if inputs.classes.len() != chunk.len() * k {
+                return Err(format!("round {}: a class left the race", run.round()));
             }
+            let noise = &rounds[run.round()].noise;
             let pred = clf.predict(&inputs).map_err(|e| e.to_string())?;
             for (row, p) in pred.chunks(n).enumerate() {
-                let d: Vec<f32> = p.iter().zip(&r.noise).map(|(a, b)| a - b).collect();
-                feats[row / k][row % k].push(summaries(&d, size, &weights, &ring));
+                let d: Vec<f32> = p.iter().zip(noise).map(|(a, b)| a - b).collect();
+                feats[row / k][inputs.classes[row]].push(summaries(&d, size, &weights, &ring));
             }
+            run.absorb(&pred);
         }
         for (f, &label) in feats.into_iter().zip(labels) {
             cells.push(serde_json::json!({ "label": label, "feats": f }));

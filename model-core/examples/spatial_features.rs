@@ -12,20 +12,9 @@ use model_core::dataset::{load_split, Split};
 use model_core::weights::ModelFiles;
 use std::path::{Path, PathBuf};
 
-/// Ring edges as fractions of the half-side (the last ring runs to the corners).
-const RINGS: [f32; 4] = [0.25, 0.5, 0.75, f32::INFINITY];
-
-/// Ring index of every pixel of a `size * size` crop.
-fn ring_of(size: usize) -> Vec<usize> {
-    let c = (size as f32 - 1.0) / 2.0;
-    (0..size * size)
-        .map(|p| {
-            let (y, x) = ((p / size) as f32 - c, (p % size) as f32 - c);
-            let r = (x * x + y * y).sqrt() / (size as f32 / 2.0);
-            RINGS.iter().position(|&e| r < e).unwrap_or(RINGS.len() - 1)
-        })
-        .collect()
-}
+#[path = "common/rings.rs"]
+mod rings;
+use rings::{ring_of, RINGS};
 
 fn ring_sums(map: &[f32], ring: &[usize]) -> Vec<f32> {
     let mut out = vec![0f32; RINGS.len()];
