@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Hyper-parameters of a denoiser training run; saved in the run folder.
@@ -262,6 +262,48 @@ fn batch_loss(
     (mse + ce.mul_scalar(opts.ce_weight), logged)
 }
 
+/// The architecture `src` was trained with: a run folder's `options.json`, or the card
+/// (`<stem>.json`) beside a weights file. `None` when there is none to read.
+fn source_architecture(src: &Path) -> Result<Option<DenoiserConfig>> {
+    let (path, from_run) = if src.is_file() {
+        (src.with_extension("json"), false)
+    } else {
+        (src.join("options.json"), true)
+    };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let parse = |e: serde_json::Error| Error::Data(format!("{}: {e}", path.display()));
+    Ok(Some(if from_run {
+        serde_json::from_str::<TrainOptions>(&text)
+            .map_err(parse)?
+            .model
+    } else {
+        serde_json::from_str::<crate::diagnosis::ModelCard>(&text)
+            .map_err(parse)?
+            .denoiser
+    }))
+}
+
+/// Start from the (EMA) weights of a run folder or a weights file; a source trained at a
+/// smaller image size with a proportionally smaller patch is carried over to `model`'s input
+/// ([`Denoiser::to_finer_input`]).
+fn init_from(src: &Path, model: &DenoiserConfig, device: &Device) -> Result<Denoiser> {
+    let trained = source_architecture(src)?.unwrap_or_else(|| model.clone());
+    let load = |arch: &DenoiserConfig| {
+        if src.is_file() {
+            load_weights_file(arch.init(device), src)
+        } else {
+            Checkpoint::new(src.join("ckpt")).load_module(arch.init(device), "ema")
+        }
+    };
+    if trained.image_size != model.image_size || trained.patch != model.patch {
+        load(&trained)?.to_finer_input(&trained, model)
+    } else {
+        load(model)
+    }
+}
+
 /// Train (or resume training) a denoiser in `run_dir` on `data`.
 ///
 /// Writes `run_dir/train.log`, `run_dir/options.json` and checkpoints under `run_dir/ckpt/`.
@@ -287,6 +329,13 @@ pub fn train_denoiser(
     if data.is_empty() {
         return Err(Error::Data("no training images".into()));
     }
+    opts.model.check()?;
+    if data.size != opts.model.image_size {
+        return Err(Error::Invalid(format!(
+            "the training images are {0}x{0} but the model takes {1}x{1}",
+            data.size, opts.model.image_size
+        )));
+    }
     for (name, (lo, hi)) in [
         ("denoising", opts.denoise_t_range),
         ("discriminative", opts.ce_t_range),
@@ -308,10 +357,7 @@ pub fn train_denoiser(
         (model, ema_model, optim, state.step)
     } else {
         let model = match &opts.init_from {
-            Some(src) if src.is_file() => load_weights_file(opts.model.init(&device), src)
-                .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
-            Some(src) => Checkpoint::new(src.join("ckpt"))
-                .load_module(opts.model.init(&device), "ema")
+            Some(src) => init_from(src, &opts.model, &device)
                 .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
             None => opts.model.init(&device),
         };
@@ -510,6 +556,73 @@ mod tests {
                 .expect_err("refused");
             assert!(err.to_string().contains("timestep range"), "{err}");
         }
+    }
+
+    #[test]
+    fn images_of_another_size_or_an_architecture_that_cannot_run_are_refused() {
+        let (dir, cfg, _, data, _) = tiny_setup("sizes", false);
+        let run = |model: DenoiserConfig| {
+            let opts = TrainOptions {
+                steps: 1,
+                batch: 2,
+                ce_batch: 0,
+                model,
+                ..TrainOptions::default()
+            };
+            train_denoiser(&data, &opts, &dir.join("run"), false, &Device::flex())
+                .expect_err("refused")
+                .to_string()
+        };
+        // 16-px cells for a 32-px model (a valid architecture at patch 4).
+        let wide = cfg.clone().with_image_size(32).with_patch(4);
+        wide.check().expect("valid");
+        let err = run(wide);
+        assert!(err.contains("16x16") && err.contains("32x32"), "{err}");
+        let err = run(cfg.with_patch(3));
+        assert!(err.contains("patch size 3"), "{err}");
+        assert!(
+            !dir.join("run").join("ckpt").exists(),
+            "nothing was trained"
+        );
+    }
+
+    #[test]
+    fn init_from_a_run_at_half_the_resolution_carries_its_ema_weights_over() {
+        let (dir, cfg, _, data, _) = tiny_setup("finer", false);
+        let device = Device::flex();
+        let opts = TrainOptions {
+            steps: 2,
+            batch: 2,
+            ce_batch: 0,
+            model: cfg.clone(),
+            ..TrainOptions::default()
+        };
+        train_denoiser(&data, &opts, &dir.join("a"), false, &device).expect("trained");
+        let fine = cfg.clone().with_image_size(32).with_patch(4);
+        let want = Checkpoint::new(dir.join("a").join("ckpt"))
+            .load_module(cfg.init(&device), "ema")
+            .expect("ema")
+            .to_finer_input(&cfg, &fine)
+            .expect("carried over");
+        // On the autodiff device, as training uses it.
+        let got = init_from(&dir.join("a"), &fine, &device.clone().autodiff())
+            .expect("init")
+            .valid();
+        let x = Tensor::<4>::random(
+            [1, 3, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let c = condition(&[Some(1)], 8, &device);
+        let diff = max_abs_diff(
+            want.forward(x.clone(), &[99], c.clone()),
+            got.forward(x, &[99], c),
+        );
+        assert_eq!(diff, 0.0);
+        // A finer input that is not a whole multiple of the run's is refused.
+        let odd = cfg.with_image_size(48).with_patch(4);
+        let e = init_from(&dir.join("a"), &odd, &device).expect_err("refused");
+        assert!(e.to_string().contains("same whole factor"), "{e}");
     }
 
     #[test]

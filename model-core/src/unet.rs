@@ -116,6 +116,40 @@ pub struct Denoiser {
 }
 
 impl DenoiserConfig {
+    /// Refuse an architecture that cannot run: the image side must split into whole patches,
+    /// and the patched side must halve evenly at every level below the first.
+    pub fn check(&self) -> crate::Result<()> {
+        let bad = |why: String| {
+            Err(crate::Error::Invalid(format!(
+                "denoiser architecture: {why}"
+            )))
+        };
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return bad(format!(
+                "channels {:?} must be one or more non-zero widths",
+                self.channels
+            ));
+        }
+        if self.patch == 0 || !self.image_size.is_multiple_of(self.patch) {
+            return bad(format!(
+                "image size {} is not a multiple of the patch size {}",
+                self.image_size, self.patch
+            ));
+        }
+        let side = self.image_size / self.patch;
+        let halvings = 1usize << (self.channels.len() - 1);
+        if side == 0 || !side.is_multiple_of(halvings) {
+            return bad(format!(
+                "the patched side {side} ({} / patch {}) must be a non-zero multiple of {halvings} \
+                 for {} levels",
+                self.image_size,
+                self.patch,
+                self.channels.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Build a freshly initialised denoiser on `device`.
     pub fn init(&self, device: &Device) -> Denoiser {
         let ch = &self.channels;
@@ -223,7 +257,95 @@ pub fn timestep_features(t: &[usize], features: usize, device: &Device) -> Tenso
     Tensor::from_data(TensorData::new(data, [t.len(), features]), device)
 }
 
+/// For every input channel of a `fine`-patch unshuffle, the channel of a `coarse`-patch
+/// unshuffle of the image downscaled by `fine / coarse` that covers the same sub-pixel (found by
+/// unshuffling coordinate images, so it holds whatever channel order burn uses).
+fn finer_patch_channels(coarse: usize, fine: usize, device: &Device) -> crate::Result<Vec<usize>> {
+    let f = fine / coarse;
+    // Value of channel c at pixel (y, x) of one patch: the coarse pixel it lies in, encoded.
+    let unshuffled = |patch: usize, scale: usize| -> crate::Result<Vec<usize>> {
+        let mut v = Vec::with_capacity(3 * patch * patch);
+        for c in 0..3 {
+            for y in 0..patch {
+                for x in 0..patch {
+                    v.push(((c * coarse + y / scale) * coarse + x / scale) as f32);
+                }
+            }
+        }
+        let img = Tensor::<4>::from_data(TensorData::new(v, [1, 3, patch, patch]), device);
+        let out = PixelUnshuffleConfig::new(patch).init().forward(img);
+        let codes = out
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| crate::Error::Weights(format!("{e:?}")))?;
+        Ok(codes.into_iter().map(|code| code as usize).collect())
+    };
+    // Fine channels carry the coordinates of their coarse pixel; coarse ones their own.
+    let coarse_codes = unshuffled(coarse, 1)?;
+    unshuffled(fine, f)?
+        .iter()
+        .map(|code| {
+            coarse_codes.iter().position(|c| c == code).ok_or_else(|| {
+                crate::Error::Invalid(format!("no patch-{coarse} channel for code {code}"))
+            })
+        })
+        .collect()
+}
+
 impl Denoiser {
+    /// Carry a trained denoiser over to images `f` times larger on a side, with a patch `f`
+    /// times larger, so that the UNet's inner levels keep their side and their weights. The new
+    /// `conv_in` averages the `f x f` fine pixels that each old input pixel stood for, and the
+    /// new `conv_out` repeats each old output pixel over them: on an image upscaled by
+    /// repeating pixels, the result equals the old prediction upscaled the same way. Fine-tuning
+    /// then teaches it what the finer pixels add.
+    ///
+    /// `old` is this model's architecture; `new` must equal it but for `image_size` and `patch`,
+    /// both multiplied by the same whole factor.
+    pub fn to_finer_input(
+        self,
+        old: &DenoiserConfig,
+        new: &DenoiserConfig,
+    ) -> crate::Result<Denoiser> {
+        new.check()?;
+        let f = new.patch / old.patch.max(1);
+        let same_rest = DenoiserConfig {
+            image_size: old.image_size,
+            patch: old.patch,
+            ..new.clone()
+        } == *old;
+        if f < 2 || new.patch != old.patch * f || new.image_size != old.image_size * f || !same_rest
+        {
+            return Err(crate::Error::Invalid(format!(
+                "cannot carry a {}px/patch-{} denoiser over to {}px/patch-{}: only the image \
+                 size and the patch may change, both by the same whole factor of 2 or more",
+                old.image_size, old.patch, new.image_size, new.patch
+            )));
+        }
+        let device = self.conv_in.weight.device();
+        let map = finer_patch_channels(old.patch, new.patch, &device)?;
+        let index = Tensor::<1, Int>::from_data(
+            TensorData::new(map.iter().map(|&i| i as i64).collect(), [map.len()]),
+            &device,
+        );
+        // Detached: on an autodiff device the new weights must be leaves of their own.
+        let pick = |t: Tensor<4>, dim: usize| t.select(dim, index.clone()).detach();
+        let mut conv_in = self.conv_in;
+        conv_in.weight = Param::from_tensor(pick(conv_in.weight.val(), 1) / (f * f) as f32);
+        let mut conv_out = self.conv_out;
+        conv_out.weight = Param::from_tensor(pick(conv_out.weight.val(), 0));
+        conv_out.bias = conv_out
+            .bias
+            .map(|b| Param::from_tensor(b.val().select(0, index.clone()).detach()));
+        Ok(Denoiser {
+            unshuffle: PixelUnshuffleConfig::new(new.patch).init(),
+            shuffle: PixelShuffleConfig::new(new.patch).init(),
+            conv_in,
+            conv_out,
+            ..self
+        })
+    }
+
     /// Number of entries in the condition vector (classes plus the "no class" token).
     pub fn cond_dim(&self) -> usize {
         self.cond_dim
@@ -345,6 +467,94 @@ mod tests {
         let diff: f32 = (a - b).abs().sum().into_scalar();
         assert!(diff > 0.0, "the class must change the prediction");
         assert!(cfg.flops() > 0);
+    }
+
+    #[test]
+    fn a_larger_patch_runs_a_double_resolution_input_at_the_same_inner_side() {
+        let device = Device::flex();
+        // 32 px with patch 4 runs its first level at 8x8, as 16 px with patch 2 does.
+        let cfg = DenoiserConfig::new()
+            .with_image_size(32)
+            .with_patch(4)
+            .with_channels(vec![8, 16]);
+        cfg.check().expect("a valid architecture");
+        let model = cfg.init(&device);
+        let x = Tensor::<4>::random(
+            [2, 3, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let y = model.forward(x, &[10, 500], condition(&[Some(1), None], 8, &device));
+        assert_eq!(y.dims(), [2, 3, 32, 32]);
+        let small = DenoiserConfig::new()
+            .with_image_size(16)
+            .with_channels(vec![8, 16]);
+        // Same inner convolutions; only the 3x3 convolutions in and out see 4x the channels.
+        let extra = cfg.flops() - small.flops();
+        let conv_io = |pin: u64| 2 * 2 * 8 * 8 * pin * 8 * 9;
+        assert_eq!(extra, conv_io(48) - conv_io(12));
+    }
+
+    /// Each pixel repeated `f x f` times: `[b, c, h, w]` to `[b, c, f h, f w]`.
+    fn repeat_pixels(x: Tensor<4>, f: usize) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        x.reshape([b, c, h, 1, w, 1])
+            .repeat_dim(3, f)
+            .repeat_dim(5, f)
+            .reshape([b, c, h * f, w * f])
+    }
+
+    #[test]
+    fn a_denoiser_carried_to_a_finer_input_predicts_the_upscaled_old_noise() {
+        let device = Device::flex();
+        let (old_cfg, old, x) = tiny(&device);
+        let new_cfg = old_cfg.clone().with_image_size(32).with_patch(4);
+        let new = old
+            .clone()
+            .to_finer_input(&old_cfg, &new_cfg)
+            .expect("carried over");
+        let cond = condition(&[Some(2), None], 8, &device);
+        let want = repeat_pixels(old.forward(x.clone(), &[30, 400], cond.clone()), 2);
+        let got = new.forward(repeat_pixels(x.clone(), 2), &[30, 400], cond.clone());
+        assert_eq!(got.dims(), [2, 3, 32, 32]);
+        let err: f32 = (want - got.clone()).abs().max().into_scalar();
+        assert!(
+            err < 1e-4,
+            "differs from the upscaled old prediction by {err}"
+        );
+        // On a genuinely finer image the fine pixels matter: not a copy of the old model.
+        let fine = Tensor::<4>::random(
+            [2, 3, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let moved: f32 = (new.forward(fine, &[30, 400], cond) - got)
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(moved > 1e-3);
+        // Anything but size and patch changing together is refused.
+        for bad in [
+            old_cfg.clone().with_image_size(32),
+            old_cfg.clone().with_image_size(48).with_patch(4),
+            new_cfg.clone().with_embed_dim(64),
+        ] {
+            let e = old.clone().to_finer_input(&old_cfg, &bad);
+            assert!(e.is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn architectures_that_cannot_run_are_refused_with_a_reason() {
+        let ok = DenoiserConfig::new();
+        ok.check().expect("the default architecture");
+        let msg = |c: DenoiserConfig| c.check().expect_err("must be refused").to_string();
+        assert!(msg(DenoiserConfig::new().with_patch(3)).contains("not a multiple of the patch"));
+        // 64 / 2 = 32 halves at most 5 times; 7 levels need 6 halvings.
+        let deep = DenoiserConfig::new().with_channels(vec![8; 7]);
+        assert!(msg(deep).contains("multiple of 64"));
+        assert!(msg(DenoiserConfig::new().with_channels(vec![])).contains("non-zero widths"));
+        assert!(msg(DenoiserConfig::new().with_patch(0)).contains("patch"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use model_core::calibrate::{
 };
 use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
-use model_core::dataset::CellSet;
+use model_core::dataset::{load_split, CellSet, Split};
 use model_core::decode::decode_with_notes;
 use model_core::diagnosis::{anomaly_score, Diagnosis, ModelCard, Triage};
 use model_core::engine::CellClassifier;
@@ -30,11 +30,59 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// One split of the PBC data, loaded at whatever side a model was trained at (each side has
+/// its own file in the disk cache) and thinned to evenly spread cells: the same cells, in the
+/// same order, at every side.
+#[derive(Clone)]
+pub struct SplitSource {
+    /// Root of the shared data (holds `pbc/`).
+    pub data_root: PathBuf,
+    /// Which split.
+    pub split: Split,
+    /// Successive `CellSet::subsample` sizes (empty: every cell).
+    pub thin: Vec<usize>,
+}
+
+impl SplitSource {
+    /// Every cell of `split` under `data_root`.
+    pub fn new(data_root: &Path, split: Split) -> Self {
+        Self {
+            data_root: data_root.to_path_buf(),
+            split,
+            thin: Vec::new(),
+        }
+    }
+
+    /// The same source, further thinned to `n` evenly spread cells.
+    pub fn thinned(&self, n: usize) -> Self {
+        let mut s = self.clone();
+        s.thin.push(n);
+        s
+    }
+
+    /// The cells at `size` x `size` pixels.
+    pub fn at(&self, size: usize) -> Result<CellSet, String> {
+        let mut cells =
+            load_split(&self.data_root, self.split, size, Path::new("runs/cache")).map_err(err)?;
+        for &n in &self.thin {
+            cells = cells.subsample(n);
+        }
+        Ok(cells)
+    }
+}
+
+fn default_baseline_size() -> usize {
+    64
+}
+
 /// Baseline card stored beside its weights.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BaselineCard {
     /// Architecture.
     pub config: BaselineConfig,
+    /// Side of the square input in pixels (cards written before it existed: 64).
+    #[serde(default = "default_baseline_size")]
+    pub image_size: usize,
     /// Softmax temperature fitted on val.
     pub temperature: f32,
     /// Class left out in training, if any.
@@ -53,6 +101,7 @@ pub fn train_baseline(
     std::fs::create_dir_all(run).map_err(err)?;
     let card = BaselineCard {
         config: cfg.clone(),
+        image_size: data.size,
         temperature: 1.0,
         excluded: exclude,
     };
@@ -105,7 +154,7 @@ fn softmax_rows(logits: &[Vec<f32>], t: f32) -> Vec<Vec<f32>> {
         .collect()
 }
 
-pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &CellSet) -> CmdResult {
+pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &SplitSource) -> CmdResult {
     let mut card: BaselineCard =
         serde_json::from_str(&std::fs::read_to_string(run.join("card.json")).map_err(err)?)
             .map_err(err)?;
@@ -115,6 +164,7 @@ pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &CellSet) -> 
         .init(&Device::flex())
         .try_load_record(rec)
         .map_err(err)?;
+    let val = val.at(card.image_size)?;
     let val = match card.excluded {
         Some(ex) => val.filter(|l| l != ex),
         None => val.clone(),
@@ -132,10 +182,20 @@ pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &CellSet) -> 
     )
     .map_err(err)?;
     std::fs::copy(run.join("ckpt/model.bpk"), out.join(format!("{stem}.bpk"))).map_err(err)?;
+    let pred: Vec<usize> = logits
+        .iter()
+        .map(|l| (0..l.len()).fold(0, |best, c| if l[c] > l[best] { c } else { best }))
+        .collect();
+    let matrix = confusion(&val.labels, &pred, CLASSES.len());
+    let right = val.labels.iter().zip(&pred).filter(|(t, p)| t == p).count();
     eprintln!(
-        "baseline temperature {:.3} on {} val cells",
+        "baseline ({}x{}): temperature {:.3} on {} val cells; val accuracy {:.4}, balanced {:.4}",
+        card.image_size,
+        card.image_size,
         card.temperature,
-        val.len()
+        val.len(),
+        right as f64 / val.len().max(1) as f64,
+        balanced_accuracy(&matrix)
     );
     Ok(())
 }
@@ -199,7 +259,7 @@ pub fn calibrate(
     run: &Path,
     out: &Path,
     stem: &str,
-    val: &CellSet,
+    val: &SplitSource,
     o: &CalibrateOptions,
 ) -> CmdResult {
     let CalibrateOptions {
@@ -229,7 +289,7 @@ pub fn calibrate(
         weights,
     };
     let clf = files.classifier(Device::flex()).map_err(err)?;
-    let all_val = val;
+    let all_val = &val.at(card.denoiser.image_size)?;
     let val = match opts.exclude_class {
         Some(ex) => all_val.filter(|l| l != ex),
         None => all_val.clone(),
@@ -473,16 +533,19 @@ fn evaluate_val(clf: &CellClassifier, val: &CellSet, what: &str) -> Result<Vec<F
 
 /// Diagnose `data` with the model `stem` in `model_dir`; `uncond_rounds` overrides the card's
 /// "no class" rounds (for the conditioning gain). Returns the diagnoses and cells per second.
+/// The diagnoses of a diffusion model on `source`'s cells (at the model's resolution), the cells'
+/// labels and the cells per second.
 fn diffusion_on(
-    data: &CellSet,
+    source: &SplitSource,
     model_dir: &Path,
     stem: &str,
     uncond_rounds: Option<usize>,
-) -> Result<(Vec<Diagnosis>, f64), String> {
+) -> Result<(Vec<Diagnosis>, Vec<usize>, f64), String> {
     let mut files = ModelFiles::read(model_dir, stem).map_err(err)?;
     if let Some(n) = uncond_rounds {
         files.card.classifier.uncond_rounds = n;
     }
+    let data = source.at(files.card.denoiser.image_size)?;
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let start = Instant::now();
     let d = diagnose_all(&clf, &data.crops(), |n| {
@@ -491,11 +554,12 @@ fn diffusion_on(
     .map_err(err)?;
     let secs = start.elapsed().as_secs_f64();
     eprintln!(" ({:.1} cells/s)", data.len() as f64 / secs);
-    Ok((d, data.len() as f64 / secs))
+    let cps = data.len() as f64 / secs;
+    Ok((d, data.labels, cps))
 }
 
 pub fn eval(
-    data: &CellSet,
+    source: &SplitSource,
     anomaly_limit: Option<usize>,
     model_dir: &Path,
     eval_dir: &Path,
@@ -503,24 +567,29 @@ pub fn eval(
     svg_path: &Path,
 ) -> CmdResult {
     let k = CLASSES.len();
-    let (diag, cps) = diffusion_on(data, model_dir, MODEL_STEM, None)?;
+    let (diag, labels, cps) = diffusion_on(source, model_dir, MODEL_STEM, None)?;
     let probs: Vec<Vec<f32>> = diag.iter().map(|d| d.probs.clone()).collect();
     let evals: Vec<usize> = diag.iter().map(|d| d.evals).collect();
     let triage: Vec<_> = diag.iter().map(|d| d.triage).collect();
-    let diff = report(&data.labels, &probs, Some(&evals), Some(&triage), k);
-    let mut doc =
-        json!({ "split_size": data.len(), "diffusion": diff, "diffusion_cells_per_second": cps });
+    let diff = report(&labels, &probs, Some(&evals), Some(&triage), k);
+    let mut doc = json!({
+        "split": source.split.name(),
+        "split_size": labels.len(),
+        "diffusion": diff,
+        "diffusion_cells_per_second": cps
+    });
     let mut svgs = vec![("diffusion", diff.clone())];
     match load_baseline(eval_dir, "cytolens-baseline") {
         Ok((model, card)) => {
-            let p = softmax_rows(&baseline_logits(&model, data)?, card.temperature);
+            let data = source.at(card.image_size)?;
+            let p = softmax_rows(&baseline_logits(&model, &data)?, card.temperature);
             let b = report(&data.labels, &p, None, None, k);
             doc["baseline"] = serde_json::to_value(&b).map_err(err)?;
             svgs.push(("baseline CNN", b));
         }
         Err(e) => eprintln!("baseline not evaluated: {e}"),
     }
-    anomaly_figures(&mut doc, data, anomaly_limit, eval_dir)?;
+    anomaly_figures(&mut doc, source, anomaly_limit, eval_dir)?;
     std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
     if let Some(parent) = svg_path.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
@@ -533,9 +602,12 @@ pub fn eval(
 }
 
 fn print_summary(doc: &serde_json::Value) {
+    let split = doc["split"].as_str().unwrap_or("test");
     println!(
         "{:<28} {:>10} {:>10}",
-        "metric (test split)", "diffusion", "baseline"
+        format!("metric ({split} split)"),
+        "diffusion",
+        "baseline"
     );
     for key in [
         "accuracy",
@@ -664,8 +736,9 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool, smear: bool)
     }
 }
 
-pub fn bench(model_dir: &Path, data: &CellSet) -> CmdResult {
+pub fn bench(model_dir: &Path, source: &SplitSource) -> CmdResult {
     let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
+    let data = source.at(model.card.denoiser.image_size)?;
     let clf: CellClassifier = model.classifier(Device::flex()).map_err(err)?;
     let cells = data.crops();
     // Warm-up on a few cells so allocation and thread start-up are not timed.
@@ -747,21 +820,27 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
 /// the other cells, for the diffusion model and the baseline (max-softmax).
 fn anomaly_figures(
     doc: &mut serde_json::Value,
-    data: &CellSet,
+    source: &SplitSource,
     anomaly_limit: Option<usize>,
     eval_dir: &Path,
 ) -> CmdResult {
     // Anomaly: models trained without erythroblasts; AUROC of erythroblast vs the rest.
-    let anomaly_data = anomaly_limit.map_or_else(|| data.clone(), |n| data.subsample(n));
-    let data = &anomaly_data;
-    doc["anomaly_cells"] = json!(data.len());
+    let source = anomaly_limit.map_or_else(|| source.clone(), |n| source.thinned(n));
     let ery = model_core::classes::class_index("erythroblast").unwrap_or(2);
-    let positive: Vec<bool> = data.labels.iter().map(|&l| l == ery).collect();
+    let is_ery = |labels: &[usize]| -> Vec<bool> { labels.iter().map(|&l| l == ery).collect() };
     // The "no class" rounds add evaluations but change no class's errors, so the z-score and
     // the confidence are those of the card's own settings.
     let uncond = Some(ClassifierSettings::default().min_rounds);
-    match diffusion_on(data, eval_dir, "cytolens-diffusion-no-erythroblast", uncond) {
-        Ok((d, _)) => {
+    match diffusion_on(
+        &source,
+        eval_dir,
+        "cytolens-diffusion-no-erythroblast",
+        uncond,
+    ) {
+        Ok((d, labels, _)) => {
+            let positive = is_ery(&labels);
+            doc["anomaly_cells"] = json!(labels.len());
+            doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());
             let score: Vec<f64> = d.iter().map(|x| x.anomaly as f64).collect();
             doc["anomaly_auroc_diffusion"] = json!(auroc(&score, &positive));
             let unc: Vec<f64> = d.iter().map(|x| 1.0 - x.confidence as f64).collect();
@@ -782,7 +861,11 @@ fn anomaly_figures(
     }
     match load_baseline(eval_dir, "cytolens-baseline-no-erythroblast") {
         Ok((model, card)) => {
-            let p = softmax_rows(&baseline_logits(&model, data)?, card.temperature);
+            let data = source.at(card.image_size)?;
+            let positive = is_ery(&data.labels);
+            doc["anomaly_cells"] = json!(data.len());
+            doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());
+            let p = softmax_rows(&baseline_logits(&model, &data)?, card.temperature);
             let score: Vec<f64> = p
                 .iter()
                 .map(|r| 1.0 - r.iter().copied().fold(0.0, f32::max) as f64)
@@ -791,12 +874,11 @@ fn anomaly_figures(
         }
         Err(e) => eprintln!("baseline anomaly model not evaluated: {e}"),
     }
-    doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());
     Ok(())
 }
 
 pub fn eval_anomaly(
-    data: &CellSet,
+    source: &SplitSource,
     anomaly_limit: Option<usize>,
     eval_dir: &Path,
     json_path: &Path,
@@ -805,15 +887,16 @@ pub fn eval_anomaly(
         Ok(s) => serde_json::from_str(&s).map_err(err)?,
         Err(_) => json!({}),
     };
-    anomaly_figures(&mut doc, data, anomaly_limit, eval_dir)?;
+    anomaly_figures(&mut doc, source, anomaly_limit, eval_dir)?;
     std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
     print_summary(&doc);
     Ok(())
 }
 
-pub fn tune(model_dir: &Path, val: &CellSet) -> CmdResult {
+pub fn tune(model_dir: &Path, val: &SplitSource) -> CmdResult {
     use model_core::classify::replay;
     let files = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
+    let val = &val.at(files.card.denoiser.image_size)?;
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let evals = evaluate_val(&clf, val, "full evaluation")?;
     let base = files.card.classifier.clone();

@@ -3,13 +3,15 @@
 use burn::prelude::Device;
 use clap::{Parser, Subcommand};
 use model_core::classes::{class_index, CLASSES};
-use model_core::dataset::{load_split, CellSet, Split};
+use model_core::dataset::Split;
 use model_core::train::{train_denoiser, TrainOptions};
 use model_core::unet::DenoiserConfig;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod commands;
+
+use commands::SplitSource;
 
 #[derive(Parser)]
 #[command(
@@ -49,9 +51,13 @@ enum Command {
         /// Channels per level, comma separated.
         #[arg(long, default_value = "32,64,128")]
         channels: String,
-        /// Model resolution.
+        /// Model resolution (side of the square crop, from the 128x128 data).
         #[arg(long, default_value_t = 64)]
         size: usize,
+        /// Patch size of the pixel-unshuffle in front of the UNet (the UNet's first level runs at
+        /// `size / patch`).
+        #[arg(long, default_value_t = 2)]
+        patch: usize,
         /// Leave this class out (anomaly experiment).
         #[arg(long)]
         exclude: Option<String>,
@@ -101,6 +107,9 @@ enum Command {
         /// Batch size.
         #[arg(long, default_value_t = 64)]
         batch: usize,
+        /// Input resolution (side of the square crop, from the 128x128 data).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
         /// Leave this class out (anomaly experiment).
         #[arg(long)]
         exclude: Option<String>,
@@ -275,6 +284,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ce_weight,
             channels,
             size,
+            patch,
             exclude,
             checkpoint_every,
             limit,
@@ -303,10 +313,11 @@ fn run(cli: Cli) -> Result<(), String> {
                 denoise_t_range: parse_t_range("--denoise-t-range", &denoise_t_range)?,
                 model: DenoiserConfig::new()
                     .with_channels(parse_channels(&channels)?)
-                    .with_image_size(size),
+                    .with_image_size(size)
+                    .with_patch(patch),
                 ..TrainOptions::default()
             };
-            let mut data = load_cells(&cli.data, Split::Train, size)?;
+            let mut data = SplitSource::new(&cli.data, Split::Train).at(size)?;
             if let Some(n) = limit {
                 data = data.subsample(n);
             }
@@ -323,11 +334,12 @@ fn run(cli: Cli) -> Result<(), String> {
             resume,
             steps,
             batch,
+            size,
             exclude,
             limit,
         } => {
             let exclude = parse_class(exclude)?;
-            let mut data = load_cells(&cli.data, Split::Train, 64)?;
+            let mut data = SplitSource::new(&cli.data, Split::Train).at(size)?;
             if let Some(n) = limit {
                 data = data.subsample(n);
             }
@@ -346,7 +358,7 @@ fn run(cli: Cli) -> Result<(), String> {
             t_range,
             balanced,
         } => {
-            let val = load_cells(&cli.data, Split::Val, 64)?;
+            let val = SplitSource::new(&cli.data, Split::Val);
             let o = commands::CalibrateOptions {
                 val_limit,
                 target: target_accuracy,
@@ -361,7 +373,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Half { model, stem } => commands::to_half(&model, &stem),
         Command::CalibrateBaseline { run, out, stem } => {
-            let val = load_cells(&cli.data, Split::Val, 64)?;
+            let val = SplitSource::new(&cli.data, Split::Val);
             commands::calibrate_baseline(&run, &out, &stem, &val)
         }
         Command::Eval {
@@ -375,17 +387,17 @@ fn run(cli: Cli) -> Result<(), String> {
             only_anomaly,
         } => {
             let split = Split::parse(&split).map_err(|e| e.to_string())?;
-            let mut data = load_cells(&cli.data, split, 64)?;
+            let mut source = SplitSource::new(&cli.data, split);
             if let Some(n) = limit {
-                data = data.subsample(n);
+                source = source.thinned(n);
             }
             if only_anomaly {
-                return commands::eval_anomaly(&data, anomaly_limit, &eval_models, &json);
+                return commands::eval_anomaly(&source, anomaly_limit, &eval_models, &json);
             }
-            commands::eval(&data, anomaly_limit, &model, &eval_models, &json, &svg)
+            commands::eval(&source, anomaly_limit, &model, &eval_models, &json, &svg)
         }
         Command::Tune { model, val_limit } => {
-            let val = load_cells(&cli.data, Split::Val, 64)?.subsample(val_limit);
+            let val = SplitSource::new(&cli.data, Split::Val).thinned(val_limit);
             commands::tune(&model, &val)
         }
         Command::DetectEval { verbose } => commands::detect_eval(&cli.data, verbose),
@@ -396,7 +408,7 @@ fn run(cli: Cli) -> Result<(), String> {
             files,
         } => commands::classify(&model, &files, json, smear),
         Command::Bench { model, cells } => {
-            let data = load_cells(&cli.data, Split::Test, 64)?.subsample(cells);
+            let data = SplitSource::new(&cli.data, Split::Test).thinned(cells);
             commands::bench(&model, &data)
         }
     }
@@ -421,10 +433,6 @@ fn parse_class(name: Option<String>) -> Result<Option<usize>, String> {
             .ok_or_else(|| format!("unknown class '{n}' (one of {})", CLASSES.join(", "))),
         None => Ok(None),
     }
-}
-
-fn load_cells(data: &Path, split: Split, size: usize) -> Result<CellSet, String> {
-    load_split(data, split, size, &PathBuf::from("runs/cache")).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
