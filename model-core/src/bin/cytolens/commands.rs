@@ -531,10 +531,9 @@ fn evaluate_val(clf: &CellClassifier, val: &CellSet, what: &str) -> Result<Vec<F
     Ok(evals)
 }
 
-/// Diagnose `data` with the model `stem` in `model_dir`; `uncond_rounds` overrides the card's
-/// "no class" rounds (for the conditioning gain). Returns the diagnoses and cells per second.
-/// The diagnoses of a diffusion model on `source`'s cells (at the model's resolution), the cells'
-/// labels and the cells per second.
+/// Diagnose `source`'s cells, loaded at the model's resolution, with the model `stem` in
+/// `model_dir`; `uncond_rounds` overrides the card's "no class" rounds (for the conditioning
+/// gain). Returns the diagnoses, the cells' labels and the cells per second.
 fn diffusion_on(
     source: &SplitSource,
     model_dir: &Path,
