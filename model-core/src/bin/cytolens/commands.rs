@@ -182,20 +182,16 @@ pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &SplitSource)
     )
     .map_err(err)?;
     std::fs::copy(run.join("ckpt/model.bpk"), out.join(format!("{stem}.bpk"))).map_err(err)?;
-    let pred: Vec<usize> = logits
-        .iter()
-        .map(|l| (0..l.len()).fold(0, |best, c| if l[c] > l[best] { c } else { best }))
-        .collect();
-    let matrix = confusion(&val.labels, &pred, CLASSES.len());
-    let right = val.labels.iter().zip(&pred).filter(|(t, p)| t == p).count();
+    let probs = softmax_rows(&logits, card.temperature);
+    let fitted = report(&val.labels, &probs, None, None, CLASSES.len());
     eprintln!(
         "baseline ({}x{}): temperature {:.3} on {} val cells; val accuracy {:.4}, balanced {:.4}",
         card.image_size,
         card.image_size,
         card.temperature,
         val.len(),
-        right as f64 / val.len().max(1) as f64,
-        balanced_accuracy(&matrix)
+        fitted.accuracy,
+        fitted.balanced_accuracy
     );
     Ok(())
 }
