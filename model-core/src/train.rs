@@ -263,15 +263,18 @@ fn batch_loss(
 }
 
 /// The architecture `src` was trained with: a run folder's `options.json`, or the card
-/// (`<stem>.json`) beside a weights file. `None` when there is none to read.
+/// (`<stem>.json`) beside a weights file. `None` when that file does not exist; any other
+/// failure to read it is an error.
 fn source_architecture(src: &Path) -> Result<Option<DenoiserConfig>> {
     let (path, from_run) = if src.is_file() {
         (src.with_extension("json"), false)
     } else {
         (src.join("options.json"), true)
     };
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(None);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
     };
     let parse = |e: serde_json::Error| Error::Data(format!("{}: {e}", path.display()));
     Ok(Some(if from_run {
