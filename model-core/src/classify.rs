@@ -476,15 +476,25 @@ pub struct ClassifierRun {
     pending: Vec<(usize, usize)>,
 }
 
-/// The inputs of one batched denoiser evaluation.
+/// The inputs of one batched denoiser evaluation: each noised image once, and the rows that
+/// score it, one per condition.
 #[derive(Debug, Clone)]
 pub struct RoundInputs {
-    /// Noised images, `[rows, 3, size, size]` flattened.
+    /// Noised images, `[images, 3, size, size]` flattened.
     pub x_t: Vec<f32>,
-    /// Timestep of every row.
+    /// Timestep of every image.
     pub t: Vec<usize>,
+    /// Image of every row, in ascending order.
+    pub source: Vec<usize>,
     /// Class condition of every row.
     pub classes: Vec<usize>,
+}
+
+impl RoundInputs {
+    /// Number of denoiser rows (evaluations).
+    pub fn rows(&self) -> usize {
+        self.classes.len()
+    }
 }
 
 impl ClassifierRun {
@@ -535,6 +545,7 @@ impl ClassifierRun {
         let (sa, sn) = (ab.sqrt() as f32, (1.0 - ab).sqrt() as f32);
         self.pending.clear();
         let mut x_t = Vec::new();
+        let mut source = Vec::new();
         let mut classes = Vec::new();
         for (i, cell) in self.cells.iter().enumerate() {
             if self.scores[i].active.iter().filter(|a| **a).count() <= 1 {
@@ -549,22 +560,29 @@ impl ClassifierRun {
             if r.view != 0 {
                 noised = dihedral(&noised, cell.size, r.view);
             }
+            let image = x_t.len() / noised.len().max(1);
+            x_t.extend_from_slice(&noised);
             for c in 0..self.classes {
                 if self.scores[i].active[c] {
                     self.pending.push((i, c));
-                    x_t.extend_from_slice(&noised);
+                    source.push(image);
                     classes.push(c);
                 }
             }
             if self.round < self.settings.uncond_rounds {
                 // Class index `classes` is the "no class" token of the denoiser's condition.
                 self.pending.push((i, self.classes));
-                x_t.extend_from_slice(&noised);
+                source.push(image);
                 classes.push(self.classes);
             }
         }
-        let t = vec![r.t; classes.len()];
-        Some(RoundInputs { x_t, t, classes })
+        let t = vec![r.t; source.last().map_or(0, |s| s + 1)];
+        Some(RoundInputs {
+            x_t,
+            t,
+            source,
+            classes,
+        })
     }
 
     /// Take the predicted noise of the round handed out by [`next_inputs`](Self::next_inputs),
@@ -787,6 +805,27 @@ mod tests {
         assert_eq!(s.best(), 5);
         assert!(s.errors[5].iter().flatten().all(|e| *e < 1e-10));
         assert!(s.pixel_errors[5].iter().all(|e| *e < 1e-10));
+    }
+
+    #[test]
+    fn a_round_holds_each_noised_image_once_and_maps_its_rows_to_it() {
+        let size = 4;
+        let n = 3 * size * size;
+        let cells = vec![cell(size, 0.1), cell(size, -0.4)];
+        let settings = ClassifierSettings {
+            uncond_rounds: 1,
+            ..ClassifierSettings::default()
+        };
+        let mut run = ClassifierRun::new(cells, 8, settings);
+        let inputs = run.next_inputs().expect("a first round");
+        assert_eq!(inputs.x_t.len(), 2 * n, "two cells, two images");
+        assert_eq!(inputs.t.len(), 2);
+        // Eight classes and the "no class" row for each cell.
+        assert_eq!(inputs.rows(), 18);
+        assert_eq!(inputs.source[..9], [0; 9]);
+        assert_eq!(inputs.source[9..], [1; 9]);
+        assert_eq!(inputs.classes[8], 8, "the ninth row is the no-class token");
+        assert!(inputs.x_t[..n] != inputs.x_t[n..], "the cells' own images");
     }
 
     #[test]

@@ -267,6 +267,9 @@ pub struct Diagnosis {
     pub runner_up: usize,
     /// Denoiser evaluations spent.
     pub evals: usize,
+    /// Noise draws (rounds) the cell took part in: the passes of a late-conditioned denoiser's
+    /// shared trunk.
+    pub rounds: usize,
     /// [`CellScores::conditioning_gain`] of the predicted class, where the settings ask for
     /// "no class" rounds (`uncond_rounds`); nearer 0 means the class helped the denoiser less.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -320,6 +323,7 @@ pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis
         triage,
         runner_up,
         evals: scores.evals,
+        rounds: scores.round_weights.len(),
         conditioning_gain: scores.conditioning_gain(class),
         map: uncertainty_map(scores, class, runner_up, size),
     }

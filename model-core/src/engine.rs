@@ -43,27 +43,6 @@ impl CellClassifier {
         })
     }
 
-    fn input_tensors(
-        &self,
-        inputs: &RoundInputs,
-        from: usize,
-        to: usize,
-    ) -> (Tensor<4>, Tensor<2>) {
-        let size = self.card.denoiser.image_size;
-        let n = 3 * size * size;
-        let rows = to - from;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(inputs.x_t[from * n..to * n].to_vec(), [rows, 3, size, size]),
-            &self.device,
-        );
-        let classes: Vec<Option<usize>> =
-            inputs.classes[from..to].iter().map(|c| Some(*c)).collect();
-        (
-            x,
-            condition(&classes, self.card.denoiser.num_classes, &self.device),
-        )
-    }
-
     /// Row ranges `[from, to)` of at most [`MAX_ROWS`] rows covering `rows`.
     fn row_ranges(rows: usize) -> impl Iterator<Item = (usize, usize)> {
         (0..rows)
@@ -71,27 +50,53 @@ impl CellClassifier {
             .map(move |from| (from, (from + MAX_ROWS).min(rows)))
     }
 
-    /// The predicted noise of rows `from..to` of a round, still on the device.
-    fn forward_rows(&self, inputs: &RoundInputs, from: usize, to: usize) -> Tensor<4> {
-        let (x, cond) = self.input_tensors(inputs, from, to);
-        self.model.forward(x, &inputs.t[from..to], cond)
+    /// The predicted noise of rows `from..to` of a round, still on the device: the images those
+    /// rows read go through the denoiser's shared part once ([`Denoiser::forward_shared`]).
+    fn forward_rows(&self, inputs: &RoundInputs, from: usize, to: usize) -> Result<Tensor<4>> {
+        let size = self.card.denoiser.image_size;
+        let n = 3 * size * size;
+        let source = &inputs.source[from..to];
+        let (Some(&first), Some(&last)) = (source.first(), source.last()) else {
+            return Err(Error::Invalid("a round with no rows".into()));
+        };
+        if last < first || (last + 1) * n > inputs.x_t.len() || last >= inputs.t.len() {
+            return Err(Error::Invalid(format!(
+                "round rows read images {first}..={last} of {}",
+                inputs.t.len()
+            )));
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                inputs.x_t[first * n..(last + 1) * n].to_vec(),
+                [last + 1 - first, 3, size, size],
+            ),
+            &self.device,
+        );
+        let rows: Vec<usize> = source.iter().map(|s| s - first).collect();
+        let classes: Vec<Option<usize>> =
+            inputs.classes[from..to].iter().map(|c| Some(*c)).collect();
+        let cond = condition(&classes, self.card.denoiser.num_classes, &self.device);
+        Ok(self
+            .model
+            .forward_shared(x, &inputs.t[first..=last], &rows, cond))
     }
 
-    /// Predict the noise of one round, synchronously (CPU backends).
+    /// Predict the noise of one round, `[rows, 3, size, size]` flattened, synchronously (CPU
+    /// backends).
     pub fn predict(&self, inputs: &RoundInputs) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(inputs.x_t.len());
-        for (from, to) in Self::row_ranges(inputs.t.len()) {
-            out.extend(floats(self.forward_rows(inputs, from, to).into_data())?);
+        let mut out = Vec::new();
+        for (from, to) in Self::row_ranges(inputs.rows()) {
+            out.extend(floats(self.forward_rows(inputs, from, to)?.into_data())?);
         }
         Ok(out)
     }
 
     /// Predict the noise of one round with an async readback (WebGPU).
     pub async fn predict_async(&self, inputs: &RoundInputs) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(inputs.x_t.len());
-        for (from, to) in Self::row_ranges(inputs.t.len()) {
+        let mut out = Vec::new();
+        for (from, to) in Self::row_ranges(inputs.rows()) {
             let data = self
-                .forward_rows(inputs, from, to)
+                .forward_rows(inputs, from, to)?
                 .into_data_async()
                 .await
                 .map_err(|e| Error::Weights(format!("{e:?}")))?;
@@ -138,4 +143,68 @@ impl CellClassifier {
 fn floats(data: TensorData) -> Result<Vec<f32>> {
     data.try_to_vec::<f32>()
         .map_err(|e| Error::Weights(format!("{e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unet::DenoiserConfig;
+
+    /// A round's predictions, chunked at [`MAX_ROWS`] rows with an image's rows split between
+    /// chunks, equal the denoiser run directly on every row's image and class.
+    #[test]
+    fn chunked_rounds_predict_what_the_denoiser_predicts_row_by_row() {
+        let device = Device::flex();
+        for class_blocks in [None, Some(1)] {
+            let cfg = DenoiserConfig::new()
+                .with_image_size(8)
+                .with_channels(vec![8, 16])
+                .with_class_blocks(class_blocks);
+            let clf = CellClassifier {
+                model: cfg.init(&device),
+                card: ModelCard::uncalibrated(cfg.clone()),
+                device: device.clone(),
+            };
+            // 20 cells of 8 classes: 160 rows, so the chunk boundary at row 128 falls inside
+            // the rows of cell 16.
+            let cells: Vec<CellCrop> = (0..20)
+                .map(|i| CellCrop {
+                    size: 8,
+                    pixels: (0..3 * 64)
+                        .map(|p| ((p * 7 + i * 13) % 29) as f32 / 14.0 - 1.0)
+                        .collect(),
+                })
+                .collect();
+            let mut run = clf.start(cells);
+            let inputs = run.next_inputs().expect("a first round");
+            assert!(inputs.rows() > MAX_ROWS);
+            let got = clf.predict(&inputs).expect("predicted");
+            let n = 3 * 64;
+            let x: Vec<f32> = inputs
+                .source
+                .iter()
+                .flat_map(|&s| inputs.x_t[s * n..(s + 1) * n].iter().copied())
+                .collect();
+            let rows = inputs.rows();
+            let x = Tensor::<4>::from_data(TensorData::new(x, [rows, 3, 8, 8]), &device);
+            let t: Vec<usize> = inputs.source.iter().map(|&s| inputs.t[s]).collect();
+            let classes: Vec<Option<usize>> = inputs.classes.iter().map(|&c| Some(c)).collect();
+            let want = floats(
+                clf.model
+                    .forward(x, &t, condition(&classes, 8, &device))
+                    .into_data(),
+            )
+            .expect("f32");
+            assert_eq!(got.len(), want.len());
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                worst < 1e-4,
+                "{class_blocks:?}: chunked rows differ by {worst}"
+            );
+        }
+    }
 }

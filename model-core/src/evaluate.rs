@@ -171,12 +171,36 @@ pub fn report(
 }
 
 /// Cells per second and mean evaluations of the live classifier on `cells`.
-pub fn benchmark(clf: &CellClassifier, cells: &[CellCrop]) -> Result<(f64, f64)> {
+pub fn benchmark(clf: &CellClassifier, cells: &[CellCrop]) -> Result<Throughput> {
     let start = Instant::now();
     let d = diagnose_all(clf, cells, |_| {})?;
     let secs = start.elapsed().as_secs_f64();
-    let evals = d.iter().map(|x| x.evals).sum::<usize>() as f64 / d.len().max(1) as f64;
-    Ok((cells.len() as f64 / secs, evals))
+    let n = d.len().max(1) as f64;
+    let evals = d.iter().map(|x| x.evals).sum::<usize>() as f64 / n;
+    let rounds = d.iter().map(|x| x.rounds).sum::<usize>() as f64 / n;
+    let cfg = &clf.card.denoiser;
+    let head = cfg.head_flops() as f64;
+    let trunk = (cfg.flops() - cfg.head_flops()) as f64;
+    Ok(Throughput {
+        cells_per_second: cells.len() as f64 / secs,
+        evals,
+        rounds,
+        gflop_per_cell: (trunk * rounds + head * evals) / 1e9,
+    })
+}
+
+/// What [`benchmark`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Cells classified per second.
+    pub cells_per_second: f64,
+    /// Mean denoiser evaluations (rows) per cell.
+    pub evals: f64,
+    /// Mean noise draws per cell (passes of a late-conditioned denoiser's shared trunk).
+    pub rounds: f64,
+    /// Mean GFLOP per cell: the trunk once per round, the class-conditioned head once per
+    /// evaluation ([`crate::unet::DenoiserConfig::head_flops`]).
+    pub gflop_per_cell: f64,
 }
 
 /// A reliability diagram as a small standalone SVG.

@@ -127,11 +127,18 @@ pub fn normal_vec(rng: &mut impl Rng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// One assembled training batch.
+/// One assembled training batch: each image once, and the rows (image and condition) that
+/// the loss scores.
 struct Batch {
+    /// Clean images, `[images, 3, size, size]` flattened.
     x0: Vec<f32>,
+    /// Their noise, same shape.
     noise: Vec<f32>,
+    /// Their timesteps.
     t: Vec<usize>,
+    /// Image of every row.
+    source: Vec<usize>,
+    /// Condition of every row.
     cond: Vec<Option<usize>>,
     /// Labels of the discriminative images (rows after the first `batch`).
     ce_labels: Vec<usize>,
@@ -179,6 +186,7 @@ fn make_batch(
         x0: Vec::new(),
         noise: Vec::new(),
         t: Vec::new(),
+        source: Vec::new(),
         cond: Vec::new(),
         ce_labels: Vec::new(),
     };
@@ -188,6 +196,7 @@ fn make_batch(
         b.noise.extend(normal_vec(rng, n));
         b.t.push(rng.random_range(opts.denoise_t_range.0..opts.denoise_t_range.1));
         let uncond = rng.random::<f64>() < opts.p_uncond;
+        b.source.push(b.t.len() - 1);
         b.cond
             .push(if uncond { None } else { Some(data.labels[i]) });
     }
@@ -201,10 +210,11 @@ fn make_batch(
             .position(|&c| c == data.labels[i])
             .unwrap_or(0);
         b.ce_labels.push(label);
+        b.x0.extend(img);
+        b.noise.extend(noise);
+        b.t.push(t);
         for &c in classes {
-            b.x0.extend_from_slice(&img);
-            b.noise.extend_from_slice(&noise);
-            b.t.push(t);
+            b.source.push(b.t.len() - 1);
             b.cond.push(Some(c));
         }
     }
@@ -225,12 +235,19 @@ fn batch_loss(
     device: &Device,
 ) -> (Tensor<1>, Tensor<1>) {
     let inner = device.clone().inner();
-    let rows = batch.t.len();
-    let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0, [rows, 3, size, size]), device);
-    let noise = Tensor::<4>::from_data(TensorData::new(batch.noise, [rows, 3, size, size]), device);
+    let images = batch.t.len();
+    let rows = batch.source.len();
+    let shape = [images, 3, size, size];
+    let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0, shape), device);
+    let noise = Tensor::<4>::from_data(TensorData::new(batch.noise, shape), device);
     let xt = schedule.add_noise(x0, noise.clone(), &batch.t);
     let cond = condition(&batch.cond, opts.model.num_classes, device);
-    let pred = model.forward(xt, &batch.t, cond);
+    let pred = model.forward_shared(xt, &batch.t, &batch.source, cond);
+    let index = batch.source.iter().map(|&i| i as i64).collect();
+    let noise = noise.select(
+        0,
+        Tensor::<1, Int>::from_data(TensorData::new(index, [rows]), device),
+    );
     let err = (pred - noise)
         .powf_scalar(2.0)
         .reshape([rows, 3 * size * size])

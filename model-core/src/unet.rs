@@ -4,7 +4,11 @@
 //! - the 64x64 input is pixel-unshuffled to 32x32x12 first (patch size 2), so no convolution
 //!   runs at full resolution;
 //! - the class enters through a one-hot vector (index `num_classes` is the learned "no class"
-//!   token) mapped to FiLM scale/shift in every residual block, together with the timestep.
+//!   token) mapped to FiLM scale/shift in every residual block, together with the timestep;
+//! - or, with [`DenoiserConfig::class_blocks`], only in the last decoder blocks: everything before
+//!   them (the *trunk*) sees the "no class" token, so one trunk pass of a noised image serves
+//!   every class it is scored under ([`Denoiser::forward_shared`]), and only the *head* runs
+//!   once per class.
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -31,6 +35,11 @@ pub struct DenoiserConfig {
     /// Patch size of the initial pixel-unshuffle.
     #[config(default = 2)]
     pub patch: usize,
+    /// Decoder blocks, counted from the output (1 to `channels.len()`), that see the class.
+    /// The rest of the network sees the "no class" token and is shared by every class of a
+    /// noised image. `None`: every block sees the class.
+    #[config(default = "None")]
+    pub class_blocks: Option<usize>,
 }
 
 /// A residual block with GroupNorm, SiLU and FiLM conditioning on the embedding.
@@ -113,6 +122,36 @@ pub struct Denoiser {
     time_features: usize,
     /// Number of entries in the condition vector.
     cond_dim: usize,
+    /// Index of the first decoder block that sees the class when the class enters late
+    /// ([`DenoiserConfig::class_blocks`]); `None` when every block sees it.
+    head_from: Option<usize>,
+}
+
+/// What the class-free trunk of a late-conditioned [`Denoiser`] hands its head, for a batch of
+/// `b` noised images.
+#[derive(Debug, Clone)]
+pub struct TrunkOut {
+    /// The trunk's last activation, `[b, c, side, side]` (the input of the first head block).
+    h: Tensor<4>,
+    /// Encoder skips the head still needs, finest first, `[b, c_i, side_i, side_i]` each.
+    skips: Vec<Tensor<4>>,
+    /// Timestep embedding before the class is added, `[b, embed_dim]`.
+    temb: Tensor<2>,
+}
+
+impl TrunkOut {
+    /// Rows `rows` of every tensor (an image may be repeated, once per class it is scored under).
+    fn select(self, rows: Tensor<1, Int>) -> Self {
+        Self {
+            h: self.h.select(0, rows.clone()),
+            skips: self
+                .skips
+                .into_iter()
+                .map(|s| s.select(0, rows.clone()))
+                .collect(),
+            temb: self.temb.select(0, rows),
+        }
+    }
 }
 
 impl DenoiserConfig {
@@ -146,6 +185,14 @@ impl DenoiserConfig {
                 self.patch,
                 self.channels.len()
             ));
+        }
+        if let Some(k) = self.class_blocks {
+            if k == 0 || k > self.channels.len() {
+                return bad(format!(
+                    "class_blocks {k} must lie between 1 and the number of levels ({})",
+                    self.channels.len()
+                ));
+            }
         }
         Ok(())
     }
@@ -196,6 +243,7 @@ impl DenoiserConfig {
             logit_scale: Param::from_tensor(Tensor::from_floats([2.3f32], device)),
             time_features,
             cond_dim: self.num_classes + 1,
+            head_from: self.class_blocks.map(|k| levels.saturating_sub(k)),
         }
     }
 
@@ -234,6 +282,41 @@ impl DenoiserConfig {
             }
         }
         f += res(ch[levels - 1], ch[levels - 1], side0 >> (levels - 1));
+        f
+    }
+
+    /// FLOPs of the part of [`flops`](Self::flops) that runs once per class: the whole forward
+    /// when every block sees the class, else the last `class_blocks` decoder blocks, the
+    /// upsampling between them and the output convolution. The rest (the trunk) runs once per
+    /// noised image.
+    pub fn head_flops(&self) -> u64 {
+        let Some(k) = self.class_blocks else {
+            return self.flops();
+        };
+        let ch = &self.channels;
+        let levels = ch.len();
+        let k = k.min(levels);
+        let side0 = (self.image_size / self.patch) as u64;
+        let pin = 3 * self.patch * self.patch;
+        let conv = |cin: usize, cout: usize, side: u64, k: u64| -> u64 {
+            2 * side * side * cin as u64 * cout as u64 * k * k
+        };
+        let mut f = conv(ch[0], pin, side0, 3); // conv_out
+        for i in 0..k {
+            let side = side0 >> i;
+            let cin = (if i == levels - 1 { ch[i] } else { ch[i + 1] }) + ch[i];
+            f += conv(cin, ch[i], side, 3)
+                + conv(ch[i], ch[i], side, 3)
+                + if cin != ch[i] {
+                    conv(cin, ch[i], side, 1)
+                } else {
+                    0
+                }
+                + 2 * self.embed_dim as u64 * 2 * ch[i] as u64;
+            if i > 0 {
+                f += conv(ch[i], ch[i], side * 2, 3);
+            }
+        }
         f
     }
 }
@@ -359,10 +442,122 @@ impl Denoiser {
     /// - `cond`: `[batch, num_classes + 1]`, one-hot (or the "no class" one-hot)
     /// - output: `[batch, 3, size, size]`
     pub fn forward(&self, x_t: Tensor<4>, t: &[usize], cond: Tensor<2>) -> Tensor<4> {
-        let (mut h, mut skips, emb) = self.encode(x_t, t, cond);
-        for (j, block) in self.up_blocks.iter().enumerate() {
+        let temb = self.time_embedding(t, &x_t.device());
+        match self.head_from {
+            Some(_) => self.head(self.trunk_with(x_t, temb), cond),
+            None => {
+                let emb = self.embedding(temb, cond);
+                let (h, mut skips) = self.encode(x_t, emb.clone());
+                let h = self.up_path(h, &mut skips, emb, 0..self.up_blocks.len());
+                self.output(h)
+            }
+        }
+    }
+
+    /// Predict the noise of `rows` rows made from `images` noised images, each row one image
+    /// under one condition. A late-conditioned model ([`DenoiserConfig::class_blocks`]) runs its
+    /// trunk once per image and only its head once per row; otherwise this is
+    /// [`forward`](Self::forward) on the images repeated into rows.
+    ///
+    /// # Shapes
+    /// - `x_t`: `[images, 3, size, size]`
+    /// - `t`: `images` timesteps (a row has its image's)
+    /// - `source`: `[rows]`, the image of every row
+    /// - `cond`: `[rows, num_classes + 1]`
+    /// - output: `[rows, 3, size, size]`
+    pub fn forward_shared(
+        &self,
+        x_t: Tensor<4>,
+        t: &[usize],
+        source: &[usize],
+        cond: Tensor<2>,
+    ) -> Tensor<4> {
+        let device = x_t.device();
+        let rows = Tensor::<1, Int>::from_data(
+            TensorData::new(source.iter().map(|&i| i as i64).collect(), [source.len()]),
+            &device,
+        );
+        match self.head_from {
+            Some(_) => {
+                let temb = self.time_embedding(t, &device);
+                self.head(self.trunk_with(x_t, temb).select(rows), cond)
+            }
+            None => {
+                let row_t: Vec<usize> = source.iter().map(|&i| t[i]).collect();
+                self.forward(x_t.select(0, rows), &row_t, cond)
+            }
+        }
+    }
+
+    /// Spatially averaged activations of every encoder level and of the middle block,
+    /// concatenated: a summary of what the denoiser sees in the noisy crop.
+    ///
+    /// # Shapes
+    /// - `x_t`, `t`, `cond`: as for [`Denoiser::forward`]
+    /// - output: `[batch, channels[0] + ... + channels[last] + channels[last]]`
+    pub fn features(&self, x_t: Tensor<4>, t: &[usize], cond: Tensor<2>) -> Tensor<2> {
+        let temb = self.time_embedding(t, &x_t.device());
+        let emb = match self.head_from {
+            Some(_) => self.no_class_embedding(temb),
+            None => self.embedding(temb, cond),
+        };
+        let (mid, skips) = self.encode(x_t, emb);
+        let pool = |h: Tensor<4>| {
+            let [b, c, _, _] = h.dims();
+            h.flatten::<3>(2, 3).mean_dim(2).reshape([b, c])
+        };
+        let mut parts: Vec<Tensor<2>> = skips.into_iter().map(pool).collect();
+        parts.push(pool(mid));
+        Tensor::cat(parts, 1)
+    }
+
+    /// The timestep embedding `[t.len(), embed_dim]`, before the class is added.
+    fn time_embedding(&self, t: &[usize], device: &Device) -> Tensor<2> {
+        let tf = timestep_features(t, self.time_features, device);
+        self.time2.forward(silu(self.time1.forward(tf)))
+    }
+
+    /// The block embedding of timestep embeddings `temb` `[b, e]` and conditions `cond`
+    /// `[b, num_classes + 1]`: `[b, e]`.
+    fn embedding(&self, temb: Tensor<2>, cond: Tensor<2>) -> Tensor<2> {
+        silu(temb + self.class_embed.forward(cond))
+    }
+
+    /// The block embedding under the "no class" token, `[b, e]`.
+    fn no_class_embedding(&self, temb: Tensor<2>) -> Tensor<2> {
+        let [b, _] = temb.dims();
+        let cond = condition(&vec![None; b], self.cond_dim - 1, &temb.device());
+        self.embedding(temb, cond)
+    }
+
+    /// The encoder and the middle block under block embedding `emb` `[b, e]`: returns the
+    /// middle block's output and the skip tensor of every level (finest first).
+    fn encode(&self, x_t: Tensor<4>, emb: Tensor<2>) -> (Tensor<4>, Vec<Tensor<4>>) {
+        let mut h = self.conv_in.forward(self.unshuffle.forward(x_t)); // [b, c0, s/p, s/p]
+        let mut skips = Vec::with_capacity(self.down_blocks.len());
+        for (i, block) in self.down_blocks.iter().enumerate() {
+            h = block.forward(h, emb.clone());
+            skips.push(h.clone());
+            if let Some(down) = self.downsamples.get(i) {
+                h = down.forward(h); // halve the side
+            }
+        }
+        let h = self.mid.forward(h, emb);
+        (h, skips)
+    }
+
+    /// Decoder blocks `blocks` (coarsest first) from activation `h`, taking their skips from
+    /// the end of `skips`; each block but the finest is followed by its upsampling.
+    fn up_path(
+        &self,
+        mut h: Tensor<4>,
+        skips: &mut Vec<Tensor<4>>,
+        emb: Tensor<2>,
+        blocks: std::ops::Range<usize>,
+    ) -> Tensor<4> {
+        for j in blocks {
             let skip = skips.pop().expect("one skip per level");
-            h = block.forward(Tensor::cat(vec![h, skip], 1), emb.clone());
+            h = self.up_blocks[j].forward(Tensor::cat(vec![h, skip], 1), emb.clone());
             if let Some(up) = self.upsamples.get(j) {
                 let [b, c, hh, ww] = h.dims();
                 // nearest-neighbour 2x upsampling, then a 3x3 conv
@@ -374,51 +569,32 @@ impl Denoiser {
                 h = up.forward(h2);
             }
         }
-        let out = self.conv_out.forward(silu(self.norm_out.forward(h))); // [b, 12, s/2, s/2]
+        h
+    }
+
+    /// The output convolution and the pixel shuffle back to `[b, 3, size, size]`.
+    fn output(&self, h: Tensor<4>) -> Tensor<4> {
+        let out = self.conv_out.forward(silu(self.norm_out.forward(h))); // [b, 3p², s/p, s/p]
         self.shuffle.forward(out)
     }
 
-    /// Spatially averaged activations of every encoder level and of the middle block,
-    /// concatenated: a summary of what the denoiser sees in the noisy crop.
-    ///
-    /// # Shapes
-    /// - `x_t`, `t`, `cond`: as for [`Denoiser::forward`]
-    /// - output: `[batch, channels[0] + ... + channels[last] + channels[last]]`
-    pub fn features(&self, x_t: Tensor<4>, t: &[usize], cond: Tensor<2>) -> Tensor<2> {
-        let (mid, skips, _) = self.encode(x_t, t, cond);
-        let pool = |h: Tensor<4>| {
-            let [b, c, _, _] = h.dims();
-            h.flatten::<3>(2, 3).mean_dim(2).reshape([b, c])
-        };
-        let mut parts: Vec<Tensor<2>> = skips.into_iter().map(pool).collect();
-        parts.push(pool(mid));
-        Tensor::cat(parts, 1)
+    /// The class-free trunk of a late-conditioned model on timestep embeddings `temb`.
+    fn trunk_with(&self, x_t: Tensor<4>, temb: Tensor<2>) -> TrunkOut {
+        let from = self.head_from.unwrap_or(0);
+        let emb = self.no_class_embedding(temb.clone());
+        let (h, mut skips) = self.encode(x_t, emb.clone());
+        let h = self.up_path(h, &mut skips, emb, 0..from);
+        TrunkOut { h, skips, temb }
     }
 
-    /// The encoder and the middle block: returns the middle block's output, the skip tensor of
-    /// every level (finest first) and the time-and-class embedding `[batch, embed_dim]`.
-    fn encode(
-        &self,
-        x_t: Tensor<4>,
-        t: &[usize],
-        cond: Tensor<2>,
-    ) -> (Tensor<4>, Vec<Tensor<4>>, Tensor<2>) {
-        let device = x_t.device();
-        let tf = timestep_features(t, self.time_features, &device);
-        let temb = self.time2.forward(silu(self.time1.forward(tf)));
-        let emb = silu(temb + self.class_embed.forward(cond)); // [b, e]
-
-        let mut h = self.conv_in.forward(self.unshuffle.forward(x_t)); // [b, c0, s/2, s/2]
-        let mut skips = Vec::with_capacity(self.down_blocks.len());
-        for (i, block) in self.down_blocks.iter().enumerate() {
-            h = block.forward(h, emb.clone());
-            skips.push(h.clone());
-            if let Some(down) = self.downsamples.get(i) {
-                h = down.forward(h); // halve the side
-            }
-        }
-        let h = self.mid.forward(h, emb.clone());
-        (h, skips, emb)
+    /// The class-conditioned head on trunk outputs and conditions `cond` `[b, num_classes + 1]`:
+    /// the predicted noise `[b, 3, size, size]`.
+    fn head(&self, trunk: TrunkOut, cond: Tensor<2>) -> Tensor<4> {
+        let from = self.head_from.unwrap_or(0);
+        let TrunkOut { h, mut skips, temb } = trunk;
+        let emb = self.embedding(temb, cond);
+        let h = self.up_path(h, &mut skips, emb, from..self.up_blocks.len());
+        self.output(h)
     }
 }
 
@@ -558,6 +734,103 @@ mod tests {
     }
 
     #[test]
+    fn class_blocks_outside_the_decoder_are_refused() {
+        for k in [0, 4] {
+            let cfg = DenoiserConfig::new().with_class_blocks(Some(k));
+            let e = cfg.check().expect_err("must be refused").to_string();
+            assert!(e.contains("class_blocks"), "{e}");
+        }
+        for k in 1..=3 {
+            DenoiserConfig::new()
+                .with_class_blocks(Some(k))
+                .check()
+                .expect("a valid late condition");
+        }
+    }
+
+    /// Largest absolute difference of two tensors.
+    fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn shared_rows_equal_the_full_forward_on_repeated_images() {
+        let device = Device::flex();
+        // Rows: image 0 under classes 1, 4 and "no class", image 1 under class 4.
+        let source = [0, 0, 0, 1];
+        let classes = [Some(1), Some(4), None, Some(4)];
+        for class_blocks in [None, Some(1), Some(2)] {
+            let cfg = DenoiserConfig::new()
+                .with_image_size(16)
+                .with_channels(vec![8, 16])
+                .with_class_blocks(class_blocks);
+            let model = cfg.init(&device);
+            let x = Tensor::<4>::random(
+                [2, 3, 16, 16],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let cond = condition(&classes, 8, &device);
+            let shared = model.forward_shared(x.clone(), &[40, 700], &source, cond.clone());
+            let index =
+                Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 0, 0, 1], [4]), &device);
+            let full = model.forward(x.select(0, index), &[40, 40, 40, 700], cond);
+            assert_eq!(shared.dims(), [4, 3, 16, 16]);
+            let d = max_diff(shared.clone(), full);
+            assert!(d < 1e-5, "{class_blocks:?}: shared rows differ by {d}");
+            // The class still changes the prediction of the same image.
+            let by_class = max_diff(shared.clone().narrow(0, 0, 1), shared.narrow(0, 1, 1));
+            assert!(
+                by_class > 1e-4,
+                "{class_blocks:?}: the class changed nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_late_condition_leaves_the_encoder_class_free() {
+        let device = Device::flex();
+        let cfg = DenoiserConfig::new()
+            .with_image_size(16)
+            .with_channels(vec![8, 16])
+            .with_class_blocks(Some(1));
+        let model = cfg.init(&device);
+        let x = Tensor::<4>::random(
+            [2, 3, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let a = model.features(
+            x.clone(),
+            &[10, 10],
+            condition(&[Some(0), Some(0)], 8, &device),
+        );
+        let b = model.features(x, &[10, 10], condition(&[Some(5), None], 8, &device));
+        let d: f32 = (a - b).abs().max().into_scalar();
+        assert_eq!(d, 0.0, "the encoder saw the class");
+    }
+
+    #[test]
+    fn the_head_is_the_part_that_runs_once_per_class() {
+        let full = DenoiserConfig::new().with_channels(vec![16, 32, 64, 128]);
+        assert_eq!(full.head_flops(), full.flops());
+        let heads: Vec<u64> = (1..=4)
+            .map(|k| full.clone().with_class_blocks(Some(k)).head_flops())
+            .collect();
+        assert!(heads.windows(2).all(|w| w[0] < w[1]), "{heads:?}");
+        assert!(
+            heads[3] < full.flops(),
+            "the encoder and middle stay in the trunk"
+        );
+        // The last block alone at 32x32: convs 48->16 and 16->16 (3x3), the 48->16 skip (1x1),
+        // its FiLM, and the output conv 16->12.
+        let conv = |cin: u64, cout: u64, k: u64| 2 * 32 * 32 * cin * cout * k * k;
+        let film = 2 * 128 * 2 * 16;
+        let want = conv(48, 16, 3) + conv(16, 16, 3) + conv(48, 16, 1) + film + conv(16, 12, 3);
+        assert_eq!(heads[0], want);
+    }
+
+    #[test]
     fn features_are_the_spatial_means_of_each_level_and_differ_between_cells() {
         let device = Device::flex();
         let (_, model, x) = tiny(&device);
@@ -565,7 +838,8 @@ mod tests {
         let f = model.features(x.clone(), &[10, 10], cond.clone());
         assert_eq!(f.dims(), [2, 8 + 16 + 16]);
         // The last block of columns is the middle block's output averaged over space.
-        let (mid, _, _) = model.encode(x, &[10, 10], cond);
+        let temb = model.time_embedding(&[10, 10], &device);
+        let (mid, _) = model.encode(x, model.embedding(temb, cond));
         let want = mid.flatten::<3>(2, 3).mean_dim(2).reshape([2, 16]);
         let got = f.clone().slice([0..2, 24..40]);
         let err: f32 = (want - got).abs().max().into_scalar();

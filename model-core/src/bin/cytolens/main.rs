@@ -58,6 +58,11 @@ enum Command {
         /// `size / patch`).
         #[arg(long, default_value_t = 2)]
         patch: usize,
+        /// Let only the last N decoder blocks see the class (1 to the number of levels): the
+        /// rest of the UNet is a class-free trunk that runs once per noised image, shared by
+        /// every class. Default: every block sees the class.
+        #[arg(long)]
+        class_blocks: Option<usize>,
         /// Leave this class out (anomaly experiment).
         #[arg(long)]
         exclude: Option<String>,
@@ -285,6 +290,7 @@ fn run(cli: Cli) -> Result<(), String> {
             channels,
             size,
             patch,
+            class_blocks,
             exclude,
             checkpoint_every,
             limit,
@@ -314,7 +320,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 model: DenoiserConfig::new()
                     .with_channels(parse_channels(&channels)?)
                     .with_image_size(size)
-                    .with_patch(patch),
+                    .with_patch(patch)
+                    .with_class_blocks(class_blocks),
                 ..TrainOptions::default()
             };
             let mut data = SplitSource::new(&cli.data, Split::Train).at(size)?;
