@@ -252,36 +252,18 @@ impl DenoiserConfig {
     pub fn flops(&self) -> u64 {
         let ch = &self.channels;
         let levels = ch.len();
-        let side0 = (self.image_size / self.patch) as u64;
-        let pin = (3 * self.patch * self.patch) as u64;
-        let conv = |cin: usize, cout: usize, side: u64, k: u64| -> u64 {
-            2 * side * side * cin as u64 * cout as u64 * k * k
-        };
-        let res = |cin: usize, cout: usize, side: u64| -> u64 {
-            conv(cin, cout, side, 3)
-                + conv(cout, cout, side, 3)
-                + if cin != cout {
-                    conv(cin, cout, side, 1)
-                } else {
-                    0
-                }
-                + 2 * self.embed_dim as u64 * 2 * cout as u64
-        };
-        let mut f = conv(pin as usize, ch[0], side0, 3) * 2; // conv_in + conv_out
+        let side0 = self.side0();
+        let mut f = self.conv_out_flops() * 2; // conv_in + conv_out (same shape, reversed)
         for i in 0..levels {
             let side = side0 >> i;
             let cin = if i == 0 { ch[0] } else { ch[i - 1] };
-            f += res(cin, ch[i], side);
+            f += self.res_flops(cin, ch[i], side);
             if i + 1 < levels {
-                f += conv(ch[i], ch[i], side / 2, 3);
+                f += conv_flops(ch[i], ch[i], side / 2, 3);
             }
-            let up_in = if i == levels - 1 { ch[i] } else { ch[i + 1] };
-            f += res(up_in + ch[i], ch[i], side);
-            if i > 0 {
-                f += conv(ch[i], ch[i], side * 2, 3);
-            }
+            f += self.up_level_flops(i);
         }
-        f += res(ch[levels - 1], ch[levels - 1], side0 >> (levels - 1));
+        f += self.res_flops(ch[levels - 1], ch[levels - 1], side0 >> (levels - 1));
         f
     }
 
@@ -293,32 +275,56 @@ impl DenoiserConfig {
         let Some(k) = self.class_blocks else {
             return self.flops();
         };
-        let ch = &self.channels;
-        let levels = ch.len();
-        let k = k.min(levels);
-        let side0 = (self.image_size / self.patch) as u64;
-        let pin = 3 * self.patch * self.patch;
-        let conv = |cin: usize, cout: usize, side: u64, k: u64| -> u64 {
-            2 * side * side * cin as u64 * cout as u64 * k * k
-        };
-        let mut f = conv(ch[0], pin, side0, 3); // conv_out
-        for i in 0..k {
-            let side = side0 >> i;
-            let cin = (if i == levels - 1 { ch[i] } else { ch[i + 1] }) + ch[i];
-            f += conv(cin, ch[i], side, 3)
-                + conv(ch[i], ch[i], side, 3)
-                + if cin != ch[i] {
-                    conv(cin, ch[i], side, 1)
-                } else {
-                    0
-                }
-                + 2 * self.embed_dim as u64 * 2 * ch[i] as u64;
-            if i > 0 {
-                f += conv(ch[i], ch[i], side * 2, 3);
-            }
-        }
-        f
+        let k = k.min(self.channels.len());
+        self.conv_out_flops() + (0..k).map(|i| self.up_level_flops(i)).sum::<u64>()
     }
+
+    /// Side of the first level: the image side over the patch.
+    fn side0(&self) -> u64 {
+        (self.image_size / self.patch) as u64
+    }
+
+    /// FLOPs of the output convolution (channels[0] to the patch's pixels), the same as the
+    /// input convolution's.
+    fn conv_out_flops(&self) -> u64 {
+        conv_flops(
+            self.channels[0],
+            3 * self.patch * self.patch,
+            self.side0(),
+            3,
+        )
+    }
+
+    /// FLOPs of one [`ResBlock`] from `cin` to `cout` channels at `side`.
+    fn res_flops(&self, cin: usize, cout: usize, side: u64) -> u64 {
+        conv_flops(cin, cout, side, 3)
+            + conv_flops(cout, cout, side, 3)
+            + if cin != cout {
+                conv_flops(cin, cout, side, 1)
+            } else {
+                0
+            }
+            + 2 * self.embed_dim as u64 * 2 * cout as u64
+    }
+
+    /// FLOPs of the decoder at level `i`: its block (upsampled path and skip concatenated)
+    /// and, below the first level, the upsampling convolution that follows it.
+    fn up_level_flops(&self, i: usize) -> u64 {
+        let ch = &self.channels;
+        let side = self.side0() >> i;
+        let up_in = if i == ch.len() - 1 { ch[i] } else { ch[i + 1] };
+        let up = if i > 0 {
+            conv_flops(ch[i], ch[i], side * 2, 3)
+        } else {
+            0
+        };
+        self.res_flops(up_in + ch[i], ch[i], side) + up
+    }
+}
+
+/// FLOPs of a `k x k` convolution from `cin` to `cout` channels on a `side x side` output.
+fn conv_flops(cin: usize, cout: usize, side: u64, k: u64) -> u64 {
+    2 * side * side * cin as u64 * cout as u64 * k * k
 }
 
 /// Sinusoidal features of the timesteps, as in the transformer / DDPM papers.
@@ -615,17 +621,22 @@ pub fn condition(classes: &[Option<usize>], num_classes: usize, device: &Device)
 mod tests {
     use super::*;
 
+    /// `b` standard-normal images `[b, 3, side, side]`.
+    fn random_images(b: usize, side: usize, device: &Device) -> Tensor<4> {
+        Tensor::<4>::random(
+            [b, 3, side, side],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            device,
+        )
+    }
+
     /// A small denoiser (16 px, channels 8 and 16) and two random inputs `[2, 3, 16, 16]`.
     fn tiny(device: &Device) -> (DenoiserConfig, Denoiser, Tensor<4>) {
         let cfg = DenoiserConfig::new()
             .with_image_size(16)
             .with_channels(vec![8, 16]);
         let model = cfg.init(device);
-        let x = Tensor::<4>::random(
-            [2, 3, 16, 16],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            device,
-        );
+        let x = random_images(2, 16, device);
         (cfg, model, x)
     }
 
@@ -655,11 +666,7 @@ mod tests {
             .with_channels(vec![8, 16]);
         cfg.check().expect("a valid architecture");
         let model = cfg.init(&device);
-        let x = Tensor::<4>::random(
-            [2, 3, 32, 32],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let x = random_images(2, 32, &device);
         let y = model.forward(x, &[10, 500], condition(&[Some(1), None], 8, &device));
         assert_eq!(y.dims(), [2, 3, 32, 32]);
         let small = DenoiserConfig::new()
@@ -699,11 +706,7 @@ mod tests {
             "differs from the upscaled old prediction by {err}"
         );
         // On a genuinely finer image the fine pixels matter: not a copy of the old model.
-        let fine = Tensor::<4>::random(
-            [2, 3, 32, 32],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let fine = random_images(2, 32, &device);
         let moved: f32 = (new.forward(fine, &[30, 400], cond) - got)
             .abs()
             .max()
@@ -765,11 +768,7 @@ mod tests {
                 .with_channels(vec![8, 16])
                 .with_class_blocks(class_blocks);
             let model = cfg.init(&device);
-            let x = Tensor::<4>::random(
-                [2, 3, 16, 16],
-                burn::tensor::Distribution::Normal(0.0, 1.0),
-                &device,
-            );
+            let x = random_images(2, 16, &device);
             let cond = condition(&classes, 8, &device);
             let shared = model.forward_shared(x.clone(), &[40, 700], &source, cond.clone());
             let index =
@@ -795,11 +794,7 @@ mod tests {
             .with_channels(vec![8, 16])
             .with_class_blocks(Some(1));
         let model = cfg.init(&device);
-        let x = Tensor::<4>::random(
-            [2, 3, 16, 16],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let x = random_images(2, 16, &device);
         let a = model.features(
             x.clone(),
             &[10, 10],
