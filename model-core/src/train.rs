@@ -307,7 +307,8 @@ fn source_architecture(src: &Path) -> Result<Option<DenoiserConfig>> {
 
 /// Start from the (EMA) weights of a run folder or a weights file; a source trained at a
 /// smaller image size with a proportionally smaller patch is carried over to `model`'s input
-/// ([`Denoiser::to_finer_input`]).
+/// ([`Denoiser::to_finer_input`]), and one with fewer extra blocks is deepened
+/// ([`Denoiser::deepen`]).
 fn init_from(src: &Path, model: &DenoiserConfig, device: &Device) -> Result<Denoiser> {
     let trained = source_architecture(src)?.unwrap_or_else(|| model.clone());
     let load = |arch: &DenoiserConfig| {
@@ -319,6 +320,8 @@ fn init_from(src: &Path, model: &DenoiserConfig, device: &Device) -> Result<Deno
     };
     if trained.image_size != model.image_size || trained.patch != model.patch {
         load(&trained)?.to_finer_input(&trained, model)
+    } else if trained.extra_blocks != model.extra_blocks {
+        load(&trained)?.deepen(&trained, model)
     } else {
         load(model)
     }
@@ -643,6 +646,52 @@ mod tests {
         let odd = cfg.with_image_size(48).with_patch(4);
         let e = init_from(&dir.join("a"), &odd, &device).expect_err("refused");
         assert!(e.to_string().contains("same whole factor"), "{e}");
+    }
+
+    #[test]
+    fn init_from_a_run_with_fewer_blocks_deepens_its_ema_weights() {
+        let (dir, cfg, _, data, _) = tiny_setup("deeper", false);
+        let device = Device::flex();
+        let opts = TrainOptions {
+            steps: 2,
+            batch: 2,
+            ce_batch: 0,
+            model: cfg.clone(),
+            ..TrainOptions::default()
+        };
+        train_denoiser(&data, &opts, &dir.join("a"), false, &device).expect("trained");
+        let ema = Checkpoint::new(dir.join("a").join("ckpt"))
+            .load_module(cfg.init(&device), "ema")
+            .expect("ema");
+        let levels = cfg.channels.len();
+        let deep = cfg.clone().with_extra_blocks(Some(vec![1; levels]));
+        let got = init_from(&dir.join("a"), &deep, &device.clone().autodiff())
+            .expect("init")
+            .valid();
+        assert!(got.num_params() > ema.num_params(), "the blocks were added");
+        let x = Tensor::<4>::random(
+            [1, 3, cfg.image_size, cfg.image_size],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let c = condition(&[Some(1)], 8, &device);
+        let diff = max_abs_diff(
+            ema.forward(x.clone(), &[99], c.clone()),
+            got.forward(x, &[99], c),
+        );
+        assert!(
+            diff < 1e-5,
+            "the deepened model predicts what the run's did: {diff}"
+        );
+        // A source cannot lose blocks.
+        let (dir2, _, _, _, _) = tiny_setup("shallower", false);
+        let opts = TrainOptions {
+            model: deep.clone(),
+            ..opts
+        };
+        train_denoiser(&data, &opts, &dir2.join("a"), false, &device).expect("trained");
+        let e = init_from(&dir2.join("a"), &cfg, &device).expect_err("refused");
+        assert!(e.to_string().contains("no level may lose"), "{e}");
     }
 
     #[test]

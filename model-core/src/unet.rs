@@ -40,6 +40,12 @@ pub struct DenoiserConfig {
     /// noised image. `None`: every block sees the class.
     #[config(default = "None")]
     pub class_blocks: Option<usize>,
+    /// Extra residual blocks per level, one entry per level: each level's encoder block and
+    /// its decoder block are followed by this many more `channels[i] -> channels[i]` blocks.
+    /// `None`: none. A trained denoiser gains them without changing its output through
+    /// [`Denoiser::deepen`].
+    #[config(default = "None")]
+    pub extra_blocks: Option<Vec<usize>>,
 }
 
 /// A residual block with GroupNorm, SiLU and FiLM conditioning on the embedding.
@@ -69,6 +75,16 @@ fn conv3(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
 }
 
 impl ResBlock {
+    /// A `c -> c` block that starts as the identity: its last convolution is zero, so the
+    /// residual branch adds nothing until training moves it.
+    fn identity(c: usize, embed: usize, device: &Device) -> Self {
+        let mut block = Self::new(c, c, embed, device);
+        let zero_weight = Tensor::zeros(block.conv2.weight.dims(), device);
+        block.conv2.weight = Param::from_tensor(zero_weight);
+        block.conv2.bias = Some(Param::from_tensor(Tensor::zeros([c], device)));
+        block
+    }
+
     fn new(cin: usize, cout: usize, embed: usize, device: &Device) -> Self {
         Self {
             norm1: GroupNormConfig::new(groups(cin), cin).init(device),
@@ -109,9 +125,14 @@ pub struct Denoiser {
     class_embed: Linear,
     conv_in: Conv2d,
     down_blocks: Vec<ResBlock>,
+    /// The extra blocks after each encoder block ([`DenoiserConfig::extra_blocks`]), finest
+    /// level first.
+    down_extra: Vec<Vec<ResBlock>>,
     downsamples: Vec<Conv2d>,
     mid: ResBlock,
     up_blocks: Vec<ResBlock>,
+    /// The extra blocks after each decoder block, in the order of `up_blocks` (coarsest first).
+    up_extra: Vec<Vec<ResBlock>>,
     upsamples: Vec<Conv2d>,
     norm_out: GroupNorm,
     conv_out: Conv2d,
@@ -194,7 +215,23 @@ impl DenoiserConfig {
                 ));
             }
         }
+        if let Some(extra) = &self.extra_blocks {
+            if extra.len() != self.channels.len() {
+                return bad(format!(
+                    "extra_blocks {extra:?} must have one entry per level ({})",
+                    self.channels.len()
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// Extra residual blocks at level `i` (0 when none are configured).
+    fn extra_at(&self, i: usize) -> usize {
+        self.extra_blocks
+            .as_ref()
+            .and_then(|e| e.get(i).copied())
+            .unwrap_or(0)
     }
 
     /// Build a freshly initialised denoiser on `device`.
@@ -204,22 +241,31 @@ impl DenoiserConfig {
         let time_features = 64;
         let pin = 3 * self.patch * self.patch;
         let levels = ch.len();
+        let extra = |i: usize| {
+            (0..self.extra_at(i))
+                .map(|_| ResBlock::new(ch[i], ch[i], e, device))
+                .collect::<Vec<_>>()
+        };
         let mut down_blocks = Vec::new();
+        let mut down_extra = Vec::new();
         let mut downsamples = Vec::new();
         for i in 0..levels {
             let cin = if i == 0 { ch[0] } else { ch[i - 1] };
             down_blocks.push(ResBlock::new(cin, ch[i], e, device));
+            down_extra.push(extra(i));
             if i + 1 < levels {
                 downsamples.push(conv3(ch[i], ch[i], 2, device));
             }
         }
         let mid = ResBlock::new(ch[levels - 1], ch[levels - 1], e, device);
         let mut up_blocks = Vec::new();
+        let mut up_extra = Vec::new();
         let mut upsamples = Vec::new();
         for i in (0..levels).rev() {
             let cin = if i == levels - 1 { ch[i] } else { ch[i + 1] };
             // The block sees the upsampled path concatenated with the skip of this level.
             up_blocks.push(ResBlock::new(cin + ch[i], ch[i], e, device));
+            up_extra.push(extra(i));
             if i > 0 {
                 upsamples.push(conv3(ch[i], ch[i], 1, device));
             }
@@ -234,9 +280,11 @@ impl DenoiserConfig {
                 .init(device),
             conv_in: conv3(pin, ch[0], 1, device),
             down_blocks,
+            down_extra,
             downsamples,
             mid,
             up_blocks,
+            up_extra,
             upsamples,
             norm_out: GroupNormConfig::new(groups(ch[0]), ch[0]).init(device),
             conv_out: conv3(ch[0], pin, 1, device),
@@ -257,7 +305,7 @@ impl DenoiserConfig {
         for i in 0..levels {
             let side = side0 >> i;
             let cin = if i == 0 { ch[0] } else { ch[i - 1] };
-            f += self.res_flops(cin, ch[i], side);
+            f += self.res_flops(cin, ch[i], side) + self.extra_flops(i);
             if i + 1 < levels {
                 f += conv_flops(ch[i], ch[i], side / 2, 3);
             }
@@ -307,8 +355,14 @@ impl DenoiserConfig {
             + 2 * self.embed_dim as u64 * 2 * cout as u64
     }
 
-    /// FLOPs of the decoder at level `i`: its block (upsampled path and skip concatenated)
-    /// and, below the first level, the upsampling convolution that follows it.
+    /// FLOPs of the extra blocks after one block of level `i` (encoder or decoder).
+    fn extra_flops(&self, i: usize) -> u64 {
+        let c = self.channels[i];
+        self.extra_at(i) as u64 * self.res_flops(c, c, self.side0() >> i)
+    }
+
+    /// FLOPs of the decoder at level `i`: its block (upsampled path and skip concatenated),
+    /// its extra blocks and, below the first level, the upsampling convolution that follows.
     fn up_level_flops(&self, i: usize) -> u64 {
         let ch = &self.channels;
         let side = self.side0() >> i;
@@ -318,7 +372,7 @@ impl DenoiserConfig {
         } else {
             0
         };
-        self.res_flops(up_in + ch[i], ch[i], side) + up
+        self.res_flops(up_in + ch[i], ch[i], side) + self.extra_flops(i) + up
     }
 }
 
@@ -435,6 +489,53 @@ impl Denoiser {
         })
     }
 
+    /// Deepen a trained denoiser: add the extra residual blocks that `new` has beyond `old`
+    /// ([`DenoiserConfig::extra_blocks`]), each starting as the identity, so that the deeper
+    /// model predicts exactly what this one did. Fine-tuning then decides what the new blocks
+    /// add: a test of whether more capacity helps that starts from the trained model rather
+    /// than from scratch.
+    ///
+    /// `old` is this model's architecture; `new` must equal it but for `extra_blocks`, with at
+    /// least as many blocks at every level.
+    pub fn deepen(self, old: &DenoiserConfig, new: &DenoiserConfig) -> crate::Result<Denoiser> {
+        new.check()?;
+        let levels = old.channels.len();
+        let same_rest = DenoiserConfig {
+            extra_blocks: old.extra_blocks.clone(),
+            ..new.clone()
+        } == *old;
+        let fewer = (0..levels).any(|i| new.extra_at(i) < old.extra_at(i));
+        if !same_rest || fewer {
+            return Err(crate::Error::Invalid(format!(
+                "cannot deepen a denoiser with extra blocks {:?} to {:?}: only the extra blocks \
+                 may change, and no level may lose any",
+                old.extra_blocks, new.extra_blocks
+            )));
+        }
+        let device = self.conv_in.weight.device();
+        let grow = |mut blocks: Vec<ResBlock>, i: usize| {
+            let c = new.channels[i];
+            blocks.extend(
+                (old.extra_at(i)..new.extra_at(i))
+                    .map(|_| ResBlock::identity(c, new.embed_dim, &device)),
+            );
+            blocks
+        };
+        let mut model = self;
+        model.down_extra = std::mem::take(&mut model.down_extra)
+            .into_iter()
+            .enumerate()
+            .map(|(i, blocks)| grow(blocks, i))
+            .collect();
+        // `up_extra` runs from the coarsest level down.
+        model.up_extra = std::mem::take(&mut model.up_extra)
+            .into_iter()
+            .enumerate()
+            .map(|(j, blocks)| grow(blocks, levels - 1 - j))
+            .collect();
+        Ok(model)
+    }
+
     /// Number of entries in the condition vector (classes plus the "no class" token).
     pub fn cond_dim(&self) -> usize {
         self.cond_dim
@@ -543,6 +644,7 @@ impl Denoiser {
         let mut skips = Vec::with_capacity(self.down_blocks.len());
         for (i, block) in self.down_blocks.iter().enumerate() {
             h = block.forward(h, emb.clone());
+            h = run_blocks(&self.down_extra[i], h, &emb);
             skips.push(h.clone());
             if let Some(down) = self.downsamples.get(i) {
                 h = down.forward(h); // halve the side
@@ -564,6 +666,7 @@ impl Denoiser {
         for j in blocks {
             let skip = skips.pop().expect("one skip per level");
             h = self.up_blocks[j].forward(Tensor::cat(vec![h, skip], 1), emb.clone());
+            h = run_blocks(&self.up_extra[j], h, &emb);
             if let Some(up) = self.upsamples.get(j) {
                 let [b, c, hh, ww] = h.dims();
                 // nearest-neighbour 2x upsampling, then a 3x3 conv
@@ -602,6 +705,13 @@ impl Denoiser {
         let h = self.up_path(h, &mut skips, emb, from..self.up_blocks.len());
         self.output(h)
     }
+}
+
+/// `h` through `blocks` in turn under block embedding `emb` `[b, e]`; `h` keeps its shape.
+fn run_blocks(blocks: &[ResBlock], h: Tensor<4>, emb: &Tensor<2>) -> Tensor<4> {
+    blocks
+        .iter()
+        .fold(h, |h, block| block.forward(h, emb.clone()))
 }
 
 /// Build condition vectors: one-hot rows for `classes`, where `None` means "no class".
@@ -676,6 +786,73 @@ mod tests {
         let extra = cfg.flops() - small.flops();
         let conv_io = |pin: u64| 2 * 2 * 8 * 8 * pin * 8 * 9;
         assert_eq!(extra, conv_io(48) - conv_io(12));
+    }
+
+    #[test]
+    fn a_deepened_denoiser_predicts_what_it_did_and_runs_its_new_blocks() {
+        let device = Device::flex();
+        for class_blocks in [None, Some(1)] {
+            let (old_cfg, _, x) = tiny(&device);
+            let old_cfg = old_cfg.with_class_blocks(class_blocks);
+            let old = old_cfg.init(&device);
+            let new_cfg = old_cfg.clone().with_extra_blocks(Some(vec![1, 2]));
+            let new = old.clone().deepen(&old_cfg, &new_cfg).expect("deepened");
+            assert_eq!(
+                new.num_params(),
+                new_cfg.init(&device).num_params(),
+                "{class_blocks:?}: the deepened model has the new architecture"
+            );
+            let cond = condition(&[Some(2), None], 8, &device);
+            let want = old.forward(x.clone(), &[30, 400], cond.clone());
+            let got = new.forward(x.clone(), &[30, 400], cond.clone());
+            let worst: f32 = (want.clone() - got).abs().max().into_scalar();
+            assert!(worst < 1e-5, "{class_blocks:?}: output moved by {worst}");
+            // Each new block is on the path: once its last convolution is no longer zero, the
+            // prediction changes (the finest encoder block, the coarsest decoder block).
+            let wake = |block: &mut ResBlock| {
+                let dims = block.conv2.weight.dims();
+                block.conv2.weight = Param::from_tensor(Tensor::ones(dims, &device) * 0.01);
+            };
+            for part in 0..2 {
+                let mut woken = new.clone();
+                match part {
+                    0 => wake(&mut woken.down_extra[0][0]),
+                    _ => wake(&mut woken.up_extra[0][1]),
+                }
+                let moved = woken.forward(x.clone(), &[30, 400], cond.clone());
+                let diff: f32 = (want.clone() - moved).abs().max().into_scalar();
+                assert!(diff > 1e-3, "{class_blocks:?}: block {part} is not run");
+            }
+            // Each extra block costs one 8- or 16-channel residual block, in the encoder and
+            // in the decoder; with the class in the last block, the head pays for its own.
+            let res = |c: usize, side: u64| new_cfg.res_flops(c, c, side);
+            let extra = res(8, 8) + 2 * res(16, 4);
+            assert_eq!(new_cfg.flops() - old_cfg.flops(), 2 * extra);
+            if class_blocks.is_some() {
+                assert_eq!(new_cfg.head_flops() - old_cfg.head_flops(), res(8, 8));
+            }
+        }
+    }
+
+    #[test]
+    fn deepening_refuses_lost_blocks_and_other_changes() {
+        let device = Device::flex();
+        let (cfg, model, _) = tiny(&device);
+        let two = cfg.clone().with_extra_blocks(Some(vec![1, 1]));
+        let deep = model.clone().deepen(&cfg, &two).expect("deepened");
+        let e = deep.deepen(&two, &cfg).expect_err("fewer blocks");
+        assert!(e.to_string().contains("no level may lose"), "{e}");
+        let wider = two.clone().with_channels(vec![8, 24]);
+        let e = model
+            .clone()
+            .deepen(&cfg, &wider)
+            .expect_err("other change");
+        assert!(e.to_string().contains("only the extra blocks"), "{e}");
+        let e = cfg
+            .with_extra_blocks(Some(vec![1]))
+            .check()
+            .expect_err("one entry for two levels");
+        assert!(e.to_string().contains("one entry per level"), "{e}");
     }
 
     /// Each pixel repeated `f x f` times: `[b, c, h, w]` to `[b, c, f h, f w]`.

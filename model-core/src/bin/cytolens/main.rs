@@ -63,6 +63,12 @@ enum Command {
         /// every class. Default: every block sees the class.
         #[arg(long)]
         class_blocks: Option<usize>,
+        /// Extra residual blocks per level, comma separated (one entry per level): each
+        /// encoder and decoder block of level i is followed by that many more. With
+        /// `--init-from` a model with fewer is deepened, the new blocks starting as the
+        /// identity. Default: none.
+        #[arg(long)]
+        extra_blocks: Option<String>,
         /// Leave this class out (anomaly experiment).
         #[arg(long)]
         exclude: Option<String>,
@@ -268,12 +274,13 @@ fn backend_device(name: &str) -> Result<Device, String> {
     }
 }
 
-fn parse_channels(s: &str) -> Result<Vec<usize>, String> {
+/// A comma-separated list of whole numbers given to option `flag`.
+fn parse_list(flag: &str, s: &str) -> Result<Vec<usize>, String> {
     s.split(',')
         .map(|c| {
             c.trim()
                 .parse::<usize>()
-                .map_err(|e| format!("--channels '{s}': {e}"))
+                .map_err(|e| format!("{flag} '{s}': {e}"))
         })
         .collect()
 }
@@ -291,6 +298,7 @@ fn run(cli: Cli) -> Result<(), String> {
             size,
             patch,
             class_blocks,
+            extra_blocks,
             exclude,
             checkpoint_every,
             limit,
@@ -318,10 +326,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 ce_balanced,
                 denoise_t_range: parse_t_range("--denoise-t-range", &denoise_t_range)?,
                 model: DenoiserConfig::new()
-                    .with_channels(parse_channels(&channels)?)
+                    .with_channels(parse_list("--channels", &channels)?)
                     .with_image_size(size)
                     .with_patch(patch)
-                    .with_class_blocks(class_blocks),
+                    .with_class_blocks(class_blocks)
+                    .with_extra_blocks(
+                        extra_blocks
+                            .map(|e| parse_list("--extra-blocks", &e))
+                            .transpose()?,
+                    ),
                 ..TrainOptions::default()
             };
             let mut data = SplitSource::new(&cli.data, Split::Train).at(size)?;
