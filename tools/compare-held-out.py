@@ -3,10 +3,11 @@
 
 `cytolens calibrate` writes RUN/val-held-out-N-uK.csv: each val cell classified under the
 settings fitted on the other half of val. Given two such files (same cells), this prints
-accuracy, balanced accuracy and the auto-accepted share of each, with
+accuracy, balanced accuracy, the auto-accepted share, the accuracy of the 80 % most confident
+cells (acc@80) and the area under the risk-coverage curve (AURC) of each, with
 - McNemar's exact test on the cells one model gets right and the other wrong;
 - a paired bootstrap (cells resampled together, 2,000 draws, fixed seed) of the differences
-  in balanced accuracy and in the auto-accepted share: the mean and a 95 % interval.
+  in balanced accuracy, in the auto-accepted share and in acc@80: the mean and a 95 % interval.
 Standard library only.
 
   tools/compare-held-out.py runs/diffusion-bal/val-held-out-960-u3.csv \\
@@ -36,6 +37,27 @@ def auto_share(rows, idx):
     return sum(rows[i]["triage"] == "auto" for i in idx) / len(idx)
 
 
+def by_confidence(rows, idx):
+    """Whether each cell of idx is right, most confident first."""
+    order = sorted(idx, key=lambda i: -float(rows[i]["confidence"]))
+    return [rows[i]["label"] == rows[i]["predicted"] for i in order]
+
+
+def acc_at80(rows, idx):
+    right = by_confidence(rows, idx)
+    kept = max(1, int(0.8 * len(right)))
+    return sum(right[:kept]) / kept
+
+
+def aurc(rows, idx):
+    """Mean over coverages k/n of the error rate of the k most confident cells."""
+    wrong, total = 0, 0.0
+    for k, ok in enumerate(by_confidence(rows, idx), start=1):
+        wrong += not ok
+        total += wrong / k
+    return total / len(idx)
+
+
 def mcnemar_p(b, c):
     """Two-sided exact McNemar p-value for b and c discordant cells."""
     n, k = b + c, min(b, c)
@@ -56,18 +78,21 @@ def main():
     for name, rows in (("A", a), ("B", b)):
         acc = sum(r["label"] == r["predicted"] for r in rows) / n
         print(f"{name}: accuracy {acc:.3f}, balanced {balanced(rows, everyone):.3f}, "
-              f"auto {auto_share(rows, everyone):.3f}  ({sys.argv[1 if name == 'A' else 2]})")
+              f"auto {auto_share(rows, everyone):.3f}, acc@80 {acc_at80(rows, everyone):.4f}, "
+              f"AURC {aurc(rows, everyone):.4f}  ({sys.argv[1 if name == 'A' else 2]})")
     only_a = sum(x["label"] == x["predicted"] and y["label"] != y["predicted"] for x, y in zip(a, b))
     only_b = sum(y["label"] == y["predicted"] and x["label"] != x["predicted"] for x, y in zip(a, b))
     print(f"cells right under A only: {only_a}, under B only: {only_b}; "
           f"McNemar exact p = {mcnemar_p(only_a, only_b):.3f}")
     rng = random.Random(7)
-    d_bal, d_auto = [], []
+    d_bal, d_auto, d_80 = [], [], []
     for _ in range(2000):
         idx = [rng.randrange(n) for _ in range(n)]
         d_bal.append(balanced(b, idx) - balanced(a, idx))
         d_auto.append(auto_share(b, idx) - auto_share(a, idx))
-    for what, d in (("balanced accuracy", d_bal), ("auto-accepted share", d_auto)):
+        d_80.append(acc_at80(b, idx) - acc_at80(a, idx))
+    for what, d in (("balanced accuracy", d_bal), ("auto-accepted share", d_auto),
+                    ("acc@80", d_80)):
         d.sort()
         print(f"B - A, {what}: {sum(d) / len(d):+.4f} "
               f"(95 % interval {d[int(0.025 * len(d))]:+.4f} to {d[int(0.975 * len(d))]:+.4f})")
