@@ -564,6 +564,37 @@ mod tests {
     }
 
     #[test]
+    fn discriminative_rows_draw_their_timesteps_from_the_discriminative_range_only() {
+        let data = CellSet {
+            size: 4,
+            pixels: vec![0.0; 2 * 3 * 4 * 4],
+            labels: vec![0, 1],
+            paths: vec![String::new(); 2],
+        };
+        let opts = TrainOptions {
+            batch: 2000,
+            ce_batch: 1000,
+            denoise_t_range: (0, 1000),
+            ce_t_range: (50, 234),
+            ..TrainOptions::default()
+        };
+        let b = make_batch(&data, &opts, &[0, 1], None, &mut step_rng(5, 0));
+        assert_eq!(b.t.len(), 2000 + 1000, "one timestep per image");
+        let (denoise, ce) = b.t.split_at(2000);
+        let span = |ts: &[usize]| (ts.iter().min().copied(), ts.iter().max().copied());
+        let (lo, hi) = span(ce);
+        let (lo, hi) = (lo.expect("rows"), hi.expect("rows"));
+        assert!(
+            (50..56).contains(&lo) && (228..234).contains(&hi),
+            "[{lo}, {hi}]"
+        );
+        // The denoising rows keep their own range: the whole schedule.
+        let (lo, hi) = span(denoise);
+        let (lo, hi) = (lo.expect("rows"), hi.expect("rows"));
+        assert!(lo < 5 && hi > 994, "denoising rows: [{lo}, {hi}]");
+    }
+
+    #[test]
     fn a_timestep_range_outside_the_schedule_is_refused() {
         let (dir, cfg, _, data, _) = tiny_setup("range", false);
         for range in [(600, 600), (0, 1001)] {

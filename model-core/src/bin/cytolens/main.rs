@@ -75,6 +75,10 @@ enum Command {
         /// Timesteps of the denoising loss, `LO,HI` (the classifier reads 50,600).
         #[arg(long, default_value = "0,1000")]
         denoise_t_range: String,
+        /// Timesteps of the discriminative term, `LO,HI` (the classifier reads 50,600 and
+        /// weighs its lowest strata most).
+        #[arg(long, default_value = "50,600")]
+        ce_t_range: String,
         /// Steps between checkpoints.
         #[arg(long, default_value_t = 100)]
         checkpoint_every: usize,
@@ -309,6 +313,7 @@ fn run(cli: Cli) -> Result<(), String> {
             seed,
             ce_balanced,
             denoise_t_range,
+            ce_t_range,
         } => {
             let device = backend_device(&backend)?;
             let exclude_class = parse_class(exclude)?;
@@ -325,6 +330,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 seed,
                 ce_balanced,
                 denoise_t_range: parse_t_range("--denoise-t-range", &denoise_t_range)?,
+                ce_t_range: parse_t_range("--ce-t-range", &ce_t_range)?,
                 model: DenoiserConfig::new()
                     .with_channels(parse_list("--channels", &channels)?)
                     .with_image_size(size)
