@@ -3,7 +3,7 @@
 # static/model, bench, the baseline and the leave-erythroblast-out models, and the test report.
 # Usage: tools/post-train.sh   (from the repository root; waits for RUN's training job)
 #
-# Training: tools/recipe.sh runs/diffusion (eight stages; the shipped model is the last one).
+# Training: tools/recipe.sh runs/diffusion (nine stages; the shipped model is the last one).
 # Baselines (trained here when missing, a few minutes each):
 #   cytolens train-baseline --run runs/baseline --steps 400
 #   cytolens train-baseline --run runs/baseline-no-erythroblast --steps 400 --exclude erythroblast
@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=./target/release/cytolens
-RUN=${RUN:-runs/diffusion-cpu8}
-ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-cpu8}
+RUN=${RUN:-runs/diffusion-ce9}
+ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-ce9}
 # All of val (1,710 cells; 1,555 without erythroblasts): the auto-accept threshold is set by the
 # most confident val errors, and on 960 cells it moved with a single cell.
 VAL=${VAL:-1710}
