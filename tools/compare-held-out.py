@@ -18,44 +18,12 @@ import math
 import random
 import sys
 
+from classification_stats import acc_at80, auto_share, aurc, balanced
+
 
 def load(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def balanced(rows, idx):
-    right, total = {}, {}
-    for i in idx:
-        r = rows[i]
-        total[r["label"]] = total.get(r["label"], 0) + 1
-        right[r["label"]] = right.get(r["label"], 0) + (r["label"] == r["predicted"])
-    return sum(right[c] / total[c] for c in total) / len(total)
-
-
-def auto_share(rows, idx):
-    return sum(rows[i]["triage"] == "auto" for i in idx) / len(idx)
-
-
-def by_confidence(rows, idx):
-    """Whether each cell of idx is right, most confident first."""
-    order = sorted(idx, key=lambda i: -float(rows[i]["confidence"]))
-    return [rows[i]["label"] == rows[i]["predicted"] for i in order]
-
-
-def acc_at80(rows, idx):
-    right = by_confidence(rows, idx)
-    kept = max(1, int(0.8 * len(right)))
-    return sum(right[:kept]) / kept
-
-
-def aurc(rows, idx):
-    """Mean over coverages k/n of the error rate of the k most confident cells."""
-    wrong, total = 0, 0.0
-    for k, ok in enumerate(by_confidence(rows, idx), start=1):
-        wrong += not ok
-        total += wrong / k
-    return total / len(idx)
 
 
 def mcnemar_p(b, c):

@@ -14,10 +14,12 @@ import argparse
 import collections
 import csv
 import json
-import subprocess
 import random
+import subprocess
 import sys
 from pathlib import Path
+
+from classification_stats import acc_at80, balanced, recall
 
 
 def main():
@@ -56,27 +58,23 @@ def main():
     if a.jsonl:
         Path(a.jsonl).write_text(out.stdout)
 
-    right, total, ranked = collections.Counter(), collections.Counter(), []
+    rows = []
     for line in out.stdout.splitlines():
         d = json.loads(line)
         if "error" in d:
             sys.exit(f"{d['file']}: {d['error']}")
-        label = truth[d["file"]]
-        ok = d["class"] == label
-        total[label] += 1
-        right[label] += ok
-        ranked.append((d["confidence"], ok))
-    if sum(total.values()) != len(files):
-        sys.exit(f"classify returned {sum(total.values())} lines for {len(files)} files")
-    recall = {c: right[c] / total[c] for c in sorted(total)}
-    ranked.sort(key=lambda r: -r[0])
-    top = ranked[: int(0.8 * len(ranked))]
+        rows.append({"label": truth[d["file"]], "predicted": d["class"],
+                     "confidence": d["confidence"]})
+    if len(rows) != len(files):
+        sys.exit(f"classify returned {len(rows)} lines for {len(files)} files")
+    everyone = range(len(rows))
+    per_class = recall(rows, everyone)
+    accuracy = sum(r["label"] == r["predicted"] for r in rows) / len(rows)
     print(
         f"{a.split}: {len(files)} cells ({a.per_class} per class, seed {a.seed}), model {a.model}\n"
-        f"  balanced accuracy {sum(recall.values()) / len(recall):.3f}, "
-        f"accuracy {sum(right.values()) / len(files):.3f}, "
-        f"acc@80 {sum(ok for _, ok in top) / len(top):.3f}\n"
-        "  recall: " + ", ".join(f"{c} {r:.2f}" for c, r in recall.items())
+        f"  balanced accuracy {balanced(rows, everyone):.3f}, accuracy {accuracy:.3f}, "
+        f"acc@80 {acc_at80(rows, everyone):.3f}\n"
+        "  recall: " + ", ".join(f"{c} {per_class[c]:.2f}" for c in sorted(per_class))
     )
 
 
