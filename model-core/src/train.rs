@@ -491,16 +491,28 @@ mod tests {
         (dir, cfg, source, data, file)
     }
 
+    /// Blank 4x4 cells, one per label.
+    fn blank_cells(labels: Vec<usize>) -> CellSet {
+        let n = labels.len();
+        CellSet {
+            size: 4,
+            pixels: vec![0.0; n * 3 * 4 * 4],
+            labels,
+            paths: vec![String::new(); n],
+        }
+    }
+
+    /// The smallest and largest of `ts` (not empty).
+    fn span(ts: &[usize]) -> (usize, usize) {
+        let lo = ts.iter().min().copied().expect("rows");
+        let hi = ts.iter().max().copied().expect("rows");
+        (lo, hi)
+    }
+
     #[test]
     fn balanced_draws_give_a_rare_class_its_share_of_the_discriminative_images() {
         // 90 images of class 0, 10 of class 2, none of class 1 (present in `classes`).
-        let n = 100;
-        let data = CellSet {
-            size: 4,
-            pixels: vec![0.0; n * 3 * 4 * 4],
-            labels: (0..n).map(|i| if i < 90 { 0 } else { 2 }).collect(),
-            paths: vec![String::new(); n],
-        };
+        let data = blank_cells((0..100).map(|i| if i < 90 { 0 } else { 2 }).collect());
         let classes = [0, 1, 2];
         let opts = TrainOptions {
             batch: 0,
@@ -529,12 +541,7 @@ mod tests {
 
     #[test]
     fn denoising_rows_draw_their_timesteps_from_the_denoising_range_only() {
-        let data = CellSet {
-            size: 4,
-            pixels: vec![0.0; 2 * 3 * 4 * 4],
-            labels: vec![0, 1],
-            paths: vec![String::new(); 2],
-        };
+        let data = blank_cells(vec![0, 1]);
         let draw = |range: (usize, usize)| {
             let opts = TrainOptions {
                 batch: 4000,
@@ -542,9 +549,7 @@ mod tests {
                 denoise_t_range: range,
                 ..TrainOptions::default()
             };
-            let b = make_batch(&data, &opts, &[0, 1], None, &mut step_rng(5, 0));
-            let (lo, hi) = (b.t.iter().min().copied(), b.t.iter().max().copied());
-            (lo.expect("rows"), hi.expect("rows"))
+            span(&make_batch(&data, &opts, &[0, 1], None, &mut step_rng(5, 0)).t)
         };
         // The whole schedule by default, so runs from before the option draw as they did.
         let (lo, hi) = draw(TrainOptions::default().denoise_t_range);
@@ -565,12 +570,7 @@ mod tests {
 
     #[test]
     fn discriminative_rows_draw_their_timesteps_from_the_discriminative_range_only() {
-        let data = CellSet {
-            size: 4,
-            pixels: vec![0.0; 2 * 3 * 4 * 4],
-            labels: vec![0, 1],
-            paths: vec![String::new(); 2],
-        };
+        let data = blank_cells(vec![0, 1]);
         let opts = TrainOptions {
             batch: 2000,
             ce_batch: 1000,
@@ -581,16 +581,13 @@ mod tests {
         let b = make_batch(&data, &opts, &[0, 1], None, &mut step_rng(5, 0));
         assert_eq!(b.t.len(), 2000 + 1000, "one timestep per image");
         let (denoise, ce) = b.t.split_at(2000);
-        let span = |ts: &[usize]| (ts.iter().min().copied(), ts.iter().max().copied());
         let (lo, hi) = span(ce);
-        let (lo, hi) = (lo.expect("rows"), hi.expect("rows"));
         assert!(
             (50..56).contains(&lo) && (228..234).contains(&hi),
             "[{lo}, {hi}]"
         );
         // The denoising rows keep their own range: the whole schedule.
         let (lo, hi) = span(denoise);
-        let (lo, hi) = (lo.expect("rows"), hi.expect("rows"));
         assert!(lo < 5 && hi > 994, "denoising rows: [{lo}, {hi}]");
     }
 
