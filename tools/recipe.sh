@@ -3,18 +3,18 @@
 # Usage: tools/recipe.sh RUN [train options for every stage, e.g. --exclude erythroblast]
 #   tools/recipe.sh runs/diffusion                                 # the shipped model
 #   tools/recipe.sh runs/no-erythroblast --exclude erythroblast    # the anomaly experiment
-# Stages write RUN, RUN-ft, RUN-ft2, RUN-ft3, RUN-bal, RUN-gpu6, RUN-gpu7, RUN-cpu8 and RUN-ce9; each
+# Stages write RUN, RUN-ft, RUN-ft2, RUN-ft3, RUN-bal, RUN-gpu6, RUN-gpu7, RUN-cpu8, RUN-ce9 and RUN-w10; each
 # starts from the previous stage's EMA weights. Time on 2 cores (flex backend): about 80 + 70 +
 # 70 + 65 + 45 minutes, about 45 for stages 6 and 7 (90 steps of 1,280 rows; the shipped ones
 # ran on an H200, 6 and 3 minutes: `tools/gpu-train.sh`, docs/gpu.md) and 35 for stage 8 (72
-# such steps, 28-31 s each, trained on this CPU), 36 for stage 9 (the same).
-# STAGES=3 to 8 stops after that stage (the shipped model until 30 November: 3, 4, 5, then 7;
-# until 2 December: 8).
+# such steps, 28-31 s each, trained on this CPU), 36 for stage 9 and 38 for stage 10 (the same).
+# STAGES=3 to 9 stops after that stage (the shipped model until 30 November: 3, 4, 5, then 7;
+# until 2 December: 8, then 9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: tools/recipe.sh RUN [train options]}
 shift
-STAGES=${STAGES:-9}
+STAGES=${STAGES:-10}
 C=./target/release/cytolens
 # glibc's malloc maps each large tensor afresh and the kernel zeroes its pages: with transparent
 # huge pages for those maps the 1,280-row steps took 32 s instead of 40 (3 steps each).
@@ -65,5 +65,14 @@ if [ "$STAGES" -ge 9 ]; then
   echo "=== $(date +%T) stage 9: $RUN-ce9"
   $C train --run "$RUN-ce9" --resume --init-from "$RUN-cpu8" --steps 72 "${NET[@]}" "${LARGE[@]}" \
     --lr 3e-4 --warmup 5 --seed 28 --ce-t-range 50,234 "$@"
+fi
+if [ "$STAGES" -ge 10 ]; then
+  # 72 more such steps with the discriminative term weighing twice as much against the denoising
+  # loss (--ce-weight 2.0), batches of their own. The shipped stage 10 started from stage 9's f16
+  # weights (static/model on 2 December), this from its f32 EMA weights.
+  echo "=== $(date +%T) stage 10: $RUN-w10"
+  $C train --run "$RUN-w10" --resume --init-from "$RUN-ce9" --steps 72 "${NET[@]}" \
+    --batch 256 --ce-batch 128 --ce-weight 2.0 --ce-balanced --checkpoint-every 10 \
+    --lr 3e-4 --warmup 5 --seed 29 --ce-t-range 50,234 "$@"
 fi
 echo "=== $(date +%T) done"
