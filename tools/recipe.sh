@@ -43,18 +43,18 @@ fi
 if [ "$STAGES" -ge 6 ]; then
   # Few large steps (256 denoising crops + 128 cells x the classes), as trained on a GPU; add
   # `--backend wgpu` with a `--features gpu` build to run them there.
-  LARGE=(--batch 256 --ce-batch 128 --ce-weight 1.0 --ce-balanced --checkpoint-every 10)
+  LARGE=(--batch 256 --ce-batch 128 --ce-balanced --checkpoint-every 10)
   echo "=== $(date +%T) stage 6: $RUN-gpu6"
-  $C train --run "$RUN-gpu6" --resume --init-from "$RUN-bal" --steps 60 "${NET[@]}" "${LARGE[@]}" \
+  $C train --run "$RUN-gpu6" --resume --init-from "$RUN-bal" --steps 60 "${NET[@]}" "${LARGE[@]}" --ce-weight 1.0 \
     --lr 5e-4 --warmup 30 --seed 20 "$@"
   echo "=== $(date +%T) stage 7: $RUN-gpu7"
-  $C train --run "$RUN-gpu7" --resume --init-from "$RUN-gpu6" --steps 30 "${NET[@]}" "${LARGE[@]}" \
+  $C train --run "$RUN-gpu7" --resume --init-from "$RUN-gpu6" --steps 30 "${NET[@]}" "${LARGE[@]}" --ce-weight 1.0 \
     --lr 3e-4 --warmup 5 --seed 21 "$@"
 fi
 if [ "$STAGES" -ge 8 ]; then
   # The same large steps, 72 more, with batches of their own; trained on the 2-core CPU.
   echo "=== $(date +%T) stage 8: $RUN-cpu8"
-  $C train --run "$RUN-cpu8" --resume --init-from "$RUN-gpu7" --steps 72 "${NET[@]}" "${LARGE[@]}" \
+  $C train --run "$RUN-cpu8" --resume --init-from "$RUN-gpu7" --steps 72 "${NET[@]}" "${LARGE[@]}" --ce-weight 1.0 \
     --lr 3e-4 --warmup 5 --seed 22 "$@"
 fi
 if [ "$STAGES" -ge 9 ]; then
@@ -63,7 +63,7 @@ if [ "$STAGES" -ge 9 ]; then
   # The shipped stage 9 started from stage 8's f16 weights (static/model on 2 December), this
   # from its f32 EMA weights: close, not bit for bit.
   echo "=== $(date +%T) stage 9: $RUN-ce9"
-  $C train --run "$RUN-ce9" --resume --init-from "$RUN-cpu8" --steps 72 "${NET[@]}" "${LARGE[@]}" \
+  $C train --run "$RUN-ce9" --resume --init-from "$RUN-cpu8" --steps 72 "${NET[@]}" "${LARGE[@]}" --ce-weight 1.0 \
     --lr 3e-4 --warmup 5 --seed 28 --ce-t-range 50,234 "$@"
 fi
 if [ "$STAGES" -ge 10 ]; then
@@ -71,8 +71,7 @@ if [ "$STAGES" -ge 10 ]; then
   # loss (--ce-weight 2.0), batches of their own. The shipped stage 10 started from stage 9's f16
   # weights (static/model on 2 December), this from its f32 EMA weights.
   echo "=== $(date +%T) stage 10: $RUN-w10"
-  $C train --run "$RUN-w10" --resume --init-from "$RUN-ce9" --steps 72 "${NET[@]}" \
-    --batch 256 --ce-batch 128 --ce-weight 2.0 --ce-balanced --checkpoint-every 10 \
+  $C train --run "$RUN-w10" --resume --init-from "$RUN-ce9" --steps 72 "${NET[@]}" "${LARGE[@]}" --ce-weight 2.0 \
     --lr 3e-4 --warmup 5 --seed 29 --ce-t-range 50,234 "$@"
 fi
 echo "=== $(date +%T) done"
