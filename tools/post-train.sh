@@ -3,7 +3,7 @@
 # static/model, bench, the baseline and the leave-erythroblast-out models, and the test report.
 # Usage: tools/post-train.sh   (from the repository root; waits for RUN's training job)
 #
-# Training: tools/recipe.sh runs/diffusion (ten stages; the shipped model is the last one).
+# Training: tools/recipe.sh runs/diffusion (eleven stages; the shipped model is the last one).
 # Baselines (trained here when missing, a few minutes each):
 #   cytolens train-baseline --run runs/baseline --steps 400
 #   cytolens train-baseline --run runs/baseline-no-erythroblast --steps 400 --exclude erythroblast
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=./target/release/cytolens
-RUN=${RUN:-runs/diffusion-w10}
+RUN=${RUN:-runs/diffusion-w11}
 # The twin's shipped card (2 December) is its stage 9: its stage 10 is not trained yet.
 ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-ce9}
 # All of val (1,710 cells; 1,555 without erythroblasts): the auto-accept threshold is set by the
