@@ -1,7 +1,7 @@
 //! Fitting the classifier on val: stratum scales and weights, softmax temperature, anomaly
 //! statistics and triage thresholds. Pure functions over recorded full evaluations.
 
-use crate::classify::{replay, CellScores, ClassifierSettings};
+use crate::classify::{replay, screens_after, CellScores, ClassifierSettings};
 use crate::diagnosis::{
     anomaly_score, anomaly_value, probabilities, AnomalyKind, AnomalyStats, ModelCard,
     ProfileGaussian, TriagePolicy,
@@ -201,25 +201,41 @@ pub fn nll(gaps: &[Vec<f32>], labels: &[usize], t: f32) -> f64 {
         / gaps.len().max(1) as f64
 }
 
-/// The survivor gap scale (a grid from 1/2 to 16) and temperature that together minimise the
-/// NLL of `labels` under the gaps of `scores`, whose `survivor_gap_scale` is left at the fitted
-/// value.
-pub fn fit_gap_scale_and_temperature(scores: &mut [CellScores], labels: &[usize]) -> (f32, f32) {
-    let mut best = (f64::INFINITY, 1.0f32, 1.0f32);
+/// The survivor gap scale (a grid from 1/2 to 16), the screened gap scale (1/2 to 16, where any
+/// class was screened out) and the temperature that together minimise the NLL of `labels` under
+/// the gaps of `scores`, whose scales are left at the fitted values. Returns
+/// `(survivor_gap_scale, screened_gap_scale, temperature)`.
+pub fn fit_gap_scale_and_temperature(
+    scores: &mut [CellScores],
+    labels: &[usize],
+) -> (f32, f32, f32) {
+    let any_screened = scores.iter().any(|s| s.screened.iter().any(|&x| x));
+    let screened_grid: Vec<f32> = if any_screened {
+        (0..=10).map(|i| 2f32.powf(-1.0 + i as f32 * 0.5)).collect()
+    } else {
+        vec![1.0]
+    };
+    let mut best = (f64::INFINITY, 1.0f32, 1.0f32, 1.0f32);
     for i in 0..=25 {
-        let scale = 2f32.powf(-1.0 + i as f32 * 5.0 / 25.0);
-        scores.iter_mut().for_each(|s| s.survivor_gap_scale = scale);
-        let gaps: Vec<Vec<f32>> = scores.iter().map(|s| s.gaps()).collect();
-        let t = fit_temperature(&gaps, labels);
-        let loss = nll(&gaps, labels, t);
-        if loss < best.0 {
-            best = (loss, scale, t);
+        let survivor = 2f32.powf(-1.0 + i as f32 * 5.0 / 25.0);
+        for &screened in &screened_grid {
+            scores.iter_mut().for_each(|s| {
+                s.survivor_gap_scale = survivor;
+                s.screened_gap_scale = screened;
+            });
+            let gaps: Vec<Vec<f32>> = scores.iter().map(|s| s.gaps()).collect();
+            let t = fit_temperature(&gaps, labels);
+            let loss = nll(&gaps, labels, t);
+            if loss < best.0 {
+                best = (loss, survivor, screened, t);
+            }
         }
     }
-    scores
-        .iter_mut()
-        .for_each(|s| s.survivor_gap_scale = best.1);
-    (best.1, best.2)
+    scores.iter_mut().for_each(|s| {
+        s.survivor_gap_scale = best.1;
+        s.screened_gap_scale = best.2;
+    });
+    (best.1, best.2, best.3)
 }
 
 /// Temperature minimising the NLL (golden-section search on log t over [1e-4, 10]).
@@ -398,7 +414,60 @@ pub fn fit_settings(
     let (score_weights, bias) = fit_weights_and_bias(evals, strata, &s);
     s.score_weights = score_weights;
     s.class_bias = bias;
+    s.screen = if s.screen_miss > 0.0 {
+        fit_screen(&s, evals, strata)
+    } else {
+        Vec::new()
+    };
     s
+}
+
+/// Screen thresholds for `settings` (its weights and offsets fitted), one per round before the
+/// paired test acts (`[min_rounds - 1]`; `None` where no screen may apply, inside the "no class"
+/// rounds): after `j` rounds, the `1 - screen_miss` quantile of the true class's
+/// [`CellScores::screen_gaps`] over the cells of `evals` that `settings` classify correctly
+/// without a screen. So each screen drops the true class of about `screen_miss` of the cells
+/// that would otherwise be right (both screens together at most twice that), and every class
+/// that trails the leader by more than the val cells' true classes ever did.
+pub fn fit_screen(
+    settings: &ClassifierSettings,
+    evals: &[FullEval],
+    strata: &[usize],
+) -> Vec<Option<f32>> {
+    let plain = ClassifierSettings {
+        screen: Vec::new(),
+        ..settings.clone()
+    };
+    let rounds = settings.min_rounds.saturating_sub(1).min(strata.len());
+    // Which rounds a screen may follow: the rule of `screens_after`, asked of a screen
+    // everywhere.
+    let probe = ClassifierSettings {
+        screen: vec![Some(0.0); rounds],
+        ..plain.clone()
+    };
+    let right: Vec<&FullEval> = evals
+        .iter()
+        .filter(|e| replay(&e.raw, &e.uncond, strata, &plain).best() == e.label)
+        .collect();
+    (1..=rounds)
+        .map(|j| {
+            if !screens_after(j, &probe) || right.is_empty() {
+                return None;
+            }
+            let mut gaps: Vec<f32> = right
+                .iter()
+                .map(|e| replay(&e.raw, &e.uncond, &strata[..j], &plain).screen_gaps()[e.label])
+                .filter(|g| g.is_finite())
+                .collect();
+            if gaps.is_empty() {
+                return None;
+            }
+            gaps.sort_by(|a, b| a.total_cmp(b));
+            let keep = (1.0 - settings.screen_miss.clamp(0.0, 1.0)) as f64 * gaps.len() as f64;
+            let i = (keep.ceil() as usize).clamp(1, gaps.len()) - 1;
+            Some(gaps[i])
+        })
+        .collect()
 }
 
 /// Held-out scores of `evals` (in their order): each cell of the even (odd) positions replayed
@@ -474,8 +543,10 @@ pub fn calibrate(
     // (ECE 0.036 when fitted in-sample), and the anomaly Gaussians fit their own cells too
     // closely (2.1 % of test cells flagged for a 1 % quantile).
     let mut held = cross_fitted_scores(&card.classifier, evals, strata);
-    let (survivor_gap_scale, temperature) = fit_gap_scale_and_temperature(&mut held, &labels);
+    let (survivor_gap_scale, screened_gap_scale, temperature) =
+        fit_gap_scale_and_temperature(&mut held, &labels);
     card.classifier.survivor_gap_scale = survivor_gap_scale;
+    card.classifier.screened_gap_scale = screened_gap_scale;
     card.temperature = temperature;
     let confidence: Vec<f32> = held
         .iter()
@@ -930,5 +1001,92 @@ mod tests {
             naive > new + 0.1,
             "in-sample threshold flags {naive}, cross-fitted {new}"
         );
+    }
+    #[test]
+    fn a_fitted_screen_costs_about_its_miss_rate_and_saves_evaluations() {
+        // 4 classes, 6 rounds, the paired test from round 3: class c's error is 1 + 0.3 x its
+        // distance from the true class, plus Gaussian noise (sd 0.3) per class and round.
+        let rounds = 6;
+        let strata: Vec<usize> = (0..rounds).collect();
+        let mut rng = crate::train::step_rng(11, 0);
+        let noise = crate::train::normal_vec(&mut rng, 2000 * 4 * rounds);
+        let evals = synthetic_evals(
+            2000,
+            4,
+            rounds,
+            |i| i % 4,
+            |i, c, r, label| {
+                let d = (c as f32 - label as f32).abs();
+                1.0 + 0.3 * d + 0.3 * noise[(i * 4 + c) * rounds + r]
+            },
+        );
+        let base = ClassifierSettings {
+            min_rounds: 3,
+            screen_miss: 0.01,
+            ..every_round_equal(rounds)
+        };
+        let screen = fit_screen(&base, &evals, &strata);
+        assert_eq!(
+            screen.len(),
+            2,
+            "one screen per round before the paired test"
+        );
+        let (t1, t2) = (
+            screen[0].expect("after round 1"),
+            screen[1].expect("after 2"),
+        );
+        assert!(t1 > 0.0 && t2 > 0.0, "{screen:?}");
+        // Each threshold leaves out about 1 % of the true classes of the cells classified right.
+        let right: Vec<&FullEval> = evals
+            .iter()
+            .filter(|e| replay(&e.raw, &e.uncond, &strata, &base).best() == e.label)
+            .collect();
+        for (j, t) in [(1, t1), (2, t2)] {
+            let over = right
+                .iter()
+                .filter(|e| {
+                    replay(&e.raw, &e.uncond, &strata[..j], &base).screen_gaps()[e.label] > t
+                })
+                .count() as f64
+                / right.len() as f64;
+            assert!(over <= 0.01, "after round {j}: {over}");
+            assert!(over > 0.002, "the quantile, not the maximum: {over}");
+        }
+        let run = |s: &ClassifierSettings| {
+            let scores: Vec<CellScores> = evals
+                .iter()
+                .map(|e| replay(&e.raw, &e.uncond, &strata, s))
+                .collect();
+            let evals_per_cell =
+                scores.iter().map(|s| s.evals).sum::<usize>() as f64 / scores.len() as f64;
+            (accuracy(&scores, &evals), evals_per_cell)
+        };
+        let with = ClassifierSettings {
+            screen: screen.clone(),
+            ..base.clone()
+        };
+        let ((acc0, ev0), (acc1, ev1)) = (run(&base), run(&with));
+        assert!(acc0 - acc1 <= 0.02, "accuracy {acc0} -> {acc1}");
+        assert!(ev1 < 0.85 * ev0, "evaluations {ev0} -> {ev1}");
+        // Inside the "no class" rounds there is no screen; no miss rate, no screen at all.
+        let two = fit_screen(
+            &ClassifierSettings {
+                uncond_rounds: 2,
+                ..base.clone()
+            },
+            &evals,
+            &strata,
+        );
+        assert!(two[0].is_none() && two[1].is_some(), "{two:?}");
+        let none = fit_settings(
+            &ClassifierSettings {
+                screen_miss: 0.0,
+                ..base.clone()
+            },
+            &evals,
+            &strata,
+        );
+        assert!(none.screen.is_empty());
+        assert!(!fit_settings(&base, &evals, &strata).screen.is_empty());
     }
 }

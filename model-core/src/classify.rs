@@ -77,6 +77,23 @@ pub struct ClassifierSettings {
     /// Cards written before this setting existed have it off.
     #[serde(default)]
     pub balanced_fit: bool,
+    /// Screening before the paired test can act (it needs 3 rounds): after round `j + 1`
+    /// (fewer than `min_rounds`), drop every class whose [`CellScores::screen_gaps`] exceeds
+    /// `screen[j]` (`None`: no screen after that round). Fitted on val
+    /// ([`crate::calibrate::fit_screen`]). Never inside the "no class" rounds: the anomaly
+    /// score's gain profile needs every class there. Empty (cards written before it existed):
+    /// no screening, every class gets `min_rounds` rounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub screen: Vec<Option<f32>>,
+    /// The share of correctly classified val cells whose true class the screen may drop, which
+    /// each threshold of `screen` was fitted for (0: no screen).
+    #[serde(default)]
+    pub screen_miss: f32,
+    /// Factor on the gap of a class screened out ([`CellScores::gaps`]), fitted on val with the
+    /// temperature: a screened class trails by more than the true class ever did on val, which
+    /// its one- or two-round gap alone understates. 1: none.
+    #[serde(default = "one")]
+    pub screened_gap_scale: f32,
 }
 
 fn one() -> f32 {
@@ -114,6 +131,9 @@ impl Default for ClassifierSettings {
             uncond_rounds: 0,
             survivor_gap_scale: 1.0,
             balanced_fit: false,
+            screen: Vec::new(),
+            screen_miss: 0.0,
+            screened_gap_scale: 1.0,
         }
     }
 }
@@ -229,8 +249,11 @@ pub struct CellScores {
     /// Score weight of each round (the score weight of its timestep).
     pub round_score_weights: Vec<f32>,
     /// Per-class per-pixel accumulated weighted squared error over the first `min_rounds`
-    /// (all classes active), `[classes][size*size]`.
+    /// while the class was active, `[classes][size*size]`.
     pub pixel_errors: Vec<Vec<f32>>,
+    /// Rounds summed into each class's [`Self::pixel_errors`] (`[classes]`; fewer than
+    /// `min_rounds` for a class screened out early, 0 for an excluded class).
+    pub pixel_rounds: Vec<usize>,
     /// The same under the "no class" token, over the "no class" rounds among those first
     /// `min_rounds` (`[size*size]`).
     pub uncond_pixel_errors: Vec<f32>,
@@ -243,6 +266,10 @@ pub struct CellScores {
     pub uncond_errors: Vec<f32>,
     /// [`ClassifierSettings::survivor_gap_scale`].
     pub survivor_gap_scale: f32,
+    /// Whether each class was screened out ([`ClassifierSettings::screen`]), `[classes]`.
+    pub screened: Vec<bool>,
+    /// [`ClassifierSettings::screened_gap_scale`].
+    pub screened_gap_scale: f32,
 }
 
 impl CellScores {
@@ -252,6 +279,7 @@ impl CellScores {
             active: vec![true; classes],
             errors: vec![Vec::new(); classes],
             pixel_errors: vec![vec![0.0; npix]; classes],
+            pixel_rounds: vec![0; classes],
             uncond_pixel_errors: vec![0.0; npix],
             round_weights: Vec::new(),
             round_score_weights: Vec::new(),
@@ -259,6 +287,8 @@ impl CellScores {
             bias: vec![0.0; classes],
             uncond_errors: Vec::new(),
             survivor_gap_scale: 1.0,
+            screened: vec![false; classes],
+            screened_gap_scale: 1.0,
         }
     }
 
@@ -272,6 +302,7 @@ impl CellScores {
             *b = *v;
         }
         s.survivor_gap_scale = settings.survivor_gap_scale;
+        s.screened_gap_scale = settings.screened_gap_scale;
         s
     }
 
@@ -360,6 +391,45 @@ impl CellScores {
         self.weighted_differences(c, reference, &self.round_weights)
     }
 
+    /// Mean paired gap ([`Self::paired`]: elimination-test weights, less the class offsets) of
+    /// every active class to the active class lowest by that measure (0 for that one), `[classes]`;
+    /// infinite for an inactive class. Unlike [`Self::gaps`] it uses only the positive test
+    /// weights, so it ranks the classes sensibly after a single round (a score weight may be
+    /// negative). Meant for the rounds before any elimination, when every active class has been
+    /// evaluated in every round.
+    pub fn screen_gaps(&self) -> Vec<f32> {
+        // Each class's own weighted error less its offset, on the scale of `paired`.
+        let mean_w = (self.round_weights.iter().map(|w| w.abs()).sum::<f32>()
+            / self.round_weights.len().max(1) as f32)
+            .max(1e-12);
+        let level = |c: usize| {
+            let v: Vec<f32> = self.errors[c]
+                .iter()
+                .zip(&self.round_weights)
+                .filter_map(|(e, w)| Some(((*e)? * w - self.bias[c] * w.abs()) / mean_w))
+                .collect();
+            v.iter().sum::<f32>() / v.len().max(1) as f32
+        };
+        let reference = (0..self.active.len())
+            .filter(|&c| self.active[c])
+            .min_by(|&a, &b| level(a).total_cmp(&level(b)));
+        (0..self.active.len())
+            .map(|c| match reference {
+                Some(r) if self.active[c] => {
+                    let d = self.paired(c, r);
+                    if d.is_empty() {
+                        f32::INFINITY
+                    } else if c == r {
+                        0.0
+                    } else {
+                        d.iter().sum::<f32>() / d.len() as f32
+                    }
+                }
+                _ => f32::INFINITY,
+            })
+            .collect()
+    }
+
     /// [`Self::paired`] under `weights` (one per round).
     fn weighted_differences(&self, c: usize, reference: usize, weights: &[f32]) -> Vec<f32> {
         let shift = self.bias[c] - self.bias[reference];
@@ -383,7 +453,8 @@ impl CellScores {
     /// An eliminated class was compared with the best over fewer rounds, and under score
     /// weights that are contrasts between timesteps a few rounds can show almost no gap; its gap
     /// is therefore at least its gap under the (positive) test weights that eliminated it. The
-    /// gap of a class still in the race is multiplied by `survivor_gap_scale`.
+    /// gap of a class still in the race is multiplied by `survivor_gap_scale`, that of a class
+    /// screened out by `screened_gap_scale`.
     pub fn gaps(&self) -> Vec<f32> {
         let best = self.best();
         let mean = |d: Vec<f32>| {
@@ -400,6 +471,8 @@ impl CellScores {
                     0.0
                 } else if self.active[c] {
                     score * self.survivor_gap_scale
+                } else if self.screened.get(c).copied().unwrap_or(false) {
+                    score.max(mean(self.paired(c, best))) * self.screened_gap_scale
                 } else {
                     score.max(mean(self.paired(c, best)))
                 }
@@ -408,15 +481,45 @@ impl CellScores {
     }
 }
 
-/// After `rounds_done` rounds: drop every class the paired test shows worse than the best.
+/// After `rounds_done` rounds: drop every class the paired test shows worse than the best, or,
+/// before the test can act (fewer than `min_rounds`), every class past the round's screen
+/// ([`ClassifierSettings::screen`]).
 pub fn eliminate(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSettings) {
     if rounds_done < settings.min_rounds {
+        screen(s, rounds_done, settings);
         return;
     }
     let best = s.best();
     for c in 0..s.active.len() {
         if c != best && s.active[c] && clearly_worse(&s.paired(c, best), settings.test_strictness) {
             s.active[c] = false;
+        }
+    }
+}
+
+/// Whether a screen applies after `rounds_done` rounds: one is fitted for that round and the
+/// "no class" rounds are over.
+pub fn screens_after(rounds_done: usize, settings: &ClassifierSettings) -> bool {
+    rounds_done >= 1
+        && rounds_done >= settings.uncond_rounds
+        && rounds_done < settings.min_rounds
+        && matches!(settings.screen.get(rounds_done - 1), Some(Some(_)))
+}
+
+/// Drop every class whose [`CellScores::screen_gaps`] exceeds the screen after `rounds_done`
+/// rounds (none where [`screens_after`] says no). The reference class (gap 0) always stays.
+fn screen(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSettings) {
+    if !screens_after(rounds_done, settings) {
+        return;
+    }
+    let Some(Some(limit)) = settings.screen.get(rounds_done - 1).copied() else {
+        return;
+    };
+    let gaps = s.screen_gaps();
+    for (c, g) in gaps.iter().enumerate() {
+        if s.active[c] && *g > limit.max(0.0) {
+            s.active[c] = false;
+            s.screened[c] = true;
         }
     }
 }
@@ -614,6 +717,11 @@ impl ClassifierRun {
             let mut total = 0f32;
             let s = &mut self.scores[cell];
             // The class's error map, or the "no class" map for an unconditional row.
+            if collect_pixels {
+                if let Some(n) = s.pixel_rounds.get_mut(class) {
+                    *n += 1;
+                }
+            }
             let mut map = collect_pixels.then(|| match s.pixel_errors.get_mut(class) {
                 Some(map) => map,
                 None => &mut s.uncond_pixel_errors,
@@ -893,49 +1001,23 @@ mod tests {
         assert_eq!(s.evals, 8 * 12);
     }
 
-    #[test]
-    fn replay_of_a_full_run_matches_a_live_run() {
+    /// A live run of the fake under `settings`, and the replay of the fake's full run (no
+    /// elimination, no screen, the same "no class" rounds) under the same settings.
+    fn live_and_replayed(settings: ClassifierSettings) -> (CellScores, CellScores) {
         let full = run_fake(
             0.5,
             2,
             ClassifierSettings {
                 test_strictness: f32::INFINITY,
-                ..ClassifierSettings::default()
+                screen: Vec::new(),
+                ..settings.clone()
             },
         );
-        assert_eq!(full.evals, 96, "no elimination in a full run");
-        let settings = ClassifierSettings::default();
-        let strata: Vec<usize> = plan_rounds(&settings, 4)
-            .iter()
-            .map(|r| r.stratum)
-            .collect();
-        let raw: Vec<Vec<f32>> = full
-            .errors
-            .iter()
-            .map(|e| e.iter().map(|v| v.expect("full")).collect())
-            .collect();
-        let replayed = replay(&raw, &[], &strata, &settings);
-        let live = run_fake(0.5, 2, settings);
-        assert_eq!(replayed.evals, live.evals);
-        assert_eq!(replayed.active, live.active);
-        assert_eq!(replayed.gaps(), live.gaps());
-    }
-
-    #[test]
-    fn replay_with_no_class_rounds_matches_a_live_run() {
-        let with_uncond = |s: ClassifierSettings| ClassifierSettings {
-            uncond_rounds: 3,
-            ..s
-        };
-        let full = run_fake(
-            0.5,
-            2,
-            with_uncond(ClassifierSettings {
-                test_strictness: f32::INFINITY,
-                ..ClassifierSettings::default()
-            }),
+        assert_eq!(
+            full.evals,
+            96 + settings.uncond_rounds,
+            "no elimination in a full run"
         );
-        let settings = with_uncond(ClassifierSettings::default());
         let strata: Vec<usize> = plan_rounds(&settings, 4)
             .iter()
             .map(|r| r.stratum)
@@ -946,10 +1028,104 @@ mod tests {
             .map(|e| e.iter().map(|v| v.expect("full")).collect())
             .collect();
         let replayed = replay(&raw, &full.uncond_errors, &strata, &settings);
-        let live = run_fake(0.5, 2, settings);
+        (run_fake(0.5, 2, settings), replayed)
+    }
+
+    #[test]
+    fn replay_of_a_full_run_matches_a_live_run() {
+        let (live, replayed) = live_and_replayed(ClassifierSettings::default());
+        assert_eq!(replayed.evals, live.evals);
+        assert_eq!(replayed.active, live.active);
+        assert_eq!(replayed.gaps(), live.gaps());
+    }
+
+    #[test]
+    fn replay_with_no_class_rounds_matches_a_live_run() {
+        let (live, replayed) = live_and_replayed(ClassifierSettings {
+            uncond_rounds: 3,
+            ..ClassifierSettings::default()
+        });
         assert_eq!(replayed.evals, live.evals);
         assert_eq!(replayed.uncond_errors, live.uncond_errors);
         assert_eq!(replayed.conditioning_gain(2), live.conditioning_gain(2));
+    }
+
+    /// Default settings with a screen of `limit` after rounds 1 and 2 and `uncond` "no class"
+    /// rounds.
+    fn screened(limit: f32, uncond: usize) -> ClassifierSettings {
+        ClassifierSettings {
+            screen: vec![Some(limit), Some(limit)],
+            screen_miss: 0.01,
+            uncond_rounds: uncond,
+            ..ClassifierSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_screen_drops_far_classes_after_one_round_and_saves_evaluations() {
+        // The fake's first round has jitter 0.3, so class c's scaled error is
+        // (0.3 + 0.5 |c - 2|)^2: gaps to class 2 of 0.55, 1.6, 3.15, 5.2 and 7.75 at distances 1
+        // to 5. A screen of 2.5 drops the classes 3 or more away after one round; after two
+        // (jitter 0.7 in the second) the mean gaps at distances 1 and 2 are 0.75 and 2.0.
+        let plain = run_fake(0.5, 2, ClassifierSettings::default());
+        let s = run_fake(0.5, 2, screened(2.5, 0));
+        assert_eq!(s.best(), 2);
+        for c in [5, 6, 7] {
+            assert_eq!(s.errors[c].iter().flatten().count(), 1, "class {c}");
+            assert!(s.screened[c] && !s.active[c], "class {c}");
+        }
+        for c in [0, 1, 3, 4] {
+            assert!(!s.screened[c], "class {c} is within the screen");
+            assert!(s.errors[c].iter().flatten().count() >= 3, "class {c}");
+        }
+        assert!(s.evals < plain.evals, "{} vs {}", s.evals, plain.evals);
+        assert_eq!(
+            plain.screened,
+            vec![false; 8],
+            "no screen without thresholds"
+        );
+        // A screened class keeps a gap at least its screen, so a small probability.
+        let gaps = s.gaps();
+        assert!(gaps[5] > 2.5 && gaps[7] > gaps[5], "{gaps:?}");
+        // Its pixel map holds the one round it was evaluated in.
+        assert_eq!(s.pixel_rounds[7], 1);
+        assert_eq!(s.pixel_rounds[2], 3);
+    }
+
+    #[test]
+    fn identical_classes_are_never_screened() {
+        // Every class denoises equally well: gaps of 0, not above even a zero screen.
+        let s = run_fake(0.0, 2, screened(0.0, 0));
+        assert!(s.screened.iter().all(|x| !x));
+        assert!(s.errors.iter().all(|e| e.iter().flatten().count() >= 3));
+    }
+
+    #[test]
+    fn no_screen_inside_the_no_class_rounds() {
+        // The gain profile needs every class in the "no class" rounds: with 3 of them (all of
+        // `min_rounds`) no screen applies; with 2, only the one after round 2.
+        let plain = run_fake(0.5, 2, screened(2.0, 3));
+        assert!(plain.screened.iter().all(|x| !x));
+        assert!(plain.errors.iter().all(|e| e.iter().flatten().count() >= 3));
+        let two = run_fake(0.5, 2, screened(2.0, 2));
+        assert_eq!(two.errors[7].iter().flatten().count(), 2);
+        assert!(two.screened[7]);
+        assert!(!screens_after(1, &screened(2.0, 2)));
+        assert!(screens_after(2, &screened(2.0, 2)));
+        assert!(
+            !screens_after(3, &screened(2.0, 0)),
+            "the paired test's rounds"
+        );
+    }
+
+    #[test]
+    fn replay_with_a_screen_matches_a_live_run() {
+        let (live, replayed) = live_and_replayed(screened(2.0, 1));
+        assert!(live.screened.iter().any(|x| *x));
+        assert_eq!(replayed.evals, live.evals);
+        assert_eq!(replayed.active, live.active);
+        assert_eq!(replayed.screened, live.screened);
+        assert_eq!(replayed.gaps(), live.gaps());
     }
 
     #[test]

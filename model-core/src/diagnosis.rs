@@ -329,7 +329,10 @@ pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis
     }
 }
 
-/// The counterfactual and disagreement maps from the per-pixel errors of the first rounds.
+/// The counterfactual and disagreement maps from the per-pixel errors of the first rounds, each
+/// class's map averaged over the rounds it was evaluated in ([`CellScores::pixel_rounds`]: a
+/// class screened out after one round has one), so that classes are compared per round.
+/// Classes never evaluated (excluded) take no part in the disagreement. `[size*size]` each.
 pub fn uncertainty_map(
     scores: &CellScores,
     class: usize,
@@ -337,13 +340,22 @@ pub fn uncertainty_map(
     size: usize,
 ) -> UncertaintyMap {
     let npix = size * size;
-    let pe = &scores.pixel_errors;
-    let counterfactual = (0..npix).map(|p| pe[runner_up][p] - pe[class][p]).collect();
-    let k = pe.len() as f32;
+    let rounds = |c: usize| scores.pixel_rounds.get(c).copied().unwrap_or(0);
+    let mean_map = |c: usize| -> Vec<f32> {
+        let n = rounds(c).max(1) as f32;
+        scores.pixel_errors[c].iter().map(|e| e / n).collect()
+    };
+    let (top, second) = (mean_map(class), mean_map(runner_up));
+    let counterfactual = (0..npix).map(|p| second[p] - top[p]).collect();
+    let evaluated: Vec<Vec<f32>> = (0..scores.pixel_errors.len())
+        .filter(|&c| rounds(c) > 0)
+        .map(mean_map)
+        .collect();
+    let k = evaluated.len().max(1) as f32;
     let disagreement = (0..npix)
         .map(|p| {
-            let mean = pe.iter().map(|c| c[p]).sum::<f32>() / k;
-            (pe.iter().map(|c| (c[p] - mean).powi(2)).sum::<f32>() / k).sqrt()
+            let mean = evaluated.iter().map(|c| c[p]).sum::<f32>() / k;
+            (evaluated.iter().map(|c| (c[p] - mean).powi(2)).sum::<f32>() / k).sqrt()
         })
         .collect();
     UncertaintyMap {
@@ -477,5 +489,27 @@ mod tests {
         assert!((v - 0.5f32.ln().abs()).abs() < 1e-5, "{v}");
         s.uncond_errors.clear();
         assert!(anomaly_score(&s, 0, &card.anomaly).is_infinite());
+    }
+    #[test]
+    fn maps_compare_classes_per_round_evaluated() {
+        // Class 0 ran 3 rounds, class 1 was screened out after 1, class 2 was never evaluated
+        // (excluded). Per round, class 1's error is the higher one at pixel 0 and the same at
+        // pixel 1.
+        let mut s = CellScores::new(3, 4);
+        s.pixel_errors = vec![
+            vec![3.0, 6.0, 0.0, 0.0],
+            vec![2.0, 2.0, 0.0, 0.0],
+            vec![0.0; 4],
+        ];
+        s.pixel_rounds = vec![3, 1, 0];
+        let m = uncertainty_map(&s, 0, 1, 2).counterfactual;
+        assert_eq!(
+            m,
+            vec![1.0, 0.0, 0.0, 0.0],
+            "not 2 - 3 and 2 - 6 from the raw sums"
+        );
+        // The disagreement is over the two evaluated classes only: |2 - 1| / 2 at pixel 0.
+        let d = uncertainty_map(&s, 0, 1, 2).disagreement;
+        assert!((d[0] - 0.5).abs() < 1e-6 && d[1].abs() < 1e-6, "{d:?}");
     }
 }

@@ -217,6 +217,9 @@ pub struct CalibrateOptions {
     pub t_range: Option<(usize, usize)>,
     /// Fit the score weights and offsets class-balanced ([`ClassifierSettings::balanced_fit`]).
     pub balanced: bool,
+    /// Share of rightly classified val cells each screen may cost
+    /// ([`ClassifierSettings::screen_miss`]); 0: no screen.
+    pub screen_miss: f32,
 }
 
 /// Write each held-out val cell of a calibration (classified under the settings fitted on the
@@ -267,6 +270,7 @@ pub fn calibrate(
         ood_limit,
         t_range,
         balanced,
+        screen_miss,
     } = *o;
     let opts: TrainOptions =
         serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
@@ -277,6 +281,12 @@ pub fn calibrate(
     card.classifier.views = views;
     card.classifier.uncond_rounds = uncond_rounds;
     card.classifier.balanced_fit = balanced;
+    if !(0.0..1.0).contains(&screen_miss) {
+        return Err(format!(
+            "--screen-miss must be at least 0 and below 1, not {screen_miss}"
+        ));
+    }
+    card.classifier.screen_miss = screen_miss;
     if let Some(t) = t_range {
         card.classifier.t_range = t;
     }
@@ -301,15 +311,26 @@ pub fn calibrate(
         views,
         uncond_rounds,
     };
-    let cache_name = |what: &str, n: usize| {
+    let cache_named = |what: &str, n: usize, u: usize| {
         run.join(format!(
-            "{what}-{n}{}-u{uncond_rounds}.json",
+            "{what}-{n}{}-u{u}.json",
             if views { "-views" } else { "" }
         ))
     };
-    let evals = cached_full_evaluations(&cache_name("val-evals", val.len()), &key, || {
-        evaluate_val(&clf, &val, "full evaluation")
-    })?;
+    let cache_name = |what: &str, n: usize| cache_named(what, n, uncond_rounds);
+    // Caches of the same cells with more "no class" rounds hold these evaluations too.
+    let max_rounds = card.classifier.max_rounds;
+    let wider = |what: &str, n: usize| -> Vec<PathBuf> {
+        (uncond_rounds + 1..=max_rounds)
+            .map(|u| cache_named(what, n, u))
+            .collect()
+    };
+    let evals = cached_full_evaluations(
+        &cache_name("val-evals", val.len()),
+        &wider("val-evals", val.len()),
+        &key,
+        || evaluate_val(&clf, &val, "full evaluation"),
+    )?;
     let fit = fit_card(card, &evals, &strata, target, 0.99);
     let card = &fit.card;
     // Held-out figures of the fit itself: each half of these val cells classified under the
@@ -389,10 +410,12 @@ pub fn calibrate(
             val_cells: ood.len(),
             ..key.clone()
         };
-        let ood_evals =
-            cached_full_evaluations(&cache_name("val-ood-evals", ood.len()), &ood_key, || {
-                evaluate_val(&clf, &ood, "left-out class")
-            })?;
+        let ood_evals = cached_full_evaluations(
+            &cache_name("val-ood-evals", ood.len()),
+            &wider("val-ood-evals", ood.len()),
+            &ood_key,
+            || evaluate_val(&clf, &ood, "left-out class"),
+        )?;
         // The fitted classes' cells score under statistics fitted without them (leave-one-out),
         // the left-out class's under the card: none was seen by the statistics that score it.
         let ood_values = ood_evals.iter().map(|e| {
@@ -474,24 +497,54 @@ struct EvalCache {
 }
 
 /// The full val evaluations of `key`, read from `path` when it holds exactly these (same
-/// weights, cells and plan), else computed by `compute` and written there. Refitting or
-/// analysing a calibration then costs seconds instead of minutes of denoising.
+/// weights, cells and plan), or else from the first of `wider` that holds them with more "no
+/// class" rounds (each cell's extra "no class" errors dropped: the rounds are the same draws);
+/// else computed by `compute` and written to `path`. Refitting or analysing a calibration then
+/// costs seconds instead of minutes of denoising.
 fn cached_full_evaluations(
     path: &Path,
+    wider: &[PathBuf],
     key: &EvalCacheKey,
     compute: impl FnOnce() -> Result<Vec<FullEval>, String>,
 ) -> Result<Vec<FullEval>, String> {
-    if let Ok(text) = std::fs::read_to_string(path) {
+    let read = |p: &Path| -> Option<EvalCache> {
+        let text = std::fs::read_to_string(p).ok()?;
         match serde_json::from_str::<EvalCache>(&text) {
-            Ok(cache) if cache.key == *key => {
-                eprintln!("  reusing the full evaluations in {}", path.display());
-                return Ok(cache.evals);
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                eprintln!("  {} is unreadable ({e}); not used", p.display());
+                None
             }
-            Ok(_) => eprintln!(
-                "  {} is for other weights or cells; recomputing",
-                path.display()
-            ),
-            Err(e) => eprintln!("  {} is unreadable ({e}); recomputing", path.display()),
+        }
+    };
+    if let Some(cache) = read(path) {
+        if cache.key == *key {
+            eprintln!("  reusing the full evaluations in {}", path.display());
+            return Ok(cache.evals);
+        }
+        eprintln!(
+            "  {} is for other weights or cells; not used",
+            path.display()
+        );
+    }
+    for p in wider {
+        let Some(cache) = read(p) else { continue };
+        let same_otherwise = EvalCacheKey {
+            uncond_rounds: key.uncond_rounds,
+            ..cache.key.clone()
+        } == *key;
+        if same_otherwise && cache.key.uncond_rounds > key.uncond_rounds {
+            eprintln!(
+                "  reusing the full evaluations in {} (first {} of its {} \"no class\" rounds)",
+                p.display(),
+                key.uncond_rounds,
+                cache.key.uncond_rounds
+            );
+            let mut evals = cache.evals;
+            for e in &mut evals {
+                e.uncond.truncate(key.uncond_rounds);
+            }
+            return Ok(evals);
         }
     }
     let evals = compute()?;

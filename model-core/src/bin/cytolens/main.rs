@@ -156,8 +156,9 @@ enum Command {
         #[arg(long)]
         views: bool,
         /// Rounds that also denoise each cell with the "no class" token (one evaluation each);
-        /// the anomaly score is then the conditioning gain. 0: the older typical-error score.
-        #[arg(long, default_value_t = 3)]
+        /// the anomaly score is then the gain profile of those rounds. 0: the older
+        /// typical-error score. No class is screened out inside these rounds.
+        #[arg(long, default_value_t = 2)]
         uncond_rounds: usize,
         /// For a run trained without a class: also evaluate this many val cells of that class and
         /// print the val AUROC of the anomaly score (a diagnostic; not used by the fit).
@@ -170,6 +171,12 @@ enum Command {
         /// for balanced accuracy) instead of in proportion to val (`balanced_fit` in the card).
         #[arg(long)]
         balanced: bool,
+        /// Screen classes out before the paired test can act (after round 2 with the 2 "no
+        /// class" rounds; after rounds 1 and 2 with one): each screen is fitted to drop the true class of at most
+        /// this share of the val cells that would otherwise be classified right (`screen_miss`
+        /// in the card). 0: no screen.
+        #[arg(long, default_value_t = 0.001)]
+        screen_miss: f32,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
     Half {
@@ -383,6 +390,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ood_limit,
             t_range,
             balanced,
+            screen_miss,
         } => {
             let val = SplitSource::new(&cli.data, Split::Val);
             let o = commands::CalibrateOptions {
@@ -394,6 +402,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 ood_limit,
                 t_range: Some(parse_t_range("--t-range", &t_range)?),
                 balanced,
+                screen_miss,
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
         }
