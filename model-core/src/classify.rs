@@ -5,8 +5,9 @@
 //! image `eps_r` are drawn once and shared by every class and every cell, so the comparison
 //! between classes is paired. Each round evaluates all still-active classes of all cells in one
 //! batched forward pass. After `min_rounds`, a class is dropped as soon as a one-sided paired
-//! t-test says its error exceeds the best class's; the run stops when one class is left or
-//! `max_rounds` is reached.
+//! t-test says its error exceeds the best class's; before that, a screen fitted on val may drop
+//! classes that trail far behind ([`ClassifierSettings::screen`]); the run stops when one class
+//! is left or `max_rounds` is reached.
 //!
 //! The classifier is written as a state machine ([`ClassifierRun`]): it hands out the noised
 //! inputs of a round and takes back the predicted noise, so the caller decides how to run the
@@ -90,8 +91,8 @@ pub struct ClassifierSettings {
     #[serde(default)]
     pub screen_miss: f32,
     /// Factor on the gap of a class screened out ([`CellScores::gaps`]), fitted on val with the
-    /// temperature: a screened class trails by more than the true class ever did on val, which
-    /// its one- or two-round gap alone understates. 1: none.
+    /// temperature: a gap of one or two rounds may say more or less about how unlikely the class
+    /// is than a longer one (1.0 was fitted for the shipped model). 1: none.
     #[serde(default = "one")]
     pub screened_gap_scale: f32,
 }
