@@ -1,7 +1,7 @@
 //! Fitting the classifier on val: stratum scales and weights, softmax temperature, anomaly
 //! statistics and triage thresholds. Pure functions over recorded full evaluations.
 
-use crate::classify::{replay, screens_after, CellScores, ClassifierSettings};
+use crate::classify::{replay, screen_may_follow, CellScores, ClassifierSettings};
 use crate::diagnosis::{
     anomaly_score, anomaly_value, probabilities, AnomalyKind, AnomalyStats, ModelCard,
     ProfileGaussian, TriagePolicy,
@@ -439,19 +439,13 @@ pub fn fit_screen(
         ..settings.clone()
     };
     let rounds = settings.min_rounds.saturating_sub(1).min(strata.len());
-    // Which rounds a screen may follow: the rule of `screens_after`, asked of a screen
-    // everywhere.
-    let probe = ClassifierSettings {
-        screen: vec![Some(0.0); rounds],
-        ..plain.clone()
-    };
     let right: Vec<&FullEval> = evals
         .iter()
         .filter(|e| replay(&e.raw, &e.uncond, strata, &plain).best() == e.label)
         .collect();
     (1..=rounds)
         .map(|j| {
-            if !screens_after(j, &probe) || right.is_empty() {
+            if !screen_may_follow(j, settings) || right.is_empty() {
                 return None;
             }
             let mut gaps: Vec<f32> = right

@@ -399,33 +399,27 @@ impl CellScores {
     /// negative). Meant for the rounds before any elimination, when every active class has been
     /// evaluated in every round.
     pub fn screen_gaps(&self) -> Vec<f32> {
-        // Each class's own weighted error less its offset, on the scale of `paired`.
-        let mean_w = (self.round_weights.iter().map(|w| w.abs()).sum::<f32>()
-            / self.round_weights.len().max(1) as f32)
-            .max(1e-12);
-        let level = |c: usize| {
-            let v: Vec<f32> = self.errors[c]
-                .iter()
-                .zip(&self.round_weights)
-                .filter_map(|(e, w)| Some(((*e)? * w - self.bias[c] * w.abs()) / mean_w))
-                .collect();
-            v.iter().sum::<f32>() / v.len().max(1) as f32
+        let mean_gap = |c: usize, reference: usize| {
+            let d = self.paired(c, reference);
+            if d.is_empty() {
+                f32::INFINITY
+            } else {
+                d.iter().sum::<f32>() / d.len() as f32
+            }
         };
-        let reference = (0..self.active.len())
-            .filter(|&c| self.active[c])
-            .min_by(|&a, &b| level(a).total_cmp(&level(b)));
+        let active: Vec<usize> = (0..self.active.len()).filter(|&c| self.active[c]).collect();
+        // Over shared rounds a gap is a difference of levels, so the class lowest against any
+        // one active class is the lowest against all.
+        let reference = active.first().and_then(|&a| {
+            active
+                .iter()
+                .copied()
+                .min_by(|&x, &y| mean_gap(x, a).total_cmp(&mean_gap(y, a)))
+        });
         (0..self.active.len())
             .map(|c| match reference {
-                Some(r) if self.active[c] => {
-                    let d = self.paired(c, r);
-                    if d.is_empty() {
-                        f32::INFINITY
-                    } else if c == r {
-                        0.0
-                    } else {
-                        d.iter().sum::<f32>() / d.len() as f32
-                    }
-                }
+                Some(r) if c == r => 0.0,
+                Some(r) if self.active[c] => mean_gap(c, r),
                 _ => f32::INFINITY,
             })
             .collect()
@@ -472,10 +466,13 @@ impl CellScores {
                     0.0
                 } else if self.active[c] {
                     score * self.survivor_gap_scale
-                } else if self.screened.get(c).copied().unwrap_or(false) {
-                    score.max(mean(self.paired(c, best))) * self.screened_gap_scale
                 } else {
-                    score.max(mean(self.paired(c, best)))
+                    let gap = score.max(mean(self.paired(c, best)));
+                    if self.screened.get(c).copied().unwrap_or(false) {
+                        gap * self.screened_gap_scale
+                    } else {
+                        gap
+                    }
                 }
             })
             .collect()
@@ -498,22 +495,25 @@ pub fn eliminate(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSe
     }
 }
 
-/// Whether a screen applies after `rounds_done` rounds: one is fitted for that round and the
-/// "no class" rounds are over.
-pub fn screens_after(rounds_done: usize, settings: &ClassifierSettings) -> bool {
-    rounds_done >= 1
-        && rounds_done >= settings.uncond_rounds
-        && rounds_done < settings.min_rounds
-        && matches!(settings.screen.get(rounds_done - 1), Some(Some(_)))
+/// Whether a screen may follow round `rounds_done` at all: the "no class" rounds are over (the
+/// gain profile needs every class in them) and the paired test does not act yet.
+pub fn screen_may_follow(rounds_done: usize, settings: &ClassifierSettings) -> bool {
+    rounds_done >= 1 && rounds_done >= settings.uncond_rounds && rounds_done < settings.min_rounds
+}
+
+/// The screen that applies after `rounds_done` rounds: one fitted for that round, where
+/// [`screen_may_follow`] allows one.
+pub fn screen_after(rounds_done: usize, settings: &ClassifierSettings) -> Option<f32> {
+    if !screen_may_follow(rounds_done, settings) {
+        return None;
+    }
+    settings.screen.get(rounds_done - 1).copied().flatten()
 }
 
 /// Drop every class whose [`CellScores::screen_gaps`] exceeds the screen after `rounds_done`
-/// rounds (none where [`screens_after`] says no). The reference class (gap 0) always stays.
+/// rounds (none where [`screen_after`] has none). The reference class (gap 0) always stays.
 fn screen(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSettings) {
-    if !screens_after(rounds_done, settings) {
-        return;
-    }
-    let Some(Some(limit)) = settings.screen.get(rounds_done - 1).copied() else {
+    let Some(limit) = screen_after(rounds_done, settings) else {
         return;
     };
     let gaps = s.screen_gaps();
@@ -1111,10 +1111,11 @@ mod tests {
         let two = run_fake(0.5, 2, screened(2.0, 2));
         assert_eq!(two.errors[7].iter().flatten().count(), 2);
         assert!(two.screened[7]);
-        assert!(!screens_after(1, &screened(2.0, 2)));
-        assert!(screens_after(2, &screened(2.0, 2)));
-        assert!(
-            !screens_after(3, &screened(2.0, 0)),
+        assert_eq!(screen_after(1, &screened(2.0, 2)), None);
+        assert_eq!(screen_after(2, &screened(2.0, 2)), Some(2.0));
+        assert_eq!(
+            screen_after(3, &screened(2.0, 0)),
+            None,
             "the paired test's rounds"
         );
     }

@@ -172,9 +172,9 @@ enum Command {
         #[arg(long)]
         balanced: bool,
         /// Screen classes out before the paired test can act (after round 2 with the 2 "no
-        /// class" rounds; after rounds 1 and 2 with one): each screen is fitted to drop the true class of at most
-        /// this share of the val cells that would otherwise be classified right (`screen_miss`
-        /// in the card). 0: no screen.
+        /// class" rounds; after rounds 1 and 2 with one): each screen is fitted to drop the true
+        /// class of at most this share of the val cells that would otherwise be classified right
+        /// (`screen_miss` in the card). 0: no screen.
         #[arg(long, default_value_t = 0.001)]
         screen_miss: f32,
     },
