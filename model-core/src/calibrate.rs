@@ -1,7 +1,7 @@
 //! Fitting the classifier on val: stratum scales and weights, softmax temperature, anomaly
 //! statistics and triage thresholds. Pure functions over recorded full evaluations.
 
-use crate::classify::{replay, screen_may_follow, CellScores, ClassifierSettings};
+use crate::classify::{replay, screen_kept, screen_may_follow, CellScores, ClassifierSettings};
 use crate::diagnosis::{
     anomaly_score, anomaly_value, probabilities, AnomalyKind, AnomalyStats, ModelCard,
     ProfileGaussian, TriagePolicy,
@@ -426,7 +426,8 @@ pub fn fit_settings(
 /// paired test acts (`[min_rounds - 1]`; `None` where no screen may apply, inside the "no class"
 /// rounds): after `j` rounds, the `1 - screen_miss` quantile of the true class's
 /// [`CellScores::screen_gaps`] over the cells of `evals` that `settings` classify correctly
-/// without a screen. So each screen drops the true class of about `screen_miss` of the cells
+/// without a screen, a true class that the screen keeps anyway ([`screen_kept`],
+/// `screen_keep`) counting as a gap of 0. So each screen drops the true class of about `screen_miss` of the cells
 /// that would otherwise be right (both screens together at most twice that), and every class
 /// that trails the leader by more than the val cells' true classes ever did.
 pub fn fit_screen(
@@ -450,7 +451,15 @@ pub fn fit_screen(
             }
             let mut gaps: Vec<f32> = right
                 .iter()
-                .map(|e| replay(&e.raw, &e.uncond, &strata[..j], &plain).screen_gaps()[e.label])
+                .map(|e| {
+                    let gaps = replay(&e.raw, &e.uncond, &strata[..j], &plain).screen_gaps();
+                    // A class the screen keeps whatever its gap costs nothing.
+                    if screen_kept(&gaps, settings.screen_keep)[e.label] {
+                        0.0
+                    } else {
+                        gaps[e.label]
+                    }
+                })
                 .filter(|g| g.is_finite())
                 .collect();
             if gaps.is_empty() {
@@ -1062,6 +1071,26 @@ mod tests {
         let ((acc0, ev0), (acc1, ev1)) = (run(&base), run(&with));
         assert!(acc0 - acc1 <= 0.02, "accuracy {acc0} -> {acc1}");
         assert!(ev1 < 0.85 * ev0, "evaluations {ev0} -> {ev1}");
+        // Kept two deep, a true class in second place costs nothing: lower thresholds for
+        // the same miss rate, counted over the true classes the screen would drop.
+        let keep2 = ClassifierSettings {
+            screen_keep: 2,
+            ..base.clone()
+        };
+        let screen2 = fit_screen(&keep2, &evals, &strata);
+        for (j, t) in [(1, t1), (2, t2)] {
+            let t_kept = screen2[j - 1].expect("a screen");
+            assert!(t_kept < t, "after round {j}: {t_kept} vs {t}");
+            let over = right
+                .iter()
+                .filter(|e| {
+                    let gaps = replay(&e.raw, &e.uncond, &strata[..j], &base).screen_gaps();
+                    !screen_kept(&gaps, 2)[e.label] && gaps[e.label] > t_kept
+                })
+                .count() as f64
+                / right.len() as f64;
+            assert!(over <= 0.01 && over > 0.002, "after round {j}: {over}");
+        }
         // Inside the "no class" rounds there is no screen; no miss rate, no screen at all.
         let two = fit_screen(
             &ClassifierSettings {

@@ -95,10 +95,20 @@ pub struct ClassifierSettings {
     /// is than a longer one (1.0 was fitted for the shipped model). 1: none.
     #[serde(default = "one")]
     pub screened_gap_scale: f32,
+    /// How many classes every screen keeps whatever their gaps: the lowest by
+    /// [`CellScores::screen_gaps`], the leading class first (see [`screen_kept`]). 1: the
+    /// leader alone (cards written before this setting existed); 2: the runner-up too, so that
+    /// a close second is always decided by the paired test.
+    #[serde(default = "one_class")]
+    pub screen_keep: usize,
 }
 
 fn one() -> f32 {
     1.0
+}
+
+fn one_class() -> usize {
+    1
 }
 
 impl ClassifierSettings {
@@ -135,6 +145,7 @@ impl Default for ClassifierSettings {
             screen: Vec::new(),
             screen_miss: 0.0,
             screened_gap_scale: 1.0,
+            screen_keep: 1,
         }
     }
 }
@@ -510,15 +521,30 @@ pub fn screen_after(rounds_done: usize, settings: &ClassifierSettings) -> Option
     settings.screen.get(rounds_done - 1).copied().flatten()
 }
 
+/// `[classes]` whether a screen keeps each class whatever its gap: the `keep` classes lowest by
+/// `gaps` ([`CellScores::screen_gaps`]; ties go to the lower index), at least the leader (gap 0),
+/// never a class with an infinite gap (inactive).
+pub fn screen_kept(gaps: &[f32], keep: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..gaps.len()).filter(|&c| gaps[c].is_finite()).collect();
+    order.sort_by(|&a, &b| gaps[a].total_cmp(&gaps[b]).then(a.cmp(&b)));
+    let mut kept = vec![false; gaps.len()];
+    for &c in order.iter().take(keep.max(1)) {
+        kept[c] = true;
+    }
+    kept
+}
+
 /// Drop every class whose [`CellScores::screen_gaps`] exceeds the screen after `rounds_done`
-/// rounds (none where [`screen_after`] has none). The reference class (gap 0) always stays.
+/// rounds (none where [`screen_after`] has none), except the classes [`screen_kept`] keeps
+/// (`screen_keep`; the reference class, gap 0, always stays).
 fn screen(s: &mut CellScores, rounds_done: usize, settings: &ClassifierSettings) {
     let Some(limit) = screen_after(rounds_done, settings) else {
         return;
     };
     let gaps = s.screen_gaps();
+    let kept = screen_kept(&gaps, settings.screen_keep);
     for (c, g) in gaps.iter().enumerate() {
-        if s.active[c] && *g > limit.max(0.0) {
+        if s.active[c] && !kept[c] && *g > limit.max(0.0) {
             s.active[c] = false;
             s.screened[c] = true;
         }
@@ -1118,6 +1144,38 @@ mod tests {
             None,
             "the paired test's rounds"
         );
+    }
+
+    #[test]
+    fn a_screen_can_keep_the_runner_up() {
+        // A zero screen after round 1 drops every class but the leader, class 2; kept
+        // two deep, it keeps the closest rival too (classes 1 and 3 tie: the lower index).
+        let alone = run_fake(0.5, 2, screened(0.0, 0));
+        let two = run_fake(
+            0.5,
+            2,
+            ClassifierSettings {
+                screen_keep: 2,
+                ..screened(0.0, 0)
+            },
+        );
+        assert_eq!((alone.best(), two.best()), (2, 2));
+        assert!(alone.screened[1] && alone.screened[3]);
+        assert!(!two.screened[1] && !two.screened[2], "{:?}", two.screened);
+        assert!(two.screened[3] && two.screened[7]);
+        assert!(
+            two.errors[1].iter().flatten().count() >= 3,
+            "the paired test decides"
+        );
+        assert!(two.evals > alone.evals);
+        // Ties go to the lower index; inactive (infinite) classes are never kept.
+        let inf = f32::INFINITY;
+        assert_eq!(
+            screen_kept(&[0.4, 0.0, 0.4, inf], 2),
+            vec![true, true, false, false]
+        );
+        assert_eq!(screen_kept(&[0.4, 0.0, inf], 0), vec![false, true, false]);
+        assert_eq!(screen_kept(&[0.0, inf], 3), vec![true, false]);
     }
 
     #[test]

@@ -227,3 +227,33 @@ fn an_unknown_training_backend_is_refused_before_any_work() {
     );
     assert!(!run.exists(), "a refused run must leave no folder behind");
 }
+
+#[test]
+fn bad_screen_settings_are_refused_before_any_work() {
+    let dir = temp_dir("screen");
+    for (flag, value, says) in [
+        ("--screen-keep", "0", "--screen-keep must be at least 1"),
+        (
+            "--screen-miss",
+            "1",
+            "--screen-miss must be at least 0 and below 1, not 1",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
+            .current_dir(root())
+            .args(["calibrate", "--run"])
+            .arg(dir.join("no-such-run"))
+            .arg("--out")
+            .arg(dir.join("out"))
+            .args([flag, value])
+            .output()
+            .expect("run cytolens");
+        assert!(!out.status.success(), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{flag} {value}: {stderr}");
+        assert!(
+            !dir.join("out").exists(),
+            "nothing written for {flag} {value}"
+        );
+    }
+}

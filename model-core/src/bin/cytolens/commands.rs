@@ -220,6 +220,8 @@ pub struct CalibrateOptions {
     /// Share of rightly classified val cells each screen may cost
     /// ([`ClassifierSettings::screen_miss`]); 0: no screen.
     pub screen_miss: f32,
+    /// Classes every screen keeps ([`ClassifierSettings::screen_keep`]); at least 1.
+    pub screen_keep: usize,
 }
 
 /// Write each held-out val cell of a calibration (classified under the settings fitted on the
@@ -271,7 +273,17 @@ pub fn calibrate(
         t_range,
         balanced,
         screen_miss,
+        screen_keep,
     } = *o;
+    // Refuse bad settings before reading anything.
+    if !(0.0..1.0).contains(&screen_miss) {
+        return Err(format!(
+            "--screen-miss must be at least 0 and below 1, not {screen_miss}"
+        ));
+    }
+    if screen_keep == 0 {
+        return Err("--screen-keep must be at least 1 (the leading class)".into());
+    }
     let opts: TrainOptions =
         serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
             .map_err(err)?;
@@ -281,12 +293,8 @@ pub fn calibrate(
     card.classifier.views = views;
     card.classifier.uncond_rounds = uncond_rounds;
     card.classifier.balanced_fit = balanced;
-    if !(0.0..1.0).contains(&screen_miss) {
-        return Err(format!(
-            "--screen-miss must be at least 0 and below 1, not {screen_miss}"
-        ));
-    }
     card.classifier.screen_miss = screen_miss;
+    card.classifier.screen_keep = screen_keep;
     if let Some(t) = t_range {
         card.classifier.t_range = t;
     }

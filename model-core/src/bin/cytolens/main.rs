@@ -177,6 +177,10 @@ enum Command {
         /// (`screen_miss` in the card). 0: no screen.
         #[arg(long, default_value_t = 0.001)]
         screen_miss: f32,
+        /// Classes every screen keeps whatever their gaps, the leading class first: 2 keeps the
+        /// runner-up for the paired test to decide (`screen_keep` in the card). At least 1.
+        #[arg(long, default_value_t = 2)]
+        screen_keep: usize,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
     Half {
@@ -391,6 +395,7 @@ fn run(cli: Cli) -> Result<(), String> {
             t_range,
             balanced,
             screen_miss,
+            screen_keep,
         } => {
             let val = SplitSource::new(&cli.data, Split::Val);
             let o = commands::CalibrateOptions {
@@ -403,6 +408,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 t_range: Some(parse_t_range("--t-range", &t_range)?),
                 balanced,
                 screen_miss,
+                screen_keep,
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
         }
