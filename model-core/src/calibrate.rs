@@ -427,9 +427,10 @@ pub fn fit_settings(
 /// rounds): after `j` rounds, the `1 - screen_miss` quantile of the true class's
 /// [`CellScores::screen_gaps`] over the cells of `evals` that `settings` classify correctly
 /// without a screen, a true class that the screen keeps anyway ([`screen_kept`],
-/// `screen_keep`) counting as a gap of 0. So each screen drops the true class of about `screen_miss` of the cells
-/// that would otherwise be right (both screens together at most twice that), and every class
-/// that trails the leader by more than the val cells' true classes ever did.
+/// `screen_keep`) counting as a gap of 0. So each screen drops the true class of about
+/// `screen_miss` of the cells that would otherwise be right (both screens together at most
+/// twice that), and every class that trails the leader by more than the val cells' true classes
+/// ever did.
 pub fn fit_screen(
     settings: &ClassifierSettings,
     evals: &[FullEval],
