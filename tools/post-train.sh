@@ -40,8 +40,8 @@ if pkill -STOP -f "^$C train "; then
   step "paused other training jobs"
   trap 'pkill -CONT -f "^$C train " && echo "=== $(date +%T) training jobs continue"' EXIT
 fi
-# Two "no class" rounds and the screen after round 2 (keeping the runner-up; fitted to cost at most 0.1 % of the
-# rightly classified val cells): the CLI's defaults, spelt out (docs/screen.txt).
+# Two "no class" rounds and the screen after round 2, keeping the runner-up (fitted to cost at
+# most 0.1 % of the rightly classified val cells): the CLI's defaults, spelt out (docs/screen.txt).
 SCREEN=(--uncond-rounds 2 --screen-miss 0.001 --screen-keep 2)
 step calibrate "$RUN"; $C calibrate --run "$RUN" --out static/model --val-limit "$VAL" --half "${SCREEN[@]}"
 step bench; $C bench --cells 256 | tee docs/bench.txt
