@@ -122,6 +122,21 @@ impl ClassifierSettings {
         };
         (test, score)
     }
+
+    /// These settings with `n` "no class" rounds if they have none (a card from before the
+    /// conditioning gain, evaluated for it). Settings that have some keep theirs: a card's
+    /// anomaly statistics were fitted on gain profiles over exactly its own rounds, and more
+    /// rounds would also move its screen.
+    pub fn or_uncond_rounds(self, n: usize) -> Self {
+        if self.uncond_rounds > 0 {
+            self
+        } else {
+            Self {
+                uncond_rounds: n,
+                ..self
+            }
+        }
+    }
 }
 
 impl Default for ClassifierSettings {
@@ -1176,6 +1191,21 @@ mod tests {
         );
         assert_eq!(screen_kept(&[0.4, 0.0, inf], 0), vec![false, true, false]);
         assert_eq!(screen_kept(&[0.0, inf], 3), vec![true, false]);
+    }
+
+    #[test]
+    fn no_class_rounds_are_added_only_to_settings_without_them() {
+        // A card fitted with 2 "no class" rounds keeps them, and with them the screen after
+        // round 2 (3 rounds would leave that screen no round to act in).
+        let fitted = screened(2.0, 2).or_uncond_rounds(3);
+        assert_eq!(fitted.uncond_rounds, 2);
+        assert_eq!(screen_after(2, &fitted), Some(2.0));
+        let run = run_fake(0.5, 2, screened(2.0, 2).or_uncond_rounds(3));
+        assert_eq!(run.uncond_errors.len(), 2);
+        // One without them (from before the conditioning gain) gets the rounds asked for.
+        let old = ClassifierSettings::default().or_uncond_rounds(3);
+        assert_eq!(old.uncond_rounds, 3);
+        assert_eq!(run_fake(0.5, 2, old).uncond_errors.len(), 3);
     }
 
     #[test]

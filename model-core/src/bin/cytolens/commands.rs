@@ -591,15 +591,18 @@ fn evaluate_val(clf: &CellClassifier, val: &CellSet, what: &str) -> Result<Vec<F
 /// Diagnose `source`'s cells, loaded at the model's resolution, with the model `stem` in
 /// `model_dir`; `uncond_rounds` overrides the card's "no class" rounds (for the conditioning
 /// gain). Returns the diagnoses, the cells' labels and the cells per second.
+/// Classify `source` with the model `stem` in `model_dir`, as its card says. `uncond_if_none`
+/// gives a card without "no class" rounds that many (a card that has them keeps its own: its
+/// anomaly statistics were fitted on profiles over exactly those rounds).
 fn diffusion_on(
     source: &SplitSource,
     model_dir: &Path,
     stem: &str,
-    uncond_rounds: Option<usize>,
+    uncond_if_none: Option<usize>,
 ) -> Result<(Vec<Diagnosis>, Vec<usize>, f64), String> {
     let mut files = ModelFiles::read(model_dir, stem).map_err(err)?;
-    if let Some(n) = uncond_rounds {
-        files.card.classifier.uncond_rounds = n;
+    if let Some(n) = uncond_if_none {
+        files.card.classifier = files.card.classifier.clone().or_uncond_rounds(n);
     }
     let data = source.at(files.card.denoiser.image_size)?;
     let clf = files.classifier(Device::flex()).map_err(err)?;
@@ -894,8 +897,10 @@ fn anomaly_figures(
     let source = anomaly_limit.map_or_else(|| source.clone(), |n| source.thinned(n));
     let ery = model_core::classes::class_index("erythroblast").unwrap_or(2);
     let is_ery = |labels: &[usize]| -> Vec<bool> { labels.iter().map(|&l| l == ery).collect() };
-    // The "no class" rounds add evaluations but change no class's errors, so the z-score and
-    // the confidence are those of the card's own settings.
+    // A card without "no class" rounds (from before the conditioning gain) gets them here so
+    // that the gain can be reported: they add evaluations but change no class's errors, so the
+    // z-score and the confidence stay those of the card's own settings. A card with them is
+    // evaluated exactly as fitted and shipped (screen included).
     let uncond = Some(ClassifierSettings::default().min_rounds);
     match diffusion_on(
         &source,

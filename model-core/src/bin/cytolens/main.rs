@@ -358,9 +358,17 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(n) = limit {
                 data = data.subsample(n);
             }
+            let used = data
+                .labels
+                .iter()
+                .filter(|&&l| Some(l) != exclude_class)
+                .count();
+            let left_out = match data.len() - used {
+                0 => String::new(),
+                n => format!(" ({n} of the left-out class set aside)"),
+            };
             eprintln!(
-                "training on {} images, {:.3} GFLOP per forward",
-                data.len(),
+                "training on {used} images{left_out}, {:.3} GFLOP per forward",
                 opts.model.flops() as f64 / 1e9
             );
             train_denoiser(&data, &opts, &run, resume, &device).map_err(|e| e.to_string())?;
