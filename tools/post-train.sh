@@ -61,5 +61,5 @@ if complete "$ANOMALY_RUN"; then
 else
   step "$ANOMALY_RUN is not complete: the anomaly figures use models/eval as it is"
 fi
-step eval; $C eval --split test --json docs/report.json --svg docs/reliability.svg --anomaly-limit 1000 | tee docs/eval.txt
+step eval; $C eval --split test --json docs/report.json --svg docs/reliability.svg | tee docs/eval.txt
 step done
