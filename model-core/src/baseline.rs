@@ -6,6 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
+use serde::{Deserialize, Serialize};
 
 /// Architecture of the baseline.
 #[derive(Config, Debug, PartialEq)]
@@ -16,6 +17,24 @@ pub struct BaselineConfig {
     /// Channels of the stem and each stride-2 stage.
     #[config(default = "vec![24, 32, 64, 128, 192]")]
     pub channels: Vec<usize>,
+}
+
+fn default_image_size() -> usize {
+    64
+}
+
+/// The card stored beside a baseline's weights (`<stem>.json` beside `<stem>.bpk`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BaselineCard {
+    /// Architecture.
+    pub config: BaselineConfig,
+    /// Side of the square input in pixels (cards written before it existed: 64).
+    #[serde(default = "default_image_size")]
+    pub image_size: usize,
+    /// Softmax temperature fitted on val.
+    pub temperature: f32,
+    /// Class left out in training, if any.
+    pub excluded: Option<usize>,
 }
 
 /// A residual stage: stride-2 conv, conv, with a 1x1 stride-2 shortcut.
@@ -123,7 +142,7 @@ pub use training::*;
 mod training {
     use super::*;
     use crate::augment::augment;
-    use crate::checkpoint::{Checkpoint, TrainState};
+    use crate::checkpoint::{load_weights_file, Checkpoint, TrainState};
     use crate::dataset::CellSet;
     use crate::train::{learning_rate, step_rng};
     use burn::optim::{AdamConfig, GradientsParams};
@@ -131,6 +150,20 @@ mod training {
     use rand::Rng;
     use std::io::Write;
     use std::path::Path;
+
+    /// Load a calibrated baseline from its weights file (`<stem>.bpk`, f32 or f16) and the card
+    /// beside it (`<stem>.json`), on `device`.
+    pub fn load_baseline_file(
+        weights: &Path,
+        device: &Device,
+    ) -> crate::Result<(BaselineCnn, BaselineCard)> {
+        let card_path = weights.with_extension("json");
+        let text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
+        let card: BaselineCard = serde_json::from_str(&text)
+            .map_err(|e| Error::Data(format!("{}: {e}", card_path.display())))?;
+        let model = load_weights_file(card.config.init(device), weights)?;
+        Ok((model, card))
+    }
 
     /// Train the baseline in `run_dir` (log + checkpoints + resume), leaving out `exclude`.
     pub fn train_baseline(

@@ -13,8 +13,10 @@
 //! from a checkpoint continues exactly as it would have without the interruption.
 
 use crate::augment::augment;
+use crate::baseline::{load_baseline_file, BaselineCnn};
 use crate::checkpoint::{load_weights_file, Checkpoint, TrainState};
 use crate::dataset::CellSet;
+use crate::diagnosis::probabilities;
 use crate::ema;
 use crate::error::{Error, Result};
 use crate::schedule::NoiseSchedule;
@@ -54,6 +56,15 @@ pub struct TrainOptions {
     /// ones in the cross-entropy, as they do in balanced accuracy.
     #[serde(default)]
     pub ce_balanced: bool,
+    /// Knowledge distillation: a calibrated baseline CNN (`<stem>.bpk` with its card beside it)
+    /// whose probabilities over the training classes, at its card's temperature, are mixed into
+    /// the discriminative term's targets. `None`: one-hot targets. Its left-out class must be
+    /// the run's, so that a leave-one-out model learns nothing of that class through it.
+    #[serde(default)]
+    pub ce_teacher: Option<PathBuf>,
+    /// The teacher's share of those targets: `(1 - mix) * onehot + mix * teacher`, in [0, 1].
+    #[serde(default)]
+    pub ce_teacher_mix: f32,
     /// Probability of training a sample with the "no class" token.
     pub p_uncond: f64,
     /// Peak learning rate (Adam).
@@ -92,6 +103,8 @@ impl Default for TrainOptions {
             ce_t_range: (50, 600),
             denoise_t_range: whole_schedule(),
             ce_balanced: false,
+            ce_teacher: None,
+            ce_teacher_mix: 0.0,
             p_uncond: 0.1,
             lr: 1e-3,
             warmup: 200,
@@ -140,8 +153,12 @@ struct Batch {
     source: Vec<usize>,
     /// Condition of every row.
     cond: Vec<Option<usize>>,
-    /// Labels of the discriminative images (rows after the first `batch`).
+    /// Labels of the discriminative images (rows after the first `batch`), as indices into
+    /// the run's training classes.
     ce_labels: Vec<usize>,
+    /// The discriminative term's targets, `[ce_images, k]` flattened: one-hot rows of
+    /// `ce_labels`, or mixed with a teacher's probabilities ([`Teacher::distil`]).
+    ce_targets: Vec<f32>,
 }
 
 /// Indices of `data`'s images of each of `classes` (in that order), for class-balanced draws;
@@ -189,6 +206,7 @@ fn make_batch(
         source: Vec::new(),
         cond: Vec::new(),
         ce_labels: Vec::new(),
+        ce_targets: Vec::new(),
     };
     for _ in 0..opts.batch {
         let i = rng.random_range(0..data.len());
@@ -218,12 +236,116 @@ fn make_batch(
             b.cond.push(Some(c));
         }
     }
+    b.ce_targets = one_hot(&b.ce_labels, classes.len());
     b
+}
+
+/// The discriminative term's teacher (see [`TrainOptions::ce_teacher`]), on the inner device.
+struct Teacher {
+    model: BaselineCnn,
+    temperature: f32,
+    mix: f32,
+}
+
+impl Teacher {
+    /// Load `opts.ce_teacher` (if any) on `device` and check that it fits the run.
+    fn load(opts: &TrainOptions, size: usize, device: &Device) -> Result<Option<Teacher>> {
+        if !(0.0..=1.0).contains(&opts.ce_teacher_mix) {
+            return Err(Error::Invalid(format!(
+                "the teacher's share must lie in [0, 1], not {}",
+                opts.ce_teacher_mix
+            )));
+        }
+        let Some(path) = &opts.ce_teacher else {
+            return if opts.ce_teacher_mix == 0.0 {
+                Ok(None)
+            } else {
+                Err(Error::Invalid("a teacher's share without a teacher".into()))
+            };
+        };
+        let (model, card) = load_baseline_file(path, device)
+            .map_err(|e| Error::Data(format!("teacher {}: {e}", path.display())))?;
+        if card.excluded != opts.exclude_class {
+            return Err(Error::Invalid(format!(
+                "teacher {} leaves out class {:?} but the run leaves out {:?}",
+                path.display(),
+                card.excluded,
+                opts.exclude_class
+            )));
+        }
+        if card.image_size != size || card.config.num_classes != opts.model.num_classes {
+            return Err(Error::Invalid(format!(
+                "teacher {} takes {}x{} images of {} classes; the run has {size}x{size} and {}",
+                path.display(),
+                card.image_size,
+                card.image_size,
+                card.config.num_classes,
+                opts.model.num_classes
+            )));
+        }
+        Ok(Some(Teacher {
+            model,
+            temperature: card.temperature,
+            mix: opts.ce_teacher_mix,
+        }))
+    }
+
+    /// Replace `batch`'s one-hot targets with [`Teacher::targets`] of its discriminative images.
+    fn distil(
+        &self,
+        batch: &mut Batch,
+        classes: &[usize],
+        size: usize,
+        device: &Device,
+    ) -> Result<()> {
+        if batch.ce_labels.is_empty() {
+            return Ok(());
+        }
+        let n = 3 * size * size;
+        let first = (batch.t.len() - batch.ce_labels.len()) * n;
+        let images = batch.x0[first..].to_vec();
+        batch.ce_targets = self.targets(images, &batch.ce_labels, classes, size, device)?;
+        Ok(())
+    }
+
+    /// Soft targets of `images` (`[n, 3, size, size]` flattened) with labels `labels`
+    /// (indices into `classes`): `(1 - mix) * onehot + mix * p`, `p` the teacher's softmax over
+    /// `classes` at its temperature. Returns `[n * classes.len()]`, row-major.
+    fn targets(
+        &self,
+        images: Vec<f32>,
+        labels: &[usize],
+        classes: &[usize],
+        size: usize,
+        device: &Device,
+    ) -> Result<Vec<f32>> {
+        let n = labels.len();
+        let x = Tensor::<4>::from_data(TensorData::new(images, [n, 3, size, size]), device);
+        let logits = self.model.logits(x)?;
+        let mut out = one_hot(labels, classes.len());
+        for (row, l) in out.chunks_mut(classes.len()).zip(&logits) {
+            let gaps: Vec<f32> = classes.iter().map(|&c| -l[c]).collect();
+            let p = probabilities(&gaps, self.temperature);
+            for (o, p) in row.iter_mut().zip(p) {
+                *o = (1.0 - self.mix) * *o + self.mix * p;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `[labels.len() * k]` one-hot rows.
+fn one_hot(labels: &[usize], k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; labels.len() * k];
+    for (i, &l) in labels.iter().enumerate() {
+        out[i * k + l] = 1.0;
+    }
+    out
 }
 
 /// The loss of one batch: the denoising MSE of its first `opts.batch` rows plus `ce_weight` times
 /// the cross-entropy of the classifier over its `opts.ce_batch` cells (`k` rows each, one per
-/// class). Returns the loss (a scalar, `[1]`, on `device`) and the logged figures
+/// class) against the batch's targets. Returns the loss (a scalar, `[1]`, on `device`) and the logged figures
 /// `[mse, ce, ce accuracy]` (`[3]`, on the inner device; ce and accuracy 0 without cells).
 fn batch_loss(
     model: &Denoiser,
@@ -263,16 +385,18 @@ fn batch_loss(
     let rel = e.clone() / e.mean_dim(1).detach();
     let logits = rel.neg() * model.logit_scale.val().exp().reshape([1, 1]);
     let logp = log_softmax(logits.clone(), 1);
-    let mut onehot = vec![0f32; opts.ce_batch * k];
-    for (i, &l) in batch.ce_labels.iter().enumerate() {
-        onehot[i * k + l] = 1.0;
-    }
-    let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [opts.ce_batch, k]), device);
-    let ce = (logp * onehot.clone()).sum().neg() / opts.ce_batch as f32;
+    let targets = Tensor::<2>::from_data(
+        TensorData::new(batch.ce_targets, [opts.ce_batch, k]),
+        device,
+    );
+    let ce = (logp * targets).sum().neg() / opts.ce_batch as f32;
+    let labels = batch.ce_labels.iter().map(|&l| l as i64).collect();
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [opts.ce_batch]), &inner);
     let accuracy = logits
         .inner()
         .argmax(1)
-        .equal(onehot.inner().argmax(1))
+        .reshape([opts.ce_batch])
+        .equal(labels)
         .float()
         .mean();
     let logged = Tensor::cat(vec![mse.clone().inner(), ce.clone().inner(), accuracy], 0);
@@ -406,6 +530,7 @@ pub fn train_denoiser(
     );
     let k = classes.len();
     let by_class = opts.ce_balanced.then(|| images_by_class(&data, &classes));
+    let teacher = Teacher::load(opts, data.size, &inner)?;
     // Running sums of [mse, ce, ce accuracy] stay on the device and are read once per log line:
     // a host read each step would stall a GPU's queue every step.
     let zero_sums = || Tensor::<1>::zeros([3], &inner);
@@ -414,7 +539,10 @@ pub fn train_denoiser(
     let size = data.size;
     for step in start..opts.steps {
         let mut rng = step_rng(opts.seed, step);
-        let batch = make_batch(&data, opts, &classes, by_class.as_deref(), &mut rng);
+        let mut batch = make_batch(&data, opts, &classes, by_class.as_deref(), &mut rng);
+        if let Some(teacher) = &teacher {
+            teacher.distil(&mut batch, &classes, size, &inner)?;
+        }
         let (loss, logged) = batch_loss(&model, batch, opts, k, size, &schedule, &device);
         sums = sums + logged;
         count += 1;
@@ -825,6 +953,176 @@ mod tests {
             from_scratch > 10.0 * from_file,
             "a fresh model is as close ({from_scratch}) as the loaded one ({from_file})"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A small baseline saved with its card in `dir` (leaving out `excluded`); returns its path
+    /// and its own probabilities at the card's temperature for `images` (`[n, 3, 16, 16]`).
+    fn teacher_file(
+        dir: &Path,
+        excluded: Option<usize>,
+        images: &[f32],
+    ) -> (PathBuf, Vec<Vec<f32>>) {
+        use crate::baseline::{BaselineCard, BaselineConfig};
+        let device = Device::flex();
+        let config = BaselineConfig::new().with_channels(vec![4, 8]);
+        let model = config.init(&device);
+        let card = BaselineCard {
+            config,
+            image_size: 16,
+            temperature: 0.7,
+            excluded,
+        };
+        let file = dir.join("teacher.bpk");
+        let bytes = model.clone().into_record().into_bytes().expect("record");
+        std::fs::write(&file, bytes.to_vec()).expect("write teacher");
+        std::fs::write(
+            file.with_extension("json"),
+            serde_json::to_string(&card).expect("card"),
+        )
+        .expect("write card");
+        let n = images.len() / (3 * 16 * 16);
+        let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), [n, 3, 16, 16]), &device);
+        (file, model.probabilities(x, 0.7).expect("probabilities"))
+    }
+
+    #[test]
+    fn teacher_targets_mix_its_probabilities_with_the_labels() {
+        let (dir, cfg, _, data, _) = tiny_setup("teacher", false);
+        let (file, p) = teacher_file(&dir, None, &data.pixels);
+        let classes: Vec<usize> = (0..8).collect();
+        let opts = |mix: f32| TrainOptions {
+            model: cfg.clone(),
+            ce_teacher: Some(file.clone()),
+            ce_teacher_mix: mix,
+            ..TrainOptions::default()
+        };
+        let device = Device::flex();
+        let targets = |mix: f32| {
+            let t = Teacher::load(&opts(mix), 16, &device)
+                .expect("load")
+                .expect("teacher");
+            t.targets(data.pixels.clone(), &data.labels, &classes, 16, &device)
+                .expect("targets")
+        };
+        assert_eq!(targets(0.0), one_hot(&data.labels, 8));
+        let full = targets(1.0);
+        let half = targets(0.5);
+        for (i, &label) in data.labels.iter().enumerate() {
+            let row = &full[i * 8..(i + 1) * 8];
+            for (a, b) in row.iter().zip(&p[i]) {
+                assert!((a - b).abs() < 1e-5, "teacher {a} against {b}");
+            }
+            for c in 0..8 {
+                let hot = if c == label { 1.0 } else { 0.0 };
+                let want = 0.5 * hot + 0.5 * p[i][c];
+                assert!((half[i * 8 + c] - want).abs() < 1e-5);
+            }
+        }
+        // In a step's batch the teacher sees the discriminative images (the last ones), and
+        // only their targets change.
+        let opts = TrainOptions {
+            batch: 3,
+            ce_batch: 2,
+            ..opts(1.0)
+        };
+        let mut batch = make_batch(&data, &opts, &classes, None, &mut step_rng(5, 0));
+        assert_eq!(batch.ce_targets, one_hot(&batch.ce_labels, 8));
+        let t = Teacher::load(&opts, 16, &device)
+            .expect("load")
+            .expect("teacher");
+        t.distil(&mut batch, &classes, 16, &device).expect("distil");
+        let n = 3 * 16 * 16;
+        let x = TensorData::new(batch.x0[3 * n..].to_vec(), [2, 3, 16, 16]);
+        let want = t
+            .model
+            .probabilities(Tensor::<4>::from_data(x, &device), 0.7);
+        let want = want.expect("probabilities");
+        assert_eq!(batch.ce_targets.len(), 16);
+        for (got, want) in batch.ce_targets.iter().zip(want.concat()) {
+            assert!((got - want).abs() < 1e-5, "{got} against {want}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn teacher_targets_renormalise_over_the_training_classes() {
+        let (dir, cfg, _, data, _) = tiny_setup("teacher-subset", false);
+        let (file, p) = teacher_file(&dir, Some(2), &data.pixels);
+        let classes: Vec<usize> = vec![0, 1, 3, 4, 5, 6, 7];
+        let opts = TrainOptions {
+            model: cfg,
+            exclude_class: Some(2),
+            ce_teacher: Some(file),
+            ce_teacher_mix: 1.0,
+            ..TrainOptions::default()
+        };
+        let device = Device::flex();
+        let t = Teacher::load(&opts, 16, &device)
+            .expect("load")
+            .expect("teacher");
+        let labels = vec![0, 1, 2, 3]; // indices into `classes`
+        let out = t
+            .targets(data.pixels.clone(), &labels, &classes, 16, &device)
+            .expect("targets");
+        for (i, row) in out.chunks(7).enumerate() {
+            let kept: f32 = classes.iter().map(|&c| p[i][c]).sum();
+            for (j, &c) in classes.iter().enumerate() {
+                assert!((row[j] - p[i][c] / kept).abs() < 1e-5);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_teacher_that_does_not_fit_the_run_is_refused() {
+        let (dir, cfg, _, data, _) = tiny_setup("teacher-refused", false);
+        let (file, _) = teacher_file(&dir, None, &data.pixels);
+        let device = Device::flex();
+        let base = TrainOptions {
+            model: cfg,
+            ce_teacher: Some(file.clone()),
+            ce_teacher_mix: 0.5,
+            ..TrainOptions::default()
+        };
+        let refused = |opts: TrainOptions, size: usize| match Teacher::load(&opts, size, &device) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        };
+        // A leave-one-out run must not learn the left-out class through an 8-class teacher.
+        let e = refused(
+            TrainOptions {
+                exclude_class: Some(2),
+                ..base.clone()
+            },
+            16,
+        );
+        assert!(e.contains("leaves out"), "{e}");
+        assert!(refused(base.clone(), 32).contains("32x32"));
+        let e = refused(
+            TrainOptions {
+                ce_teacher_mix: 1.5,
+                ..base.clone()
+            },
+            16,
+        );
+        assert!(e.contains("[0, 1]"), "{e}");
+        let e = refused(
+            TrainOptions {
+                ce_teacher: None,
+                ..base.clone()
+            },
+            16,
+        );
+        assert!(e.contains("without a teacher"), "{e}");
+        let e = refused(
+            TrainOptions {
+                ce_teacher: Some(dir.join("none.bpk")),
+                ..base
+            },
+            16,
+        );
+        assert!(e.contains("none.json"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -2,7 +2,9 @@
 
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use model_core::baseline::{train_baseline as train_cnn, BaselineCnn, BaselineConfig};
+use model_core::baseline::{
+    load_baseline_file, train_baseline as train_cnn, BaselineCard, BaselineCnn, BaselineConfig,
+};
 use model_core::calibrate::{
     accuracy, calibrate as fit_card, fit_temperature, Calibration, FullEval,
 };
@@ -71,24 +73,6 @@ impl SplitSource {
     }
 }
 
-fn default_baseline_size() -> usize {
-    64
-}
-
-/// Baseline card stored beside its weights.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct BaselineCard {
-    /// Architecture.
-    pub config: BaselineConfig,
-    /// Side of the square input in pixels (cards written before it existed: 64).
-    #[serde(default = "default_baseline_size")]
-    pub image_size: usize,
-    /// Softmax temperature fitted on val.
-    pub temperature: f32,
-    /// Class left out in training, if any.
-    pub excluded: Option<usize>,
-}
-
 pub fn train_baseline(
     data: &CellSet,
     run: &Path,
@@ -115,18 +99,7 @@ pub fn train_baseline(
 }
 
 fn load_baseline(dir: &Path, stem: &str) -> Result<(BaselineCnn, BaselineCard), String> {
-    let card: BaselineCard = serde_json::from_str(
-        &std::fs::read_to_string(dir.join(format!("{stem}.json")))
-            .map_err(|e| format!("{}: {e}", dir.join(format!("{stem}.json")).display()))?,
-    )
-    .map_err(err)?;
-    let rec = ModuleRecord::load(dir.join(format!("{stem}.bpk"))).map_err(err)?;
-    let model = card
-        .config
-        .init(&Device::flex())
-        .try_load_record(rec)
-        .map_err(err)?;
-    Ok((model, card))
+    load_baseline_file(&dir.join(format!("{stem}.bpk")), &Device::flex()).map_err(err)
 }
 
 fn baseline_logits(model: &BaselineCnn, data: &CellSet) -> Result<Vec<Vec<f32>>, String> {

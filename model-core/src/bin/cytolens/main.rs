@@ -107,6 +107,14 @@ enum Command {
         /// instead of in proportion to the training split.
         #[arg(long)]
         ce_balanced: bool,
+        /// Distil from a calibrated baseline CNN (e.g. `models/eval/cytolens-baseline.bpk`, its
+        /// card beside it): its probabilities are mixed into the discriminative term's
+        /// targets. It must leave out the same class as the run (`--exclude`).
+        #[arg(long)]
+        ce_teacher: Option<PathBuf>,
+        /// The teacher's share of those targets, 0 to 1 (needs `--ce-teacher`).
+        #[arg(long, default_value_t = 0.0)]
+        ce_teacher_mix: f32,
     },
     /// Train the discriminative baseline CNN.
     TrainBaseline {
@@ -325,6 +333,8 @@ fn run(cli: Cli) -> Result<(), String> {
             ce_balanced,
             denoise_t_range,
             ce_t_range,
+            ce_teacher,
+            ce_teacher_mix,
         } => {
             let device = backend_device(&backend)?;
             let exclude_class = parse_class(exclude)?;
@@ -340,6 +350,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 init_from,
                 seed,
                 ce_balanced,
+                ce_teacher,
+                ce_teacher_mix,
                 denoise_t_range: parse_t_range("--denoise-t-range", &denoise_t_range)?,
                 ce_t_range: parse_t_range("--ce-t-range", &ce_t_range)?,
                 model: DenoiserConfig::new()
