@@ -3,18 +3,20 @@
 # static/model, bench, the baseline and the leave-erythroblast-out models, and the test report.
 # Usage: tools/post-train.sh   (from the repository root; waits for RUN's training job)
 #
-# Training: tools/recipe.sh runs/diffusion (eleven stages; the shipped model is the last one).
+# Training: tools/recipe.sh runs/diffusion (twelve stages; the shipped model is the last one;
+# stage 12 distils from the committed baseline in models/eval).
 # Baselines (trained here when missing, a few minutes each):
 #   cytolens train-baseline --run runs/baseline --steps 400
 #   cytolens train-baseline --run runs/baseline-no-erythroblast --steps 400 --exclude erythroblast
-# Leave-erythroblast-out diffusion model: tools/recipe.sh runs/no-erythroblast --exclude erythroblast;
+# Leave-erythroblast-out diffusion model: TEACHER=models/eval/cytolens-baseline-no-erythroblast.bpk
+#   tools/recipe.sh runs/no-erythroblast --exclude erythroblast;
 # calibrated into models/eval once its last stage is complete.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 C=./target/release/cytolens
-RUN=${RUN:-runs/diffusion-w11}
-# The twin's shipped card (2 December) is its stage 9: its stage 10 is not trained yet.
-ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-ce9}
+RUN=${RUN:-runs/diffusion-kd12}
+# The twin's card in models/eval is its stage 12, the shipped model's recipe (5 December).
+ANOMALY_RUN=${ANOMALY_RUN:-runs/no-erythroblast-kd12}
 # All of val (1,710 cells; 1,555 without erythroblasts): the auto-accept threshold is set by the
 # most confident val errors, and on 960 cells it moved with a single cell.
 VAL=${VAL:-1710}

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# The training recipe of the shipped model, eleven stages, each resumable (rerun to continue).
+# The training recipe of the shipped model, twelve stages, each resumable (rerun to continue).
 # Usage: tools/recipe.sh RUN [train options for every stage, e.g. --exclude erythroblast]
 #   tools/recipe.sh runs/diffusion                                 # the shipped model
-#   tools/recipe.sh runs/no-erythroblast --exclude erythroblast    # the anomaly experiment
-# Stages write RUN, RUN-ft, RUN-ft2, RUN-ft3, RUN-bal, RUN-gpu6, RUN-gpu7, RUN-cpu8, RUN-ce9, RUN-w10 and RUN-w11; each
+#   TEACHER=models/eval/cytolens-baseline-no-erythroblast.bpk \
+#     tools/recipe.sh runs/no-erythroblast --exclude erythroblast  # the anomaly experiment
+# Stage 12 distils from a calibrated baseline CNN (TEACHER, default models/eval/cytolens-baseline.bpk;
+# it must leave out the same class as the run, which `train` checks).
+# Stages write RUN, RUN-ft, RUN-ft2, RUN-ft3, RUN-bal, RUN-gpu6, RUN-gpu7, RUN-cpu8, RUN-ce9, RUN-w10, RUN-w11 and RUN-kd12; each
 # starts from the previous stage's EMA weights. Time on 2 cores (flex backend): about 80 + 70 +
 # 70 + 65 + 45 minutes, about 45 for stages 6 and 7 (90 steps of 1,280 rows; the shipped ones
 # ran on an H200, 6 and 3 minutes: `tools/gpu-train.sh`, docs/gpu.md) and 35 for stage 8 (72
-# such steps, 28-31 s each, trained on this CPU), 36 for stage 9, 38 for stage 10 and 41 for stage 11 (the same).
-# STAGES=3 to 10 stops after that stage (the shipped model until 30 November: 3, 4, 5, then 7;
-# until 2 December: 8, then 9, then 10).
+# such steps, 28-31 s each, trained on this CPU), 36 for stage 9, 38 for stage 10, 41 for stage 11 and 30-40 for stage 12 (the same).
+# STAGES=3 to 11 stops after that stage (the shipped model until 30 November: 3, 4, 5, then 7;
+# until 2 December: 8, then 9, then 10; until 5 December: 11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:?usage: tools/recipe.sh RUN [train options]}
 shift
-STAGES=${STAGES:-11}
+STAGES=${STAGES:-12}
+TEACHER=${TEACHER:-models/eval/cytolens-baseline.bpk}
 C=./target/release/cytolens
 # glibc's malloc maps each large tensor afresh and the kernel zeroes its pages: with transparent
 # huge pages for those maps the 1,280-row steps took 32 s instead of 40 (3 steps each).
@@ -81,5 +85,13 @@ if [ "$STAGES" -ge 11 ]; then
   echo "=== $(date +%T) stage 11: $RUN-w11"
   $C train --run "$RUN-w11" --resume --init-from "$RUN-w10" --steps 72 "${NET[@]}" "${LARGE[@]}" --ce-weight 4.0 \
     --lr 3e-4 --warmup 5 --seed 30 --ce-t-range 50,234 "$@"
+fi
+if [ "$STAGES" -ge 12 ]; then
+  # 72 more with the discriminative term's targets half one-hot, half the calibrated baseline's
+  # probabilities (distillation), batches of their own (--seed 31). The shipped stage 12 started
+  # from stage 11's f16 weights (static/model on 5 December), this from its f32 EMA weights.
+  echo "=== $(date +%T) stage 12: $RUN-kd12"
+  $C train --run "$RUN-kd12" --resume --init-from "$RUN-w11" --steps 72 "${NET[@]}" "${LARGE[@]}" --ce-weight 4.0 \
+    --lr 3e-4 --warmup 5 --seed 31 --ce-t-range 50,234 --ce-teacher "$TEACHER" --ce-teacher-mix 0.5 "$@"
 fi
 echo "=== $(date +%T) done"
