@@ -1,13 +1,13 @@
 //! The CLI's commands beyond training the denoiser.
 
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use model_core::baseline::{
     load_baseline_file, train_baseline as train_cnn, BaselineCard, BaselineCnn, BaselineConfig,
 };
 use model_core::calibrate::{
     accuracy, calibrate as fit_card, fit_temperature, Calibration, FullEval,
 };
+use model_core::checkpoint::Checkpoint;
 use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
 use model_core::dataset::{load_split, CellSet, Split};
@@ -131,11 +131,8 @@ pub fn calibrate_baseline(run: &Path, out: &Path, stem: &str, val: &SplitSource)
     let mut card: BaselineCard =
         serde_json::from_str(&std::fs::read_to_string(run.join("card.json")).map_err(err)?)
             .map_err(err)?;
-    let rec = ModuleRecord::load(run.join("ckpt/model.bpk")).map_err(err)?;
-    let model = card
-        .config
-        .init(&Device::flex())
-        .try_load_record(rec)
+    let model = Checkpoint::new(run.join("ckpt"))
+        .load_module(card.config.init(&Device::flex()), "model")
         .map_err(err)?;
     let val = val.at(card.image_size)?;
     let val = match card.excluded {
