@@ -16,14 +16,13 @@ use crate::augment::augment;
 use crate::baseline::{load_baseline_file, BaselineCnn};
 use crate::checkpoint::{load_weights_file, Checkpoint, TrainState};
 use crate::dataset::CellSet;
-use crate::diagnosis::probabilities;
 use crate::ema;
 use crate::error::{Error, Result};
 use crate::schedule::NoiseSchedule;
 use crate::unet::{condition, Denoiser, DenoiserConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -156,9 +155,6 @@ struct Batch {
     /// Labels of the discriminative images (rows after the first `batch`), as indices into
     /// the run's training classes.
     ce_labels: Vec<usize>,
-    /// The discriminative term's targets, `[ce_images, k]` flattened: one-hot rows of
-    /// `ce_labels`, or mixed with a teacher's probabilities ([`Teacher::distil`]).
-    ce_targets: Vec<f32>,
 }
 
 /// Indices of `data`'s images of each of `classes` (in that order), for class-balanced draws;
@@ -206,7 +202,6 @@ fn make_batch(
         source: Vec::new(),
         cond: Vec::new(),
         ce_labels: Vec::new(),
-        ce_targets: Vec::new(),
     };
     for _ in 0..opts.batch {
         let i = rng.random_range(0..data.len());
@@ -236,7 +231,6 @@ fn make_batch(
             b.cond.push(Some(c));
         }
     }
-    b.ce_targets = one_hot(&b.ce_labels, classes.len());
     b
 }
 
@@ -290,73 +284,68 @@ impl Teacher {
         }))
     }
 
-    /// Replace `batch`'s one-hot targets with [`Teacher::targets`] of its discriminative images.
-    fn distil(
-        &self,
-        batch: &mut Batch,
-        classes: &[usize],
-        size: usize,
-        device: &Device,
-    ) -> Result<()> {
-        if batch.ce_labels.is_empty() {
-            return Ok(());
-        }
-        let n = 3 * size * size;
-        let first = (batch.t.len() - batch.ce_labels.len()) * n;
-        let images = batch.x0[first..].to_vec();
-        batch.ce_targets = self.targets(images, &batch.ce_labels, classes, size, device)?;
-        Ok(())
-    }
-
-    /// Soft targets of `images` (`[n, 3, size, size]` flattened) with labels `labels`
+    /// Soft targets of `images` (`[n, 3, size, size]` on the teacher's device) with `labels`
     /// (indices into `classes`): `(1 - mix) * onehot + mix * p`, `p` the teacher's softmax over
-    /// `classes` at its temperature. Returns `[n * classes.len()]`, row-major.
-    fn targets(
-        &self,
-        images: Vec<f32>,
-        labels: &[usize],
-        classes: &[usize],
-        size: usize,
-        device: &Device,
-    ) -> Result<Vec<f32>> {
-        let n = labels.len();
-        let x = Tensor::<4>::from_data(TensorData::new(images, [n, 3, size, size]), device);
-        let logits = self.model.logits(x)?;
-        let mut out = one_hot(labels, classes.len());
-        for (row, l) in out.chunks_mut(classes.len()).zip(&logits) {
-            let gaps: Vec<f32> = classes.iter().map(|&c| -l[c]).collect();
-            let p = probabilities(&gaps, self.temperature);
-            for (o, p) in row.iter_mut().zip(p) {
-                *o = (1.0 - self.mix) * *o + self.mix * p;
-            }
-        }
-        Ok(out)
+    /// `classes` at its temperature. Returns `[n, classes.len()]` on the same device, computed
+    /// there: no read-back, so a GPU's queue is not stalled once a step.
+    fn targets(&self, images: Tensor<4>, labels: &[usize], classes: &[usize]) -> Tensor<2> {
+        let device = images.device();
+        let index = classes.iter().map(|&c| c as i64).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [classes.len()]), &device);
+        let logits = self.model.forward(images).select(1, index);
+        let p = softmax(logits.div_scalar(self.temperature.max(1e-6)), 1);
+        one_hot(labels, classes.len(), &device).mul_scalar(1.0 - self.mix) + p.mul_scalar(self.mix)
     }
 }
 
-/// `[labels.len() * k]` one-hot rows.
-fn one_hot(labels: &[usize], k: usize) -> Vec<f32> {
+/// The discriminative term's targets for `batch` (`[ce_batch, classes.len()]` on `device`):
+/// one-hot rows of its labels, or [`Teacher::targets`] of its discriminative images (the last
+/// `ce_batch` of `batch.x0`).
+fn ce_targets(
+    batch: &Batch,
+    teacher: Option<&Teacher>,
+    classes: &[usize],
+    size: usize,
+    device: &Device,
+) -> Tensor<2> {
+    let Some(teacher) = teacher.filter(|_| !batch.ce_labels.is_empty()) else {
+        return one_hot(&batch.ce_labels, classes.len(), device);
+    };
+    let n = batch.ce_labels.len();
+    let first = (batch.t.len() - n) * 3 * size * size;
+    let images = TensorData::new(batch.x0[first..].to_vec(), [n, 3, size, size]);
+    teacher.targets(
+        Tensor::<4>::from_data(images, device),
+        &batch.ce_labels,
+        classes,
+    )
+}
+
+/// `[labels.len(), k]` one-hot rows on `device`.
+fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
     let mut out = vec![0f32; labels.len() * k];
     for (i, &l) in labels.iter().enumerate() {
         out[i * k + l] = 1.0;
     }
-    out
+    Tensor::<2>::from_data(TensorData::new(out, [labels.len(), k]), device)
 }
 
 /// The loss of one batch: the denoising MSE of its first `opts.batch` rows plus `ce_weight` times
 /// the cross-entropy of the classifier over its `opts.ce_batch` cells (`k` rows each, one per
-/// class) against the batch's targets. Returns the loss (a scalar, `[1]`, on `device`) and the logged figures
-/// `[mse, ce, ce accuracy]` (`[3]`, on the inner device; ce and accuracy 0 without cells).
+/// class of the run) against `targets` (`[ce_batch, k]`, on the inner device; [`ce_targets`]). Returns
+/// the loss (a scalar, `[1]`, on `device`) and the logged figures `[mse, ce, ce accuracy]`
+/// (`[3]`, on the inner device; ce and accuracy 0 without cells).
 fn batch_loss(
     model: &Denoiser,
     batch: Batch,
+    targets: Tensor<2>,
     opts: &TrainOptions,
-    k: usize,
     size: usize,
     schedule: &NoiseSchedule,
     device: &Device,
 ) -> (Tensor<1>, Tensor<1>) {
     let inner = device.clone().inner();
+    let [_, k] = targets.dims();
     let images = batch.t.len();
     let rows = batch.source.len();
     let shape = [images, 3, size, size];
@@ -385,11 +374,7 @@ fn batch_loss(
     let rel = e.clone() / e.mean_dim(1).detach();
     let logits = rel.neg() * model.logit_scale.val().exp().reshape([1, 1]);
     let logp = log_softmax(logits.clone(), 1);
-    let targets = Tensor::<2>::from_data(
-        TensorData::new(batch.ce_targets, [opts.ce_batch, k]),
-        device,
-    );
-    let ce = (logp * targets).sum().neg() / opts.ce_batch as f32;
+    let ce = (logp * targets.autodiff()).sum().neg() / opts.ce_batch as f32;
     let labels = batch.ce_labels.iter().map(|&l| l as i64).collect();
     let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [opts.ce_batch]), &inner);
     let accuracy = logits
@@ -528,7 +513,6 @@ pub fn train_denoiser(
         classes.len(),
         opts.model.flops() as f64 / 1e9
     );
-    let k = classes.len();
     let by_class = opts.ce_balanced.then(|| images_by_class(&data, &classes));
     let teacher = Teacher::load(opts, data.size, &inner)?;
     // Running sums of [mse, ce, ce accuracy] stay on the device and are read once per log line:
@@ -539,11 +523,9 @@ pub fn train_denoiser(
     let size = data.size;
     for step in start..opts.steps {
         let mut rng = step_rng(opts.seed, step);
-        let mut batch = make_batch(&data, opts, &classes, by_class.as_deref(), &mut rng);
-        if let Some(teacher) = &teacher {
-            teacher.distil(&mut batch, &classes, size, &inner)?;
-        }
-        let (loss, logged) = batch_loss(&model, batch, opts, k, size, &schedule, &device);
+        let batch = make_batch(&data, opts, &classes, by_class.as_deref(), &mut rng);
+        let targets = ce_targets(&batch, teacher.as_ref(), &classes, size, &inner);
+        let (loss, logged) = batch_loss(&model, batch, targets, opts, size, &schedule, &device);
         sums = sums + logged;
         count += 1;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -889,15 +871,9 @@ mod tests {
             for step in 2 * line..2 * line + 2 {
                 let batch =
                     make_batch(&data, &opts, &classes, None, &mut step_rng(opts.seed, step));
-                let (_, logged) = batch_loss(
-                    &model,
-                    batch,
-                    &opts,
-                    classes.len(),
-                    16,
-                    &schedule,
-                    &autodiff,
-                );
+                let targets = ce_targets(&batch, None, &classes, 16, &device);
+                let (_, logged) =
+                    batch_loss(&model, batch, targets, &opts, 16, &schedule, &autodiff);
                 let v = logged.into_data().try_to_vec::<f32>().expect("f32");
                 for (w, x) in want.iter_mut().zip(v) {
                     *w += x as f64 / 2.0;
@@ -956,6 +932,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// `t`'s values, row-major.
+    fn rows(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
     /// A small baseline saved with its card in `dir` (leaving out `excluded`); returns its path
     /// and its own probabilities at the card's temperature for `images` (`[n, 3, 16, 16]`).
     fn teacher_file(
@@ -998,14 +979,17 @@ mod tests {
             ..TrainOptions::default()
         };
         let device = Device::flex();
+        let images = || {
+            let x = TensorData::new(data.pixels.clone(), [data.len(), 3, 16, 16]);
+            Tensor::<4>::from_data(x, &device)
+        };
         let targets = |mix: f32| {
             let t = Teacher::load(&opts(mix), 16, &device)
                 .expect("load")
                 .expect("teacher");
-            t.targets(data.pixels.clone(), &data.labels, &classes, 16, &device)
-                .expect("targets")
+            rows(t.targets(images(), &data.labels, &classes))
         };
-        assert_eq!(targets(0.0), one_hot(&data.labels, 8));
+        assert_eq!(targets(0.0), rows(one_hot(&data.labels, 8, &device)));
         let full = targets(1.0);
         let half = targets(0.5);
         for (i, &label) in data.labels.iter().enumerate() {
@@ -1026,20 +1010,21 @@ mod tests {
             ce_batch: 2,
             ..opts(1.0)
         };
-        let mut batch = make_batch(&data, &opts, &classes, None, &mut step_rng(5, 0));
-        assert_eq!(batch.ce_targets, one_hot(&batch.ce_labels, 8));
+        let batch = make_batch(&data, &opts, &classes, None, &mut step_rng(5, 0));
+        let hot = ce_targets(&batch, None, &classes, 16, &device);
+        assert_eq!(rows(hot), rows(one_hot(&batch.ce_labels, 8, &device)));
         let t = Teacher::load(&opts, 16, &device)
             .expect("load")
             .expect("teacher");
-        t.distil(&mut batch, &classes, 16, &device).expect("distil");
+        let got = rows(ce_targets(&batch, Some(&t), &classes, 16, &device));
         let n = 3 * 16 * 16;
         let x = TensorData::new(batch.x0[3 * n..].to_vec(), [2, 3, 16, 16]);
         let want = t
             .model
             .probabilities(Tensor::<4>::from_data(x, &device), 0.7);
         let want = want.expect("probabilities");
-        assert_eq!(batch.ce_targets.len(), 16);
-        for (got, want) in batch.ce_targets.iter().zip(want.concat()) {
+        assert_eq!(got.len(), 16);
+        for (got, want) in got.iter().zip(want.concat()) {
             assert!((got - want).abs() < 1e-5, "{got} against {want}");
         }
         let _ = std::fs::remove_dir_all(&dir);
@@ -1062,9 +1047,8 @@ mod tests {
             .expect("load")
             .expect("teacher");
         let labels = vec![0, 1, 2, 3]; // indices into `classes`
-        let out = t
-            .targets(data.pixels.clone(), &labels, &classes, 16, &device)
-            .expect("targets");
+        let x = TensorData::new(data.pixels.clone(), [data.len(), 3, 16, 16]);
+        let out = rows(t.targets(Tensor::<4>::from_data(x, &device), &labels, &classes));
         for (i, row) in out.chunks(7).enumerate() {
             let kept: f32 = classes.iter().map(|&c| p[i][c]).sum();
             for (j, &c) in classes.iter().enumerate() {
