@@ -100,10 +100,10 @@ impl Checkpoint {
         serde_json::from_str(&s).map_err(|e| Error::Weights(format!("{}: {e}", p.display())))
     }
 
-    /// Load a named module part into `module` (built with the run's architecture).
+    /// Load a named module part into `module` (built with the run's architecture); a part
+    /// written in half precision (shipped weights put in a run folder) loads as well.
     pub fn load_module<M: Module>(&self, module: M, name: &str) -> Result<M> {
-        let record = ModuleRecord::load(self.path(name)).map_err(rec_err)?;
-        module.try_load_record(record).map_err(rec_err)
+        load_weights_file(module, &self.path(name))
     }
 
     /// Load the optimiser state.

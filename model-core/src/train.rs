@@ -894,8 +894,24 @@ mod tests {
     }
 
     #[test]
-    fn init_from_a_half_precision_weights_file_starts_from_those_weights() {
-        let (dir, cfg, source, data, file) = tiny_setup("init", true);
+    fn init_from_half_precision_weights_starts_from_those_weights() {
+        // From the file itself, and from a run folder that holds it as its EMA weights.
+        for from_run in [false, true] {
+            init_from_half_precision(from_run);
+        }
+    }
+
+    fn init_from_half_precision(from_run: bool) {
+        let name = if from_run { "init-run" } else { "init" };
+        let (dir, cfg, source, data, file) = tiny_setup(name, true);
+        let src = if from_run {
+            let ckpt = dir.join("source").join("ckpt");
+            std::fs::create_dir_all(&ckpt).expect("mkdir");
+            std::fs::copy(&file, ckpt.join("ema.bpk")).expect("copy");
+            dir.join("source")
+        } else {
+            file.clone()
+        };
         let device = Device::flex();
         // A learning rate of 0: the one step leaves the weights where they started.
         let opts = TrainOptions {
@@ -904,7 +920,7 @@ mod tests {
             ce_batch: 1,
             lr: 0.0,
             model: cfg.clone(),
-            init_from: Some(file.clone()),
+            init_from: Some(src),
             ..TrainOptions::default()
         };
         let trained =
