@@ -298,27 +298,24 @@ impl Teacher {
     }
 }
 
-/// The discriminative term's targets for `batch` (`[ce_batch, classes.len()]` on `device`):
-/// one-hot rows of its labels, or [`Teacher::targets`] of its discriminative images (the last
-/// `ce_batch` of `batch.x0`).
+/// The discriminative term's targets (`[labels.len(), classes.len()]`, on `x0`'s device): one-hot
+/// rows of `labels`, or [`Teacher::targets`] of the discriminative images, the last
+/// `labels.len()` of a batch's images `x0` (`[images, 3, size, size]`, already on the device).
 fn ce_targets(
-    batch: &Batch,
+    x0: Tensor<4>,
+    labels: &[usize],
     teacher: Option<&Teacher>,
     classes: &[usize],
-    size: usize,
-    device: &Device,
 ) -> Tensor<2> {
-    let Some(teacher) = teacher.filter(|_| !batch.ce_labels.is_empty()) else {
-        return one_hot(&batch.ce_labels, classes.len(), device);
-    };
-    let n = batch.ce_labels.len();
-    let first = (batch.t.len() - n) * 3 * size * size;
-    let images = TensorData::new(batch.x0[first..].to_vec(), [n, 3, size, size]);
-    teacher.targets(
-        Tensor::<4>::from_data(images, device),
-        &batch.ce_labels,
-        classes,
-    )
+    let device = x0.device();
+    match teacher {
+        Some(teacher) => {
+            let [images, ..] = x0.dims();
+            let ce_images = x0.slice(images - labels.len()..images);
+            teacher.targets(ce_images, labels, classes)
+        }
+        None => one_hot(labels, classes.len(), &device),
+    }
 }
 
 /// `[labels.len(), k]` one-hot rows on `device`.
@@ -331,27 +328,27 @@ fn one_hot(labels: &[usize], k: usize, device: &Device) -> Tensor<2> {
 }
 
 /// The loss of one batch: the denoising MSE of its first `opts.batch` rows plus `ce_weight` times
-/// the cross-entropy of the classifier over its `opts.ce_batch` cells (`k` rows each, one per
-/// class of the run) against `targets` (`[ce_batch, k]`, on the inner device; [`ce_targets`]). Returns
-/// the loss (a scalar, `[1]`, on `device`) and the logged figures `[mse, ce, ce accuracy]`
-/// (`[3]`, on the inner device; ce and accuracy 0 without cells).
+/// the cross-entropy of the classifier over its `opts.ce_batch` cells (`k = classes.len()` rows
+/// each, one per class of the run) against [`ce_targets`] (with `teacher`, if any). Returns the
+/// loss (a scalar, `[1]`, on `device`) and the logged figures `[mse, ce, ce accuracy]` (`[3]`, on
+/// the inner device; ce and accuracy 0 without cells).
 fn batch_loss(
     model: &Denoiser,
     batch: Batch,
-    targets: Tensor<2>,
+    teacher: Option<&Teacher>,
+    classes: &[usize],
     opts: &TrainOptions,
-    size: usize,
     schedule: &NoiseSchedule,
     device: &Device,
 ) -> (Tensor<1>, Tensor<1>) {
     let inner = device.clone().inner();
-    let [_, k] = targets.dims();
+    let (k, size) = (classes.len(), opts.model.image_size);
     let images = batch.t.len();
     let rows = batch.source.len();
     let shape = [images, 3, size, size];
     let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0, shape), device);
     let noise = Tensor::<4>::from_data(TensorData::new(batch.noise, shape), device);
-    let xt = schedule.add_noise(x0, noise.clone(), &batch.t);
+    let xt = schedule.add_noise(x0.clone(), noise.clone(), &batch.t);
     let cond = condition(&batch.cond, opts.model.num_classes, device);
     let pred = model.forward_shared(xt, &batch.t, &batch.source, cond);
     let index = batch.source.iter().map(|&i| i as i64).collect();
@@ -374,6 +371,7 @@ fn batch_loss(
     let rel = e.clone() / e.mean_dim(1).detach();
     let logits = rel.neg() * model.logit_scale.val().exp().reshape([1, 1]);
     let logp = log_softmax(logits.clone(), 1);
+    let targets = ce_targets(x0.inner(), &batch.ce_labels, teacher, classes);
     let ce = (logp * targets.autodiff()).sum().neg() / opts.ce_batch as f32;
     let labels = batch.ce_labels.iter().map(|&l| l as i64).collect();
     let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [opts.ce_batch]), &inner);
@@ -520,12 +518,18 @@ pub fn train_denoiser(
     let zero_sums = || Tensor::<1>::zeros([3], &inner);
     let (mut sums, mut count) = (zero_sums(), 0usize);
     let mut timer = Instant::now();
-    let size = data.size;
     for step in start..opts.steps {
         let mut rng = step_rng(opts.seed, step);
         let batch = make_batch(&data, opts, &classes, by_class.as_deref(), &mut rng);
-        let targets = ce_targets(&batch, teacher.as_ref(), &classes, size, &inner);
-        let (loss, logged) = batch_loss(&model, batch, targets, opts, size, &schedule, &device);
+        let (loss, logged) = batch_loss(
+            &model,
+            batch,
+            teacher.as_ref(),
+            &classes,
+            opts,
+            &schedule,
+            &device,
+        );
         sums = sums + logged;
         count += 1;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -871,9 +875,8 @@ mod tests {
             for step in 2 * line..2 * line + 2 {
                 let batch =
                     make_batch(&data, &opts, &classes, None, &mut step_rng(opts.seed, step));
-                let targets = ce_targets(&batch, None, &classes, 16, &device);
                 let (_, logged) =
-                    batch_loss(&model, batch, targets, &opts, 16, &schedule, &autodiff);
+                    batch_loss(&model, batch, None, &classes, &opts, &schedule, &autodiff);
                 let v = logged.into_data().try_to_vec::<f32>().expect("f32");
                 for (w, x) in want.iter_mut().zip(v) {
                     *w += x as f64 / 2.0;
@@ -1027,12 +1030,14 @@ mod tests {
             ..opts(1.0)
         };
         let batch = make_batch(&data, &opts, &classes, None, &mut step_rng(5, 0));
-        let hot = ce_targets(&batch, None, &classes, 16, &device);
-        assert_eq!(rows(hot), rows(one_hot(&batch.ce_labels, 8, &device)));
+        let x0 = Tensor::<4>::from_data(TensorData::new(batch.x0.clone(), [5, 3, 16, 16]), &device);
+        let labels = &batch.ce_labels;
+        let hot = ce_targets(x0.clone(), labels, None, &classes);
+        assert_eq!(rows(hot), rows(one_hot(labels, 8, &device)));
         let t = Teacher::load(&opts, 16, &device)
             .expect("load")
             .expect("teacher");
-        let got = rows(ce_targets(&batch, Some(&t), &classes, 16, &device));
+        let got = rows(ce_targets(x0, labels, Some(&t), &classes));
         let n = 3 * 16 * 16;
         let x = TensorData::new(batch.x0[3 * n..].to_vec(), [2, 3, 16, 16]);
         let want = t
