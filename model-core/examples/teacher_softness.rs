@@ -29,43 +29,41 @@ fn main() -> Result<(), String> {
         size,
         Path::new("runs/cache"),
     )
-    .map_err(|e| e.to_string())?;
-    let total = data.labels.len();
-    let picks: Vec<usize> = (0..n.min(total))
-        .map(|i| i * total / n.min(total))
-        .collect();
+    .map_err(|e| e.to_string())?
+    .subsample(n);
     let px = 3 * size * size;
     let mut logits = Vec::new();
-    for chunk in picks.chunks(64) {
-        let mut x = Vec::with_capacity(chunk.len() * px);
-        for &i in chunk {
-            x.extend_from_slice(&data.pixels[i * px..(i + 1) * px]);
-        }
-        let t = Tensor::<4>::from_data(TensorData::new(x, [chunk.len(), 3, size, size]), &device);
-        logits.extend(model.logits(t).map_err(|e| e.to_string())?);
+    for chunk in data.pixels.chunks(64 * px) {
+        let x = TensorData::new(chunk.to_vec(), [chunk.len() / px, 3, size, size]);
+        logits.extend(
+            model
+                .logits(Tensor::<4>::from_data(x, &device))
+                .map_err(|e| e.to_string())?,
+        );
     }
-    let right = picks
+    let right = data
+        .labels
         .iter()
         .zip(&logits)
-        .filter(|(&i, l)| {
+        .filter(|(&label, l)| {
             let best = (0..l.len())
                 .max_by(|&a, &b| l[a].total_cmp(&l[b]))
                 .unwrap_or(0);
-            best == data.labels[i]
+            best == label
         })
         .count();
     println!(
         "teacher {teacher}: card temperature {:.3}, train accuracy {:.4} on {} cells",
         card.temperature,
-        right as f64 / picks.len() as f64,
-        picks.len()
+        right as f64 / data.len() as f64,
+        data.len()
     );
     for scale in [1.0f32, 2.0, 4.0, 8.0] {
         let (mut p_true, mut p_top, mut ent, mut under) = (0f64, 0f64, 0f64, 0usize);
-        for (&i, l) in picks.iter().zip(&logits) {
+        for (&label, l) in data.labels.iter().zip(&logits) {
             let gaps: Vec<f32> = l.iter().map(|v| -v).collect();
             let p = probabilities(&gaps, card.temperature * scale);
-            let pt = p[data.labels[i]] as f64;
+            let pt = p[label] as f64;
             p_true += pt;
             p_top += p.iter().copied().fold(0f32, f32::max) as f64;
             ent -= p
@@ -75,7 +73,7 @@ fn main() -> Result<(), String> {
                 .sum::<f64>();
             under += usize::from(pt < 0.9);
         }
-        let m = picks.len() as f64;
+        let m = data.len() as f64;
         println!(
             "temperature x{scale}: p(true) {:.4}, p(top) {:.4}, entropy {:.4} nats, p(true) < 0.9 for {:.1} %",
             p_true / m,
