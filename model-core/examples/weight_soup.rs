@@ -6,18 +6,11 @@
 //!
 //! Usage (repo root): `cargo run --release --example weight_soup -- OUT RUN1 RUN2 [RUN...]`
 
-use burn::module::Module;
 use burn::prelude::*;
 use model_core::checkpoint::Checkpoint;
 use model_core::ema;
 use model_core::train::TrainOptions;
-use std::path::{Path, PathBuf};
-
-fn options(run: &Path) -> Result<TrainOptions, String> {
-    let path = run.join("options.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
+use std::path::PathBuf;
 
 fn main() -> Result<(), String> {
     let args: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
@@ -28,11 +21,11 @@ fn main() -> Result<(), String> {
         return Err("a soup needs at least two runs".into());
     }
     let device = Device::flex();
-    let first = options(&runs[0])?;
+    let first = TrainOptions::read(&runs[0]).map_err(|e| e.to_string())?;
     let arch = serde_json::to_string(&first.model).map_err(|e| e.to_string())?;
     let mut soup = None;
     for (i, run) in runs.iter().enumerate() {
-        let opts = options(run)?;
+        let opts = TrainOptions::read(run).map_err(|e| e.to_string())?;
         if serde_json::to_string(&opts.model).map_err(|e| e.to_string())? != arch {
             return Err(format!(
                 "{} has another architecture than {}",
@@ -51,16 +44,10 @@ fn main() -> Result<(), String> {
         println!("added {}", run.display());
     }
     let soup = soup.ok_or("no runs")?;
-    let ckpt = out.join("ckpt");
-    std::fs::create_dir_all(&ckpt).map_err(|e| format!("{}: {e}", ckpt.display()))?;
-    let bytes = soup
-        .into_record()
-        .into_bytes()
-        .map_err(|e| e.to_string())?
-        .to_vec();
-    std::fs::write(ckpt.join("ema.bpk"), bytes).map_err(|e| e.to_string())?;
-    let json = serde_json::to_string_pretty(&first).map_err(|e| e.to_string())?;
-    std::fs::write(out.join("options.json"), json).map_err(|e| e.to_string())?;
+    Checkpoint::new(out.join("ckpt"))
+        .save_module("ema", &soup)
+        .map_err(|e| e.to_string())?;
+    first.write(out).map_err(|e| e.to_string())?;
     println!("soup of {} runs written to {}", runs.len(), out.display());
     Ok(())
 }

@@ -50,7 +50,24 @@ impl Checkpoint {
         self.dir.join(format!("{name}.bpk"))
     }
 
-    /// Save weights, EMA weights, optimiser state and progress.
+    /// Write `bytes` to `file` in the folder atomically: to `file.tmp` first, then renamed.
+    fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.dir.join(file);
+        let tmp = self.dir.join(format!("{file}.tmp"));
+        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Save one module as the named part (`<name>.bpk`), atomically; [`Checkpoint::load_module`]
+    /// reads it back.
+    pub fn save_module<M: Module>(&self, name: &str, module: &M) -> Result<()> {
+        let bytes = module.clone().into_record().into_bytes().map_err(rec_err)?;
+        self.write_atomic(&format!("{name}.bpk"), &bytes)
+    }
+
+    /// Save weights, EMA weights, optimiser state and progress, each part atomically; the
+    /// progress (`state.json`, what [`Checkpoint::exists`] looks for) is written last.
     pub fn save<M: Module>(
         &self,
         model: &M,
@@ -58,39 +75,12 @@ impl Checkpoint {
         optim: &ModuleOptimizer,
         state: &TrainState,
     ) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let parts: [(&str, Vec<u8>); 3] = [
-            (
-                "model",
-                model
-                    .clone()
-                    .into_record()
-                    .into_bytes()
-                    .map_err(rec_err)?
-                    .to_vec(),
-            ),
-            (
-                "ema",
-                ema.clone()
-                    .into_record()
-                    .into_bytes()
-                    .map_err(rec_err)?
-                    .to_vec(),
-            ),
-            (
-                "optim",
-                optim.to_record().into_bytes().map_err(rec_err)?.to_vec(),
-            ),
-        ];
-        for (name, bytes) in parts {
-            let tmp = self.dir.join(format!("{name}.bpk.tmp"));
-            std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, self.path(name)).map_err(|e| Error::io(self.path(name), e))?;
-        }
+        self.save_module("model", model)?;
+        self.save_module("ema", ema)?;
+        let optim_bytes = optim.to_record().into_bytes().map_err(rec_err)?;
+        self.write_atomic("optim.bpk", &optim_bytes)?;
         let json = serde_json::to_string(state).map_err(|e| Error::Invalid(e.to_string()))?;
-        let tmp = self.dir.join("state.json.tmp");
-        std::fs::write(&tmp, json).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| Error::io(&self.dir, e))
+        self.write_atomic("state.json", json.as_bytes())
     }
 
     /// Progress of the saved run.

@@ -92,6 +92,25 @@ fn whole_schedule() -> (usize, usize) {
     (0, NoiseSchedule::ddpm().steps())
 }
 
+impl TrainOptions {
+    /// The file in a run folder that holds a run's options.
+    pub const FILE: &'static str = "options.json";
+
+    /// The options a run was trained with: `run_dir/options.json`.
+    pub fn read(run_dir: &Path) -> Result<Self> {
+        let path = run_dir.join(Self::FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))
+    }
+
+    /// Write these options to `run_dir/options.json` (the folder must exist).
+    pub fn write(&self, run_dir: &Path) -> Result<()> {
+        let path = run_dir.join(Self::FILE);
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Invalid(e.to_string()))?;
+        std::fs::write(&path, json).map_err(|e| Error::io(&path, e))
+    }
+}
+
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
@@ -390,26 +409,21 @@ fn batch_loss(
 /// (`<stem>.json`) beside a weights file. `None` when that file does not exist; any other
 /// failure to read it is an error.
 fn source_architecture(src: &Path) -> Result<Option<DenoiserConfig>> {
-    let (path, from_run) = if src.is_file() {
-        (src.with_extension("json"), false)
-    } else {
-        (src.join("options.json"), true)
-    };
+    if !src.is_file() {
+        if !src.join(TrainOptions::FILE).exists() {
+            return Ok(None);
+        }
+        return Ok(Some(TrainOptions::read(src)?.model));
+    }
+    let path = src.with_extension("json");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&path, e)),
     };
-    let parse = |e: serde_json::Error| Error::Data(format!("{}: {e}", path.display()));
-    Ok(Some(if from_run {
-        serde_json::from_str::<TrainOptions>(&text)
-            .map_err(parse)?
-            .model
-    } else {
-        serde_json::from_str::<crate::diagnosis::ModelCard>(&text)
-            .map_err(parse)?
-            .denoiser
-    }))
+    let card: crate::diagnosis::ModelCard =
+        serde_json::from_str(&text).map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    Ok(Some(card.denoiser))
 }
 
 /// Start from the (EMA) weights of a run folder or a weights file; a source trained at a
@@ -494,9 +508,7 @@ pub fn train_denoiser(
         let ema_model = model.clone().valid();
         (model, ema_model, AdamConfig::new().init(), 0)
     };
-    let opts_json =
-        serde_json::to_string_pretty(opts).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(run_dir.join("options.json"), opts_json).map_err(|e| Error::io(run_dir, e))?;
+    opts.write(run_dir)?;
     let log_path = run_dir.join("train.log");
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -651,6 +663,56 @@ mod tests {
             (proportional - 0.1).abs() < 0.03,
             "proportional share {proportional}"
         );
+    }
+
+    #[test]
+    fn options_and_a_saved_module_read_back_as_written() {
+        let (dir, cfg, source, _, _) = tiny_setup("readback", false);
+        let device = Device::flex();
+        let run = dir.join("run");
+        std::fs::create_dir_all(&run).expect("run dir");
+        let opts = TrainOptions {
+            seed: 77,
+            model: cfg.clone(),
+            ..TrainOptions::default()
+        };
+        opts.write(&run).expect("options written");
+        let back = TrainOptions::read(&run).expect("options read");
+        let json = |o: &TrainOptions| serde_json::to_string(o).expect("json");
+        assert_eq!(json(&back), json(&opts));
+        assert_eq!(
+            source_architecture(&run)
+                .expect("architecture")
+                .map(|m| m.image_size),
+            Some(16)
+        );
+        // A module saved as a part loads back into the architecture unchanged.
+        let ckpt = Checkpoint::new(run.join("ckpt"));
+        ckpt.save_module("ema", &source).expect("saved");
+        assert!(ckpt.path("ema").exists());
+        assert!(!run.join("ckpt").join("ema.bpk.tmp").exists());
+        let loaded = ckpt.load_module(cfg.init(&device), "ema").expect("loaded");
+        let x = Tensor::<4>::random(
+            [1, 3, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let c = condition(&[Some(2)], 8, &device);
+        let diff = max_abs_diff(
+            source.forward(x.clone(), &[40], c.clone()),
+            loaded.forward(x, &[40], c),
+        );
+        assert_eq!(diff, 0.0);
+        // A broken or missing options file is an error that names the file; a run folder
+        // without one has no known architecture.
+        std::fs::write(run.join(TrainOptions::FILE), "{").expect("broken file");
+        let e = TrainOptions::read(&run).expect_err("broken");
+        assert!(e.to_string().contains("options.json"), "{e}");
+        assert!(source_architecture(&run).is_err());
+        let none = dir.join("no-run");
+        let e = TrainOptions::read(&none).expect_err("missing");
+        assert!(e.to_string().contains("options.json"), "{e}");
+        assert!(source_architecture(&none).expect("no file").is_none());
     }
 
     #[test]

@@ -254,9 +254,7 @@ pub fn calibrate(
     if screen_keep == 0 {
         return Err("--screen-keep must be at least 1 (the leading class)".into());
     }
-    let opts: TrainOptions =
-        serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).map_err(err)?)
-            .map_err(err)?;
+    let opts = TrainOptions::read(run).map_err(err)?;
     let weights = std::fs::read(run.join("ckpt/ema.bpk")).map_err(err)?;
     let mut card = ModelCard::uncalibrated(opts.model.clone());
     card.classifier.excluded = opts.exclude_class.into_iter().collect();
