@@ -556,18 +556,28 @@ fn evaluate_val(clf: &CellClassifier, val: &CellSet, what: &str) -> Result<Vec<F
     Ok(evals)
 }
 
-/// Diagnose `source`'s cells, loaded at the model's resolution, with the model `stem` in
-/// `model_dir`; `uncond_rounds` overrides the card's "no class" rounds (for the conditioning
-/// gain). Returns the diagnoses, the cells' labels and the cells per second.
-/// Classify `source` with the model `stem` in `model_dir`, as its card says. `uncond_if_none`
-/// gives a card without "no class" rounds that many (a card that has them keeps its own: its
-/// anomaly statistics were fitted on profiles over exactly those rounds).
+/// The diffusion classifier's answers on a split's cells.
+struct DiffusionRun {
+    /// One per cell, in the split's order.
+    diagnoses: Vec<Diagnosis>,
+    /// The cells' true classes.
+    labels: Vec<usize>,
+    /// The cells' image paths (relative to the data root).
+    paths: Vec<String>,
+    /// Cells classified per second.
+    cells_per_second: f64,
+}
+
+/// Classify `source`'s cells, loaded at the model's resolution, with the model `stem` in
+/// `model_dir`, as its card says. `uncond_if_none` gives a card without "no class" rounds that
+/// many (a card that has them keeps its own: its anomaly statistics were fitted on profiles
+/// over exactly those rounds).
 fn diffusion_on(
     source: &SplitSource,
     model_dir: &Path,
     stem: &str,
     uncond_if_none: Option<usize>,
-) -> Result<(Vec<Diagnosis>, Vec<usize>, f64), String> {
+) -> Result<DiffusionRun, String> {
     let mut files = ModelFiles::read(model_dir, stem).map_err(err)?;
     if let Some(n) = uncond_if_none {
         files.card.classifier = files.card.classifier.clone().or_uncond_rounds(n);
@@ -575,14 +585,64 @@ fn diffusion_on(
     let data = source.at(files.card.denoiser.image_size)?;
     let clf = files.classifier(Device::flex()).map_err(err)?;
     let start = Instant::now();
-    let d = diagnose_all(&clf, &data.crops(), |n| {
+    let diagnoses = diagnose_all(&clf, &data.crops(), |n| {
         eprint!("\r  {stem}: {n}/{}", data.len())
     })
     .map_err(err)?;
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!(" ({:.1} cells/s)", data.len() as f64 / secs);
-    let cps = data.len() as f64 / secs;
-    Ok((d, data.labels, cps))
+    let cells_per_second = data.len() as f64 / start.elapsed().as_secs_f64();
+    eprintln!(" ({cells_per_second:.1} cells/s)");
+    Ok(DiffusionRun {
+        diagnoses,
+        labels: data.labels,
+        paths: data.paths,
+        cells_per_second,
+    })
+}
+
+/// Write one CSV row per cell of an evaluation: path, true class, the diffusion classifier's
+/// class, confidence, uncertainty, anomaly score, triage and evaluations, its probability of
+/// every class (`p_<class>`) and, when the baseline was evaluated on the same cells, the
+/// baseline's (`baseline_p_<class>`), so that any figure of the report can be recomputed or
+/// broken down cell by cell.
+fn write_cells(path: &Path, run: &DiffusionRun, baseline: Option<&[Vec<f32>]>) -> CmdResult {
+    let mut w = csv::Writer::from_path(path).map_err(err)?;
+    let mut header: Vec<String> = [
+        "path",
+        "label",
+        "predicted",
+        "confidence",
+        "uncertainty",
+        "anomaly",
+        "triage",
+        "evals",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(CLASSES.iter().map(|c| format!("p_{c}")));
+    if baseline.is_some() {
+        header.extend(CLASSES.iter().map(|c| format!("baseline_p_{c}")));
+    }
+    w.write_record(&header).map_err(err)?;
+    for (i, d) in run.diagnoses.iter().enumerate() {
+        let mut row = vec![
+            run.paths[i].clone(),
+            CLASSES[run.labels[i]].to_string(),
+            CLASSES[d.class].to_string(),
+            format!("{:.5}", d.confidence),
+            format!("{:.5}", d.uncertainty),
+            format!("{:.4}", d.anomaly),
+            d.triage.name().to_string(),
+            d.evals.to_string(),
+        ];
+        row.extend(d.probs.iter().map(|p| format!("{p:.6}")));
+        if let Some(b) = baseline {
+            row.extend(b[i].iter().map(|p| format!("{p:.6}")));
+        }
+        w.write_record(&row).map_err(err)?;
+    }
+    w.flush().map_err(err)?;
+    eprintln!("per-cell results: {}", path.display());
+    Ok(())
 }
 
 pub fn eval(
@@ -592,20 +652,22 @@ pub fn eval(
     eval_dir: &Path,
     json_path: &Path,
     svg_path: &Path,
+    cells_path: Option<&Path>,
 ) -> CmdResult {
     let k = CLASSES.len();
-    let (diag, labels, cps) = diffusion_on(source, model_dir, MODEL_STEM, None)?;
-    let probs: Vec<Vec<f32>> = diag.iter().map(|d| d.probs.clone()).collect();
-    let evals: Vec<usize> = diag.iter().map(|d| d.evals).collect();
-    let triage: Vec<_> = diag.iter().map(|d| d.triage).collect();
-    let diff = report(&labels, &probs, Some(&evals), Some(&triage), k);
+    let run = diffusion_on(source, model_dir, MODEL_STEM, None)?;
+    let probs: Vec<Vec<f32>> = run.diagnoses.iter().map(|d| d.probs.clone()).collect();
+    let evals: Vec<usize> = run.diagnoses.iter().map(|d| d.evals).collect();
+    let triage: Vec<_> = run.diagnoses.iter().map(|d| d.triage).collect();
+    let diff = report(&run.labels, &probs, Some(&evals), Some(&triage), k);
     let mut doc = json!({
         "split": source.split.name(),
-        "split_size": labels.len(),
+        "split_size": run.labels.len(),
         "diffusion": diff,
-        "diffusion_cells_per_second": cps
+        "diffusion_cells_per_second": run.cells_per_second
     });
     let mut svgs = vec![("diffusion", diff.clone())];
+    let mut baseline_probs = None;
     match load_baseline(eval_dir, "cytolens-baseline") {
         Ok((model, card)) => {
             let data = source.at(card.image_size)?;
@@ -613,8 +675,17 @@ pub fn eval(
             let b = report(&data.labels, &p, None, None, k);
             doc["baseline"] = serde_json::to_value(&b).map_err(err)?;
             svgs.push(("baseline CNN", b));
+            // Both models read the same split in the same order; the per-cell file pairs them.
+            if data.paths == run.paths {
+                baseline_probs = Some(p);
+            } else {
+                eprintln!("the baseline read other cells than the diffusion model: its probabilities are not in the per-cell file");
+            }
         }
         Err(e) => eprintln!("baseline not evaluated: {e}"),
+    }
+    if let Some(path) = cells_path {
+        write_cells(path, &run, baseline_probs.as_deref())?;
     }
     anomaly_figures(&mut doc, source, anomaly_limit, eval_dir)?;
     std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
@@ -876,7 +947,11 @@ fn anomaly_figures(
         "cytolens-diffusion-no-erythroblast",
         uncond,
     ) {
-        Ok((d, labels, _)) => {
+        Ok(DiffusionRun {
+            diagnoses: d,
+            labels,
+            ..
+        }) => {
             let positive = is_ery(&labels);
             doc["anomaly_cells"] = json!(labels.len());
             doc["anomaly_erythroblasts"] = json!(positive.iter().filter(|p| **p).count());

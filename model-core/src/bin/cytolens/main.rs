@@ -237,6 +237,10 @@ enum Command {
         /// Only (re)compute the anomaly figures and merge them into the existing report.
         #[arg(long)]
         only_anomaly: bool,
+        /// Also write one CSV row per cell (class, confidence, uncertainty, anomaly, triage,
+        /// evaluations and every class's probability, with the baseline's beside them).
+        #[arg(long)]
+        cells: Option<PathBuf>,
     },
     /// Classify image files, one line each.
     Classify {
@@ -446,6 +450,7 @@ fn run(cli: Cli) -> Result<(), String> {
             limit,
             anomaly_limit,
             only_anomaly,
+            cells,
         } => {
             let split = Split::parse(&split).map_err(|e| e.to_string())?;
             let mut source = SplitSource::new(&cli.data, split);
@@ -453,9 +458,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 source = source.thinned(n);
             }
             if only_anomaly {
+                if cells.is_some() {
+                    return Err("--cells needs the full evaluation, not --only-anomaly".into());
+                }
                 return commands::eval_anomaly(&source, anomaly_limit, &eval_models, &json);
             }
-            commands::eval(&source, anomaly_limit, &model, &eval_models, &json, &svg)
+            commands::eval(
+                &source,
+                anomaly_limit,
+                &model,
+                &eval_models,
+                &json,
+                &svg,
+                cells.as_deref(),
+            )
         }
         Command::Tune { model, val_limit } => {
             let val = SplitSource::new(&cli.data, Split::Val).thinned(val_limit);
