@@ -25,7 +25,15 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     );
     let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
         .current_dir(root())
-        .args(["eval", "--split", "test", "--limit", "24", "--anomaly-limit", "8"])
+        .args([
+            "eval",
+            "--split",
+            "test",
+            "--limit",
+            "24",
+            "--anomaly-limit",
+            "8",
+        ])
         .arg("--json")
         .arg(&json)
         .arg("--svg")
@@ -67,7 +75,11 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     let num = |r: &csv::StringRecord, i: usize| r[i].parse::<f64>().expect("number");
     let (mut right, mut base_right, mut evals) = (0usize, 0usize, 0usize);
     for r in &rows {
-        assert!(r[col("path")].starts_with("pbc/128/"), "{:?}", &r[col("path")]);
+        assert!(
+            r[col("path")].starts_with("pbc/128/"),
+            "{:?}",
+            &r[col("path")]
+        );
         let p: Vec<f64> = p_cols.iter().map(|&i| num(r, i)).collect();
         let b: Vec<f64> = b_cols.iter().map(|&i| num(r, i)).collect();
         for probs in [&p, &b] {
