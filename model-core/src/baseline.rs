@@ -142,7 +142,7 @@ pub use training::*;
 mod training {
     use super::*;
     use crate::augment::augment;
-    use crate::checkpoint::{load_weights_file, Checkpoint, TrainState};
+    use crate::checkpoint::{load_weights_file, open_run_log, Checkpoint, TrainState};
     use crate::dataset::CellSet;
     use crate::train::{learning_rate, step_rng};
     use burn::optim::{AdamConfig, GradientsParams};
@@ -192,12 +192,7 @@ mod training {
         } else {
             (cfg.init(&device), AdamConfig::new().init(), 0)
         };
-        let log_path = run_dir.join("train.log");
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| Error::io(&log_path, e))?;
+        let mut log = open_run_log(run_dir)?;
         let size = data.size;
         let k = cfg.num_classes;
         let (mut sum_loss, mut sum_acc, mut count) = (0f64, 0f64, 0usize);

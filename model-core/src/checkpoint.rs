@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::optim::{ModuleOptimizer, OptimizerRecord};
 use burn::store::ModuleRecord;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Progress of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,12 +16,23 @@ pub struct TrainState {
 }
 
 /// Load a weights file (a checkpoint part or shipped model weights, f32 or f16) into `module`.
-pub fn load_weights_file<M: Module>(module: M, path: &std::path::Path) -> Result<M> {
+pub fn load_weights_file<M: Module>(module: M, path: &Path) -> Result<M> {
     let record = ModuleRecord::load(path)
         .map_err(rec_err)?
         // Half-precision files load into the f32 model.
         .cast_to_module_dtype();
     module.try_load_record(record).map_err(rec_err)
+}
+
+/// A run's log, `run_dir/train.log`, opened for appending (created if missing), so that a
+/// resumed run continues the log of the run it resumes.
+pub fn open_run_log(run_dir: &Path) -> Result<std::fs::File> {
+    let path = run_dir.join("train.log");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))
 }
 
 /// A checkpoint folder.

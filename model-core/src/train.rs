@@ -14,7 +14,7 @@
 
 use crate::augment::augment;
 use crate::baseline::{load_baseline_file, BaselineCnn};
-use crate::checkpoint::{load_weights_file, Checkpoint, TrainState};
+use crate::checkpoint::{load_weights_file, open_run_log, Checkpoint, TrainState};
 use crate::dataset::CellSet;
 use crate::ema;
 use crate::error::{Error, Result};
@@ -456,7 +456,7 @@ fn init_from(src: &Path, model: &DenoiserConfig, device: &Device) -> Result<Deno
 pub fn train_denoiser(
     data: &CellSet,
     opts: &TrainOptions,
-    run_dir: &PathBuf,
+    run_dir: &Path,
     resume: bool,
     device: &Device,
 ) -> Result<Denoiser> {
@@ -509,12 +509,7 @@ pub fn train_denoiser(
         (model, ema_model, AdamConfig::new().init(), 0)
     };
     opts.write(run_dir)?;
-    let log_path = run_dir.join("train.log");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io(&log_path, e))?;
+    let mut log = open_run_log(run_dir)?;
     let _ = writeln!(
         log,
         "# start at step {start} of {}, {} images, {} classes, {} GFLOP/forward",
@@ -813,10 +808,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn init_from_a_run_at_half_the_resolution_carries_its_ema_weights_over() {
-        let (dir, cfg, _, data, _) = tiny_setup("finer", false);
-        let device = Device::flex();
+    /// A run of two plain denoising steps of `cfg` on `data`, in `run_dir`.
+    fn train_two_steps(data: &CellSet, cfg: &DenoiserConfig, run_dir: &Path) {
         let opts = TrainOptions {
             steps: 2,
             batch: 2,
@@ -824,7 +817,14 @@ mod tests {
             model: cfg.clone(),
             ..TrainOptions::default()
         };
-        train_denoiser(&data, &opts, &dir.join("a"), false, &device).expect("trained");
+        train_denoiser(data, &opts, run_dir, false, &Device::flex()).expect("trained");
+    }
+
+    #[test]
+    fn init_from_a_run_at_half_the_resolution_carries_its_ema_weights_over() {
+        let (dir, cfg, _, data, _) = tiny_setup("finer", false);
+        let device = Device::flex();
+        train_two_steps(&data, &cfg, &dir.join("a"));
         let fine = cfg.clone().with_image_size(32).with_patch(4);
         let want = Checkpoint::new(dir.join("a").join("ckpt"))
             .load_module(cfg.init(&device), "ema")
@@ -856,14 +856,7 @@ mod tests {
     fn init_from_a_run_with_fewer_blocks_deepens_its_ema_weights() {
         let (dir, cfg, _, data, _) = tiny_setup("deeper", false);
         let device = Device::flex();
-        let opts = TrainOptions {
-            steps: 2,
-            batch: 2,
-            ce_batch: 0,
-            model: cfg.clone(),
-            ..TrainOptions::default()
-        };
-        train_denoiser(&data, &opts, &dir.join("a"), false, &device).expect("trained");
+        train_two_steps(&data, &cfg, &dir.join("a"));
         let ema = Checkpoint::new(dir.join("a").join("ckpt"))
             .load_module(cfg.init(&device), "ema")
             .expect("ema");
@@ -889,11 +882,7 @@ mod tests {
         );
         // A source cannot lose blocks.
         let (dir2, _, _, _, _) = tiny_setup("shallower", false);
-        let opts = TrainOptions {
-            model: deep.clone(),
-            ..opts
-        };
-        train_denoiser(&data, &opts, &dir2.join("a"), false, &device).expect("trained");
+        train_two_steps(&data, &deep, &dir2.join("a"));
         let e = init_from(&dir2.join("a"), &cfg, &device).expect_err("refused");
         assert!(e.to_string().contains("no level may lose"), "{e}");
     }
