@@ -100,3 +100,21 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     assert!((figure("diffusion", "mean_evals") - evals as f64 / 24.0).abs() < 1e-9);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cells_file_that_cannot_be_written_is_refused_before_the_evaluation() {
+    let missing = std::env::temp_dir()
+        .join(format!("cytolens-no-such-dir-{}", std::process::id()))
+        .join("cells.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
+        .current_dir(root())
+        .args(["eval", "--split", "test", "--limit", "8", "--cells"])
+        .arg(&missing)
+        .output()
+        .expect("run cytolens");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--cells"), "{stderr}");
+    // Nothing was classified: the error came before the first cell.
+    assert!(!stderr.contains("cytolens-diffusion:"), "{stderr}");
+}

@@ -604,8 +604,12 @@ fn diffusion_on(
 /// every class (`p_<class>`) and, when the baseline was evaluated on the same cells, the
 /// baseline's (`baseline_p_<class>`), so that any figure of the report can be recomputed or
 /// broken down cell by cell.
-fn write_cells(path: &Path, run: &DiffusionRun, baseline: Option<&[Vec<f32>]>) -> CmdResult {
-    let mut w = csv::Writer::from_path(path).map_err(err)?;
+fn write_cells(
+    mut w: csv::Writer<std::fs::File>,
+    path: &Path,
+    run: &DiffusionRun,
+    baseline: Option<&[Vec<f32>]>,
+) -> CmdResult {
     let mut header: Vec<String> = [
         "path",
         "label",
@@ -655,6 +659,14 @@ pub fn eval(
     cells_path: Option<&Path>,
 ) -> CmdResult {
     let k = CLASSES.len();
+    // Opened first, so that a path that cannot be written fails before the evaluation.
+    let cells_out = cells_path
+        .map(|p| {
+            csv::Writer::from_path(p)
+                .map(|w| (w, p))
+                .map_err(|e| format!("--cells {}: {e}", p.display()))
+        })
+        .transpose()?;
     let run = diffusion_on(source, model_dir, MODEL_STEM, None)?;
     let probs: Vec<Vec<f32>> = run.diagnoses.iter().map(|d| d.probs.clone()).collect();
     let evals: Vec<usize> = run.diagnoses.iter().map(|d| d.evals).collect();
@@ -684,8 +696,8 @@ pub fn eval(
         }
         Err(e) => eprintln!("baseline not evaluated: {e}"),
     }
-    if let Some(path) = cells_path {
-        write_cells(path, &run, baseline_probs.as_deref())?;
+    if let Some((w, path)) = cells_out {
+        write_cells(w, path, &run, baseline_probs.as_deref())?;
     }
     anomaly_figures(&mut doc, source, anomaly_limit, eval_dir)?;
     std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
