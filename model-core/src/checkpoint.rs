@@ -1,5 +1,6 @@
-//! Checkpoints of a training run: weights, EMA weights, optimiser state and step, written
-//! atomically (to a temporary name, then renamed) so an interrupted save never corrupts a run.
+//! Checkpoints of a training run: weights, EMA weights, optimiser state and step, each written
+//! in full under a temporary name and then renamed into place, so an interrupted save leaves
+//! the previous checkpoint (short of a crash within the final renames).
 
 use crate::error::{Error, Result};
 use burn::module::Module;
@@ -45,6 +46,16 @@ fn rec_err(e: impl std::fmt::Display) -> Error {
     Error::Weights(e.to_string())
 }
 
+/// A module's record as the bytes of a `.bpk` file.
+fn module_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    Ok(module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(rec_err)?
+        .to_vec())
+}
+
 impl Checkpoint {
     /// A checkpoint living in `dir`.
     pub fn new(dir: PathBuf) -> Self {
@@ -61,24 +72,33 @@ impl Checkpoint {
         self.dir.join(format!("{name}.bpk"))
     }
 
-    /// Write `bytes` to `file` in the folder atomically: to `file.tmp` first, then renamed.
-    fn write_atomic(&self, file: &str, bytes: &[u8]) -> Result<()> {
+    /// Write each `(file, bytes)` into the folder: all to temporary names (`<file>.tmp`) first,
+    /// then each renamed into place, in order. A crash while writing leaves the previous files
+    /// untouched; only one during the renames (a few system calls) can leave some files new and
+    /// the others old.
+    fn write_files(&self, files: &[(&str, &[u8])]) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let path = self.dir.join(file);
-        let tmp = self.dir.join(format!("{file}.tmp"));
-        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+        let tmp = |file: &str| self.dir.join(format!("{file}.tmp"));
+        for (file, bytes) in files {
+            std::fs::write(tmp(file), bytes).map_err(|e| Error::io(tmp(file), e))?;
+        }
+        for (file, _) in files {
+            let path = self.dir.join(file);
+            std::fs::rename(tmp(file), &path).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
     }
 
     /// Save one module as the named part (`<name>.bpk`), atomically; [`Checkpoint::load_module`]
     /// reads it back.
     pub fn save_module<M: Module>(&self, name: &str, module: &M) -> Result<()> {
-        let bytes = module.clone().into_record().into_bytes().map_err(rec_err)?;
-        self.write_atomic(&format!("{name}.bpk"), &bytes)
+        let bytes = module_bytes(module)?;
+        self.write_files(&[(&format!("{name}.bpk"), &bytes)])
     }
 
-    /// Save weights, EMA weights, optimiser state and progress, each part atomically; the
-    /// progress (`state.json`, what [`Checkpoint::exists`] looks for) is written last.
+    /// Save weights, EMA weights, optimiser state and progress. Every part is written in full
+    /// under a temporary name before any replaces the previous checkpoint's, and the progress
+    /// (`state.json`, what [`Checkpoint::exists`] looks for) is renamed last.
     pub fn save<M: Module>(
         &self,
         model: &M,
@@ -86,12 +106,16 @@ impl Checkpoint {
         optim: &ModuleOptimizer,
         state: &TrainState,
     ) -> Result<()> {
-        self.save_module("model", model)?;
-        self.save_module("ema", ema)?;
-        let optim_bytes = optim.to_record().into_bytes().map_err(rec_err)?;
-        self.write_atomic("optim.bpk", &optim_bytes)?;
+        let model = module_bytes(model)?;
+        let ema = module_bytes(ema)?;
+        let optim = optim.to_record().into_bytes().map_err(rec_err)?;
         let json = serde_json::to_string(state).map_err(|e| Error::Invalid(e.to_string()))?;
-        self.write_atomic("state.json", json.as_bytes())
+        self.write_files(&[
+            ("model.bpk", &model),
+            ("ema.bpk", &ema),
+            ("optim.bpk", &optim),
+            ("state.json", json.as_bytes()),
+        ])
     }
 
     /// Progress of the saved run.

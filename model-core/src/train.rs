@@ -685,7 +685,21 @@ mod tests {
         let ckpt = Checkpoint::new(run.join("ckpt"));
         ckpt.save_module("ema", &source).expect("saved");
         assert!(ckpt.path("ema").exists());
-        assert!(!run.join("ckpt").join("ema.bpk.tmp").exists());
+        assert!(!ckpt.exists(), "a module alone is no complete checkpoint");
+        // A whole checkpoint: every part in place, the progress readable, no temporary files.
+        let optim = AdamConfig::new().init();
+        ckpt.save(&source, &source, &optim, &TrainState { step: 7 })
+            .expect("checkpoint");
+        assert!(ckpt.exists());
+        assert_eq!(ckpt.load_state().expect("state").step, 7);
+        let files: Vec<String> = std::fs::read_dir(run.join("ckpt"))
+            .expect("ckpt dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        for part in ["model.bpk", "ema.bpk", "optim.bpk", "state.json"] {
+            assert!(files.iter().any(|f| f == part), "{part} missing: {files:?}");
+        }
+        assert!(!files.iter().any(|f| f.ends_with(".tmp")), "{files:?}");
         let loaded = ckpt.load_module(cfg.init(&device), "ema").expect("loaded");
         let x = Tensor::<4>::random(
             [1, 3, 16, 16],
