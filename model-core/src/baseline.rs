@@ -182,8 +182,7 @@ mod training {
         };
         std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let ckpt = Checkpoint::new(run_dir.join("ckpt"));
-        let (mut model, mut optim, start) = if resume && ckpt.exists() {
-            let st = ckpt.load_state()?;
+        let (mut model, mut optim, start) = if let Some(st) = ckpt.resume_point(resume)? {
             (
                 ckpt.load_module(cfg.init(&device), "model")?,
                 AdamConfig::new().init().load_record(ckpt.load_optim()?),
@@ -237,5 +236,41 @@ mod training {
             }
         }
         Ok(model.valid())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Checkpoint;
+    use crate::dataset::CellSet;
+
+    #[test]
+    fn a_baseline_run_resumes_and_a_new_run_never_overwrites_it() {
+        let dir = std::env::temp_dir().join(format!("cytolens-baseline-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let data = CellSet {
+            size: 16,
+            pixels: (0..4 * 3 * 16 * 16)
+                .map(|i| (i % 5) as f32 / 5.0 - 0.5)
+                .collect(),
+            labels: vec![0, 1, 2, 3],
+            paths: vec![String::new(); 4],
+        };
+        let cfg = BaselineConfig::new().with_channels(vec![4, 8]);
+        let ckpt = Checkpoint::new(dir.join("ckpt"));
+        train_baseline(&data, &cfg, 2, 2, None, &dir, false).expect("trained");
+        assert_eq!(ckpt.load_state().expect("state").step, 2);
+        let e = train_baseline(&data, &cfg, 2, 2, None, &dir, false).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("already holds a checkpoint at step 2"),
+            "{e}"
+        );
+        train_baseline(&data, &cfg, 3, 2, None, &dir, true).expect("resumed");
+        assert_eq!(ckpt.load_state().expect("state").step, 3);
+        let log = std::fs::read_to_string(dir.join("train.log")).expect("log");
+        assert_eq!(log.matches("step 3 loss").count(), 1, "{log}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

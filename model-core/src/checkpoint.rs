@@ -118,6 +118,27 @@ impl Checkpoint {
         ])
     }
 
+    /// Where a training run starts: `Some(progress)` to continue this checkpoint when `resume`
+    /// is asked and one exists, `None` for a new run (also when `resume` finds no checkpoint, so
+    /// a script that always resumes can start the run). A new run in a folder that already holds
+    /// a checkpoint is refused: it would overwrite that run's weights at its first save.
+    pub fn resume_point(&self, resume: bool) -> Result<Option<TrainState>> {
+        if !self.exists() {
+            return Ok(None);
+        }
+        let state = self.load_state()?;
+        if resume {
+            Ok(Some(state))
+        } else {
+            Err(Error::Invalid(format!(
+                "{} already holds a checkpoint at step {}: pass --resume to continue that run, or \
+                 choose another run folder (a new run would overwrite it)",
+                self.dir.display(),
+                state.step
+            )))
+        }
+    }
+
     /// Progress of the saved run.
     pub fn load_state(&self) -> Result<TrainState> {
         let p = self.dir.join("state.json");

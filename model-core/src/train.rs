@@ -460,6 +460,19 @@ pub fn train_denoiser(
     resume: bool,
     device: &Device,
 ) -> Result<Denoiser> {
+    train_until(data, opts, run_dir, resume, device, opts.steps)
+}
+
+/// [`train_denoiser`], stopping after step `until` (below `opts.steps`: as if the run had been
+/// interrupted there; the tests of exact resume use it).
+fn train_until(
+    data: &CellSet,
+    opts: &TrainOptions,
+    run_dir: &Path,
+    resume: bool,
+    device: &Device,
+    until: usize,
+) -> Result<Denoiser> {
     let device = device.clone().autodiff();
     let inner = device.clone().inner();
     let schedule = NoiseSchedule::ddpm();
@@ -493,21 +506,21 @@ pub fn train_denoiser(
     }
     std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
     let ckpt = Checkpoint::new(run_dir.join("ckpt"));
-    let (mut model, mut ema_model, mut optim, start) = if resume && ckpt.exists() {
-        let state = ckpt.load_state()?;
-        let model: Denoiser = ckpt.load_module(opts.model.init(&device), "model")?;
-        let ema_model: Denoiser = ckpt.load_module(opts.model.init(&inner), "ema")?;
-        let optim = AdamConfig::new().init().load_record(ckpt.load_optim()?);
-        (model, ema_model, optim, state.step)
-    } else {
-        let model = match &opts.init_from {
-            Some(src) => init_from(src, &opts.model, &device)
-                .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
-            None => opts.model.init(&device),
+    let (mut model, mut ema_model, mut optim, start) =
+        if let Some(state) = ckpt.resume_point(resume)? {
+            let model: Denoiser = ckpt.load_module(opts.model.init(&device), "model")?;
+            let ema_model: Denoiser = ckpt.load_module(opts.model.init(&inner), "ema")?;
+            let optim = AdamConfig::new().init().load_record(ckpt.load_optim()?);
+            (model, ema_model, optim, state.step)
+        } else {
+            let model = match &opts.init_from {
+                Some(src) => init_from(src, &opts.model, &device)
+                    .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
+                None => opts.model.init(&device),
+            };
+            let ema_model = model.clone().valid();
+            (model, ema_model, AdamConfig::new().init(), 0)
         };
-        let ema_model = model.clone().valid();
-        (model, ema_model, AdamConfig::new().init(), 0)
-    };
     opts.write(run_dir)?;
     let mut log = open_run_log(run_dir)?;
     let _ = writeln!(
@@ -525,7 +538,7 @@ pub fn train_denoiser(
     let zero_sums = || Tensor::<1>::zeros([3], &inner);
     let (mut sums, mut count) = (zero_sums(), 0usize);
     let mut timer = Instant::now();
-    for step in start..opts.steps {
+    for step in start..opts.steps.min(until) {
         let mut rng = step_rng(opts.seed, step);
         let batch = make_batch(&data, opts, &classes, by_class.as_deref(), &mut rng);
         let (loss, logged) = batch_loss(
@@ -832,6 +845,68 @@ mod tests {
             ..TrainOptions::default()
         };
         train_denoiser(data, &opts, run_dir, false, &Device::flex()).expect("trained");
+    }
+
+    #[test]
+    fn a_resumed_run_ends_where_an_uninterrupted_one_does_and_a_new_run_never_overwrites_one() {
+        let (dir, cfg, _, data, file) = tiny_setup("resume", false);
+        let device = Device::flex();
+        // Both runs start from the same weights (a new model's are drawn afresh each time).
+        let opts = TrainOptions {
+            steps: 4,
+            batch: 2,
+            ce_batch: 1,
+            checkpoint_every: 2,
+            log_every: 1,
+            lr: 1e-2,
+            warmup: 1,
+            model: cfg.clone(),
+            init_from: Some(file),
+            ..TrainOptions::default()
+        };
+        let whole = train_denoiser(&data, &opts, &dir.join("whole"), false, &device)
+            .expect("uninterrupted run");
+        // Interrupted after step 3 (its last checkpoint: step 2), then resumed.
+        let split = dir.join("split");
+        train_until(&data, &opts, &split, false, &device, 3).expect("first part");
+        let ckpt = Checkpoint::new(split.join("ckpt"));
+        assert_eq!(ckpt.load_state().expect("state").step, 2);
+        let resumed = train_denoiser(&data, &opts, &split, true, &device).expect("resumed");
+        let x = Tensor::<4>::random(
+            [2, 3, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let c = condition(&[Some(0), None], 8, &device);
+        let out = |m: &Denoiser| m.forward(x.clone(), &[30, 700], c.clone());
+        let diff = max_abs_diff(out(&whole), out(&resumed));
+        assert!(diff < 1e-6, "the resumed run ended {diff} away");
+        let fresh = max_abs_diff(out(&whole), out(&cfg.init(&device)));
+        assert!(fresh > 1e-3, "training moved the weights ({fresh})");
+        assert_eq!(ckpt.load_state().expect("state").step, 4);
+        let log = std::fs::read_to_string(split.join("train.log")).expect("log");
+        assert!(log.contains("# start at step 2 of 4"), "{log}");
+
+        // A new run in that folder is refused before it touches anything.
+        let options_before = std::fs::read_to_string(split.join(TrainOptions::FILE)).expect("opts");
+        let other = TrainOptions {
+            seed: opts.seed + 1,
+            ..opts.clone()
+        };
+        let e = train_denoiser(&data, &other, &split, false, &device).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("already holds a checkpoint at step 4"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(split.join(TrainOptions::FILE)).expect("opts"),
+            options_before
+        );
+        assert_eq!(ckpt.load_state().expect("state").step, 4);
+        // Resuming a folder without a checkpoint starts a new run there.
+        train_denoiser(&data, &opts, &dir.join("empty"), true, &device).expect("new run");
+        assert!(Checkpoint::new(dir.join("empty").join("ckpt")).exists());
     }
 
     #[test]
