@@ -165,6 +165,9 @@ mod training {
         Ok((model, card))
     }
 
+    /// The seed of the baseline's initial weights and (offset by the step) of its batches.
+    const BASELINE_SEED: u64 = 1000;
+
     /// Train the baseline in `run_dir` (log + checkpoints + resume), leaving out `exclude`.
     pub fn train_baseline(
         data: &CellSet,
@@ -189,6 +192,8 @@ mod training {
                 st.step,
             )
         } else {
+            // Seeded like the denoiser's new runs: the same settings give the same run.
+            device.seed(BASELINE_SEED);
             (cfg.init(&device), AdamConfig::new().init(), 0)
         };
         let mut log = open_run_log(run_dir)?;
@@ -196,7 +201,7 @@ mod training {
         let k = cfg.num_classes;
         let (mut sum_loss, mut sum_acc, mut count) = (0f64, 0f64, 0usize);
         for step in start..steps {
-            let mut rng = step_rng(1000 + step as u64, step);
+            let mut rng = step_rng(BASELINE_SEED + step as u64, step);
             let mut x = Vec::with_capacity(batch * 3 * size * size);
             let mut onehot = vec![0f32; batch * k];
             for b in 0..batch {

@@ -10,7 +10,9 @@
 //!   denoising errors separate, which is what the diffusion classifier reads.
 //!
 //! All randomness of step `k` comes from a generator seeded by `(seed, k)`, so a run resumed
-//! from a checkpoint continues exactly as it would have without the interruption.
+//! from a checkpoint continues exactly as it would have without the interruption; a new
+//! model's weights are drawn from the backend's generator seeded by `seed`, so the same
+//! options train the same run on the same backend.
 
 use crate::augment::augment;
 use crate::baseline::{load_baseline_file, BaselineCnn};
@@ -513,6 +515,9 @@ fn train_until(
             let optim = AdamConfig::new().init().load_record(ckpt.load_optim()?);
             (model, ema_model, optim, state.step)
         } else {
+            // A new model's weights are drawn from the backend's generator: seeded, so that the
+            // same options give the same run (the generator is global to the backend).
+            device.seed(opts.seed);
             let model = match &opts.init_from {
                 Some(src) => init_from(src, &opts.model, &device)
                     .map_err(|e| Error::Data(format!("--init-from {}: {e}", src.display())))?,
@@ -851,7 +856,8 @@ mod tests {
     fn a_resumed_run_ends_where_an_uninterrupted_one_does_and_a_new_run_never_overwrites_one() {
         let (dir, cfg, _, data, file) = tiny_setup("resume", false);
         let device = Device::flex();
-        // Both runs start from the same weights (a new model's are drawn afresh each time).
+        // Both runs start from one weights file: the seeded draw of a new model's weights is
+        // global to the backend, and other tests draw from it in parallel.
         let opts = TrainOptions {
             steps: 4,
             batch: 2,
