@@ -254,14 +254,7 @@ mod tests {
     fn a_baseline_run_resumes_and_a_new_run_never_overwrites_it() {
         let dir = std::env::temp_dir().join(format!("cytolens-baseline-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let data = CellSet {
-            size: 16,
-            pixels: (0..4 * 3 * 16 * 16)
-                .map(|i| (i % 5) as f32 / 5.0 - 0.5)
-                .collect(),
-            labels: vec![0, 1, 2, 3],
-            paths: vec![String::new(); 4],
-        };
+        let data = CellSet::tiny();
         let cfg = BaselineConfig::new().with_channels(vec![4, 8]);
         let ckpt = Checkpoint::new(dir.join("ckpt"));
         train_baseline(&data, &cfg, 2, 2, None, &dir, false).expect("trained");

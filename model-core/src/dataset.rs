@@ -53,6 +53,22 @@ pub struct CellSet {
     pub paths: Vec<String>,
 }
 
+#[cfg(test)]
+impl CellSet {
+    /// Four 16-px cells of classes 0 to 3 with a fixed pixel pattern: data for the training
+    /// tests of the denoiser and the baseline.
+    pub(crate) fn tiny() -> Self {
+        CellSet {
+            size: 16,
+            pixels: (0..4 * 3 * 16 * 16)
+                .map(|i| (i % 7) as f32 / 7.0 - 0.5)
+                .collect(),
+            labels: vec![0, 1, 2, 3],
+            paths: vec![String::new(); 4],
+        }
+    }
+}
+
 impl CellSet {
     /// Number of images.
     pub fn len(&self) -> usize {

@@ -619,14 +619,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("weights.bpk");
         std::fs::write(&file, bytes).expect("write weights");
-        let data = CellSet {
-            size: 16,
-            pixels: (0..4 * 3 * 16 * 16)
-                .map(|i| (i % 7) as f32 / 7.0 - 0.5)
-                .collect(),
-            labels: vec![0, 1, 2, 3],
-            paths: vec![String::new(); 4],
-        };
+        let data = CellSet::tiny();
         (dir, cfg, source, data, file)
     }
 
