@@ -120,10 +120,17 @@ impl Checkpoint {
 
     /// Where a training run starts: `Some(progress)` to continue this checkpoint when `resume`
     /// is asked and one exists, `None` for a new run (also when `resume` finds no checkpoint, so
-    /// a script that always resumes can start the run). A new run in a folder that already holds
-    /// a checkpoint is refused: it would overwrite that run's weights at its first save.
+    /// a script that always resumes can start the run; that is said on stderr, so that a
+    /// mistyped folder does not pass unnoticed as a new run). A new run in a folder that already
+    /// holds a checkpoint is refused: it would overwrite that run's weights at its first save.
     pub fn resume_point(&self, resume: bool) -> Result<Option<TrainState>> {
         if !self.exists() {
+            if resume {
+                eprintln!(
+                    "--resume: {} holds no checkpoint; starting a new run",
+                    self.dir.display()
+                );
+            }
             return Ok(None);
         }
         let state = self.load_state()?;

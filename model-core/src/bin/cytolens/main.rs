@@ -2,12 +2,11 @@
 
 use burn::prelude::Device;
 use clap::{Parser, Subcommand};
-use model_core::checkpoint::Checkpoint;
 use model_core::classes::{class_index, CLASSES};
 use model_core::dataset::Split;
 use model_core::train::{train_denoiser, TrainOptions};
 use model_core::unet::DenoiserConfig;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod commands;
@@ -286,17 +285,6 @@ enum Command {
     },
 }
 
-/// Say when `--resume` finds no checkpoint in `run`, so that a mistyped folder does not pass
-/// unnoticed as a new run.
-fn note_resume(run: &Path, resume: bool) {
-    if resume && !Checkpoint::new(run.join("ckpt")).exists() {
-        eprintln!(
-            "--resume: {} holds no checkpoint; starting a new run there",
-            run.display()
-        );
-    }
-}
-
 /// The device of a `--backend` name.
 fn backend_device(name: &str) -> Result<Device, String> {
     match name {
@@ -399,7 +387,6 @@ fn run(cli: Cli) -> Result<(), String> {
                 "training on {used} images{left_out}, {:.3} GFLOP per forward",
                 opts.model.flops() as f64 / 1e9
             );
-            note_resume(&run, resume);
             train_denoiser(&data, &opts, &run, resume, &device).map_err(|e| e.to_string())?;
             Ok(())
         }
@@ -417,7 +404,6 @@ fn run(cli: Cli) -> Result<(), String> {
             if let Some(n) = limit {
                 data = data.subsample(n);
             }
-            note_resume(&run, resume);
             commands::train_baseline(&data, &run, steps, batch, exclude, resume)
         }
         Command::Calibrate {
