@@ -1,0 +1,74 @@
+//! The CLI's commands beyond training the denoiser.
+
+mod baseline;
+mod bench;
+mod calibrate;
+mod classify;
+mod detect;
+mod eval;
+mod tune;
+
+pub use baseline::{calibrate_baseline, train_baseline};
+pub use bench::bench;
+pub use calibrate::{calibrate, to_half, CalibrateOptions};
+pub use classify::classify;
+pub use detect::detect_eval;
+pub use eval::{eval, eval_anomaly};
+pub use tune::tune;
+
+use model_core::dataset::{load_split, CellSet, Split};
+use std::path::{Path, PathBuf};
+
+type CmdResult = Result<(), String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// One split of the PBC data, loaded at whatever side a model was trained at (each side has
+/// its own file in the disk cache) and thinned to evenly spread cells: the same cells, in the
+/// same order, at every side.
+#[derive(Clone)]
+pub struct SplitSource {
+    /// Root of the shared data (holds `pbc/`).
+    pub data_root: PathBuf,
+    /// Which split.
+    pub split: Split,
+    /// Successive `CellSet::subsample` sizes (empty: every cell).
+    pub thin: Vec<usize>,
+}
+
+impl SplitSource {
+    /// Every cell of `split` under `data_root`.
+    pub fn new(data_root: &Path, split: Split) -> Self {
+        Self {
+            data_root: data_root.to_path_buf(),
+            split,
+            thin: Vec::new(),
+        }
+    }
+
+    /// The same source, further thinned to `n` evenly spread cells.
+    pub fn thinned(&self, n: usize) -> Self {
+        let mut s = self.clone();
+        s.thin.push(n);
+        s
+    }
+
+    /// The cells at `size` x `size` pixels.
+    pub fn at(&self, size: usize) -> Result<CellSet, String> {
+        let mut cells =
+            load_split(&self.data_root, self.split, size, Path::new("runs/cache")).map_err(err)?;
+        for &n in &self.thin {
+            cells = cells.subsample(n);
+        }
+        Ok(cells)
+    }
+}
+
+/// Median of a non-empty slice (0 for an empty one).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
