@@ -4,6 +4,8 @@ use super::{err, CmdResult, SplitSource};
 use burn::prelude::*;
 use model_core::calibrate::{accuracy, calibrate as fit_card, Calibration, FullEval};
 use model_core::classes::CLASSES;
+#[cfg(doc)]
+use model_core::classify::ClassifierSettings;
 use model_core::dataset::CellSet;
 use model_core::diagnosis::{anomaly_score, ModelCard, Triage};
 use model_core::engine::CellClassifier;
