@@ -10,7 +10,9 @@ Usage: tools/anomaly-variants.py RUN [VAL_CELLS] [OOD_CELLS] [UNCOND_ROUNDS]   (
 Prints, per feature set and covariance model, the 5-fold cross-fitted val AUROC of the left-out
 class against the others, at shrinkage 0, 0.1 and 0.3. With a cache of more than 3 "no class"
 rounds (`calibrate --uncond-rounds 12` writes one), it also prints the AUROC of the per-class
-gain profile taken from each round alone and from the first 3, 6 and all rounds.
+gain profile taken from each round alone and from the first 3, 6 and all rounds. Then two
+other detectors: the k-nearest-neighbour distance on the shipped profile, and the Gaussian on
+the full error profile (every class's mean error over all rounds: 8 times the rounds' cost).
 """
 import json
 import sys
@@ -71,6 +73,53 @@ for name, keys in sets.items():
     for shared in (False, True):
         figs = " ".join(f"{cross_fitted_auroc(X, OX, shared, sh):.3f}" for sh in (0.0, 0.1, 0.3))
         print(f"{name:24s} {'shared' if shared else 'per class':9s} {figs}")
+
+
+
+def knn_score(Xtr, ytr, Xte, pte, k, per_class):
+    """Mean distance to the k nearest fitted cells (of the predicted class, or of all), in
+    standardised features."""
+    mu, sd = Xtr.mean(0), Xtr.std(0) + 1e-9
+    A, B = (Xtr - mu) / sd, (Xte - mu) / sd
+    out = np.zeros(len(B))
+    for i, b in enumerate(B):
+        pool = A[ytr == pte[i]] if per_class else A
+        out[i] = np.sort(np.sqrt(((pool - b) ** 2).sum(1)))[:k].mean()
+    return out
+
+
+def cross_fitted(X, OX, scorer, folds=5):
+    """As stats.cross_fitted_auroc, for any scorer(Xfit, labels, Xscored, predicted)."""
+    n = len(X)
+    neg = np.zeros(n)
+    for k in range(folds):
+        held = np.arange(n) % folds == k
+        fit = ~held & (pred == lab)
+        neg[held] = scorer(X[fit], lab[fit], X[held], pred[held])
+    fit = pred == lab
+    return stats.auroc(neg, scorer(X[fit], lab[fit], OX, opred))
+
+
+# Other detectors on the shipped profile: nearest neighbours instead of a Gaussian.
+X = np.hstack([f["gains"], f["level"]])
+OX = np.hstack([of["gains"], of["level"]])
+for k in (5, 20):
+    for per_class in (True, False):
+        a = cross_fitted(X, OX, lambda *z: knn_score(*z, k, per_class))
+        print(f"profile, {k}-NN distance ({'predicted class' if per_class else 'all classes'}) {a:.3f}")
+
+
+def error_profile(raw, un):
+    """log mean scaled error of every class over every round (a full evaluation: every class in
+    every round, which the classifier's elimination does not pay for), and the log "no class"
+    level."""
+    s, u = raw / scale, un / scale[:U]
+    return np.hstack([np.log(s[:, classes, :].mean(2)), np.log(u.mean(1))[:, None]])
+
+
+X, OX = error_profile(raw, un), error_profile(oraw, oun)
+figs = " ".join(f"{cross_fitted_auroc(X, OX, False, sh):.3f}" for sh in (0.0, 0.1, 0.3))
+print(f"{'full error profile':24s} per class {figs}")
 
 if U > 3:
     # Stratum of each round (0: lowest timesteps), from the error scale, which falls with t.
