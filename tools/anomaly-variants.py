@@ -88,24 +88,14 @@ def knn_score(Xtr, ytr, Xte, pte, k, per_class):
     return out
 
 
-def cross_fitted(X, OX, scorer, folds=5):
-    """As stats.cross_fitted_auroc, for any scorer(Xfit, labels, Xscored, predicted)."""
-    n = len(X)
-    neg = np.zeros(n)
-    for k in range(folds):
-        held = np.arange(n) % folds == k
-        fit = ~held & (pred == lab)
-        neg[held] = scorer(X[fit], lab[fit], X[held], pred[held])
-    fit = pred == lab
-    return stats.auroc(neg, scorer(X[fit], lab[fit], OX, opred))
-
-
 # Other detectors on the shipped profile: nearest neighbours instead of a Gaussian.
 X = np.hstack([f["gains"], f["level"]])
 OX = np.hstack([of["gains"], of["level"]])
 for k in (5, 20):
     for per_class in (True, False):
-        a = cross_fitted(X, OX, lambda *z: knn_score(*z, k, per_class))
+        a = stats.cross_fitted_auroc_of(
+            lambda *z: knn_score(*z, k, per_class), X, lab, pred, OX, opred
+        )
         print(f"profile, {k}-NN distance ({'predicted class' if per_class else 'all classes'}) {a:.3f}")
 
 

@@ -40,11 +40,18 @@ def cross_fitted_auroc(X, lab, pred, OX, opred, classes, shared, shrink, folds=5
     """AUROC of the left-out class's cells (`OX`, predicted `opred`) against the fitted
     classes' cells (`X`, labels `lab`, predicted `pred`): each fold of `X` is scored under
     Gaussians fitted on the other folds' correctly classified cells, `OX` under all of them."""
+    return cross_fitted_auroc_of(
+        lambda *z: score(*z, classes, shared, shrink), X, lab, pred, OX, opred, folds
+    )
+
+
+def cross_fitted_auroc_of(scorer, X, lab, pred, OX, opred, folds=5):
+    """As `cross_fitted_auroc`, for any `scorer(Xfit, labels, Xscored, predicted)`."""
     n = len(X)
     neg = np.zeros(n)
     for k in range(folds):
         held = np.arange(n) % folds == k
         fit = ~held & (pred == lab)
-        neg[held] = score(X[fit], lab[fit], X[held], pred[held], classes, shared, shrink)
+        neg[held] = scorer(X[fit], lab[fit], X[held], pred[held])
     fit = pred == lab
-    return auroc(neg, score(X[fit], lab[fit], OX, opred, classes, shared, shrink))
+    return auroc(neg, scorer(X[fit], lab[fit], OX, opred))
