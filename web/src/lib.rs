@@ -12,3 +12,23 @@ pub mod components;
 pub mod storage;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;
+
+/// Run the module's static constructors (burn's GPU runtime registers itself through them) once,
+/// first thing in `main`, as `inventory`'s documentation asks on WebAssembly.
+///
+/// Without an explicit call, the linker (wasm-ld) treats the module as a "command" and wraps
+/// every exported function in a call to all the constructors, so each call from JavaScript into
+/// the module (each DOM node built, each value handed over) re-ran them: a profile of the page
+/// while 48 images were analysed had more than half of its main thread's time there. With
+/// the explicit call, the linker adds no wrappers.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+pub fn run_static_constructors() {
+    unsafe extern "C" {
+        fn __wasm_call_ctors();
+    }
+    // SAFETY: wasm-ld synthesises `__wasm_call_ctors`; called once, before any other code of
+    // the module has run (the only caller is each binary's `main`, which wasm-bindgen calls
+    // once at instantiation), as the constructors expect.
+    unsafe { __wasm_call_ctors() }
+}

@@ -2,6 +2,7 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    web::run_static_constructors();
     register_service_worker();
     leptos::mount::mount_to_body(web::components::app::App);
 }

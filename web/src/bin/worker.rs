@@ -2,6 +2,7 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    web::run_static_constructors();
     web::worker::start();
 }
 
