@@ -1,10 +1,14 @@
-// Browser benchmark (a script, not a test): for each backend the page offers (CPU in WASM;
-// WebGPU through Chromium's SwiftShader adapter), cells per second over the bundled sample
-// smears, time from page load to the first diagnosis, and the sizes of the wasm files and
-// the weights. Run after a build: `node tests/bench.mjs` (or `cd tests && npm run bench`).
-import { statSync, readdirSync } from 'node:fs';
+// Browser benchmark (a script, not a test). (1) For each backend the page offers (CPU in WASM;
+// WebGPU through Chromium's SwiftShader adapter): cells per second over the bundled sample
+// smears opened one after the other, and the time from page load to the first diagnosis.
+// (2) On the CPU: throughput over a batch of PBC test cells opened at once, with one compute
+// worker and with the default pool (one per core, at most 4), so the gain of the pool is
+// measured on this machine. (3) The sizes of the wasm files and the weights.
+// Run after a build: `node tests/bench.mjs [batch size, default 48]` (or `cd tests && npm run bench`).
+import { statSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { serveDist, launch, AppPage, dist } from './e2e/support.mjs';
+import { execSync } from 'node:child_process';
+import { serveDist, launch, AppPage, dist, pbc } from './e2e/support.mjs';
 
 const mb = (p) => (statSync(p).size / 1e6).toFixed(1) + ' MB';
 for (const f of readdirSync(dist).filter((f) => f.endsWith('.wasm'))) console.log(`size ${f}: ${mb(join(dist, f))}`);
@@ -36,7 +40,43 @@ for (const webgpu of [false, true]) {
     }
     const secs = (Date.now() - start) / 1000;
     const cells = await page.getByTestId('cell-box').count();
-    console.log(`${backend}: ${cells} cells in ${samples} smears, ${(cells / secs).toFixed(2)} cells/s (detection included); page load to first diagnosis ${(first / 1000).toFixed(2)} s`);
+    console.log(`${backend}, samples one by one: ${cells} cells in ${samples} smears, ${(cells / secs).toFixed(2)} cells/s (detection included); page load to first diagnosis ${(first / 1000).toFixed(2)} s; ${await app.backendLine().textContent()}`);
+  } finally {
+    await ctx.close();
+  }
+}
+
+// A batch of single-cell images, the same classes in turn, opened at once.
+const batch = Number(process.argv[2] ?? 48);
+const byClass = new Map();
+for (const line of readFileSync(join(pbc, 'manifest.csv'), 'utf8').trim().split('\n').slice(1)) {
+  const [path, label, , split] = line.split(',');
+  if (split !== 'test') continue;
+  if (!byClass.has(label)) byClass.set(label, []);
+  byClass.get(label).push(join(pbc, '..', path));
+}
+const files = [];
+for (let i = 0; files.length < batch; i++) for (const list of byClass.values()) if (files.length < batch && list[i]) files.push(list[i]);
+for (const query of ['?workers=1', '']) {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const app = new AppPage(page, server.url + query);
+    await app.open();
+    await app.backend();
+    const line = await app.backendLine().textContent();
+    const start = Date.now();
+    await app.openFiles(files);
+    await page.waitForFunction((n) => {
+      const all = [...document.querySelectorAll('[data-testid=progress-text]')];
+      return all.length === n && all.every((p) => /done:|cancelled/.test(p.textContent));
+    }, files.length, { timeout: 600_000 });
+    const secs = (Date.now() - start) / 1000;
+    const cells = await page.getByTestId('cell-box').count();
+    const workers = new Set(await page.$$eval('[data-testid=progress]', (ps) => ps.map((p) => p.dataset.worker)));
+    // Resident memory of every Chromium process (this browser is the only one running).
+    const rss = execSync('ps -C chromium -o rss=', { encoding: 'utf8' }).trim().split(/\s+/).reduce((a, b) => a + Number(b), 0);
+    console.log(`cpu, batch of ${files.length} PBC test images opened at once (${query || 'default pool'}): ${cells} cells in ${secs.toFixed(1)} s, ${(cells / secs).toFixed(2)} cells/s over ${workers.size} worker(s) (decoding and detection included); Chromium resident memory ${(rss / 1024).toFixed(0)} MB; ${line}`);
   } finally {
     await ctx.close();
   }

@@ -1,5 +1,6 @@
 //! Page side of the worker protocol: start the worker, send requests, receive responses.
 
+use crate::pool::Dispatch;
 use crate::protocol::{Request, Response};
 use js_sys::{Array, Uint8Array};
 use std::cell::RefCell;
@@ -112,4 +113,117 @@ pub async fn fetched_bytes(fetch: js_sys::Promise, what: &str) -> Result<Vec<u8>
         .await
         .map_err(|e| format!("{what}: {e:?}"))?;
     Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// The page's compute workers: the first decodes, probes the backend, self-tests and, on
+/// WebGPU, classifies; on the CPU it is joined by more workers and each image's analysis goes
+/// to the least busy one ([`Dispatch`]). Responses reach the page with the index of the
+/// worker that sent them.
+#[derive(Clone)]
+pub struct WorkerPool {
+    inner: Rc<PoolInner>,
+}
+
+struct PoolInner {
+    workers: RefCell<Vec<WorkerHandle>>,
+    dispatch: RefCell<Dispatch>,
+    /// CPU workers to run.
+    size: usize,
+    on_response: Box<OnResponse>,
+}
+
+/// The page's handler: a response, its attached bytes, the index of the worker that sent it.
+type OnResponse = dyn Fn(Response, Option<Vec<u8>>, usize);
+
+impl WorkerPool {
+    /// Start the first worker; `size` CPU workers run once it reports the CPU backend.
+    pub fn start(
+        size: usize,
+        on_response: impl Fn(Response, Option<Vec<u8>>, usize) + 'static,
+    ) -> Result<Self, String> {
+        let inner = Rc::new(PoolInner {
+            workers: RefCell::new(Vec::new()),
+            dispatch: RefCell::new(Dispatch::new()),
+            size: size.max(1),
+            on_response: Box::new(on_response),
+        });
+        let first = start_member(&inner, 0)?;
+        inner.workers.borrow_mut().push(first);
+        Ok(Self { inner })
+    }
+
+    /// Send a request: an analysis to the worker [`Dispatch`] picks, a cancel to the worker
+    /// holding that image, anything else to the first worker.
+    pub fn send(&self, request: &Request, bytes: Option<&[u8]>) {
+        let target = match request {
+            Request::Analyze { id, .. } => Some(self.inner.dispatch.borrow_mut().assign(*id)),
+            Request::Cancel { id } => self.inner.dispatch.borrow().owner(*id),
+            _ => Some(0),
+        };
+        let worker = target.and_then(|w| self.inner.workers.borrow().get(w).cloned());
+        if let Some(w) = worker {
+            w.send(request, bytes);
+        }
+    }
+}
+
+/// Start worker `index` of the pool, its responses routed through [`on_member_response`].
+fn start_member(inner: &Rc<PoolInner>, index: usize) -> Result<WorkerHandle, String> {
+    let weak = Rc::downgrade(inner);
+    WorkerHandle::start(move |r, bytes| {
+        if let Some(inner) = weak.upgrade() {
+            on_member_response(&inner, index, r, bytes);
+        }
+    })
+}
+
+/// Book-keep one worker's response, then pass it on: the first worker's backend decides
+/// whether the other workers run (and the page is told how many); the others' backend and
+/// model reports repeat the first's and are not passed on.
+fn on_member_response(inner: &Rc<PoolInner>, index: usize, r: Response, bytes: Option<Vec<u8>>) {
+    let r = match r {
+        Response::Backend { .. } | Response::Model { .. } if index > 0 => return,
+        Response::Backend {
+            backend,
+            detail,
+            webgpu_available,
+        } => {
+            let cpu = backend == "cpu";
+            inner.dispatch.borrow_mut().set_gpu(!cpu);
+            let mut detail = detail;
+            if cpu {
+                let started = start_cpu_members(inner);
+                let running = inner.workers.borrow().len();
+                if running > 1 {
+                    detail = format!("{detail}; {running} workers in parallel");
+                }
+                if let Err(e) = started {
+                    detail = format!("{detail} ({e})");
+                }
+            }
+            Response::Backend {
+                backend,
+                detail,
+                webgpu_available,
+            }
+        }
+        Response::Done { id, .. } => {
+            inner.dispatch.borrow_mut().finish(index, id);
+            r
+        }
+        r => r,
+    };
+    (inner.on_response)(r, bytes, index);
+}
+
+/// Start the CPU workers the pool still lacks (each initialised on the CPU).
+fn start_cpu_members(inner: &Rc<PoolInner>) -> Result<(), String> {
+    while inner.workers.borrow().len() < inner.size {
+        let index = inner.workers.borrow().len();
+        let w = start_member(inner, index)?;
+        w.send(&Request::Init { prefer_gpu: false }, None);
+        inner.workers.borrow_mut().push(w);
+        inner.dispatch.borrow_mut().add_worker();
+    }
+    Ok(())
 }

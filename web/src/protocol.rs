@@ -30,8 +30,12 @@ pub enum Request {
         /// Red-cell diameter in pixels set by the user (else estimated).
         rbc_diameter_px: Option<f32>,
     },
-    /// Stop the analysis in progress after the current round.
-    Cancel,
+    /// Stop the analysis of image `id` after the current round (or, if it is still queued,
+    /// before it starts); other images are not affected.
+    Cancel {
+        /// Page-side id of the image.
+        id: u32,
+    },
 }
 
 /// One classified white cell.

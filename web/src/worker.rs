@@ -8,6 +8,7 @@ use model_core::engine::CellClassifier;
 use model_core::unet::{condition, DenoiserConfig};
 use model_core::weights::{ModelFiles, MODEL_STEM};
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -27,7 +28,10 @@ thread_local! {
     static GPU: RefCell<Option<Device>> = const { RefCell::new(None) };
     static FILES: RefCell<Option<ModelFiles>> = const { RefCell::new(None) };
     static CLASSIFIER: RefCell<Option<(CellClassifier, &'static str)>> = const { RefCell::new(None) };
-    static CANCEL: Cell<bool> = const { Cell::new(false) };
+    /// Images whose analysis (running or queued here) the page cancelled.
+    static CANCELLED: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
+    /// Images with an analysis running or queued here, in arrival order.
+    static ACTIVE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     static GPU_INITIALISING: Cell<bool> = const { Cell::new(false) };
     /// Analyses run one at a time, in request order.
     static BUSY: Cell<bool> = const { Cell::new(false) };
@@ -253,11 +257,33 @@ async fn fetch_bytes(path: &str) -> Result<Vec<u8>, String> {
     crate::bridge::fetched_bytes(scope().fetch_with_str(path), path).await
 }
 
+/// Longest wait for the backend's initialisation (requested first, but run concurrently).
+const INIT_WAIT_MS: u32 = 60_000;
+
+/// The compute device, once `Init` has chosen it (an analysis sent right after `Init` waits
+/// for it).
+async fn compute() -> Result<Compute, String> {
+    let mut waited = 0;
+    loop {
+        if let Some(c) = COMPUTE.with(|c| c.borrow().clone()) {
+            return Ok(c);
+        }
+        if waited >= INIT_WAIT_MS {
+            return Err("the compute backend was not initialised".into());
+        }
+        gloo_timers::future::TimeoutFuture::new(10).await;
+        waited += 10;
+    }
+}
+
+/// Whether the page cancelled the analysis of image `id`; the request is consumed.
+fn take_cancel(id: u32) -> bool {
+    CANCELLED.with(|c| c.borrow_mut().remove(&id))
+}
+
 /// Fetch the model once (the browser caches it) and build it on the current device.
 async fn classifier() -> Result<CellClassifier, String> {
-    let compute = COMPUTE
-        .with(|c| c.borrow().clone())
-        .ok_or("backend not initialised")?;
+    let compute = compute().await?;
     if let Some((clf, backend)) = CLASSIFIER.with(|c| c.borrow().clone()) {
         if backend == compute.backend {
             return Ok(clf);
@@ -356,7 +382,7 @@ async fn analyze(
         let mut run = clf.start(chunk.iter().map(|c| c.input.clone()).collect());
         while let Some(inputs) = run.next_inputs() {
             yield_now().await;
-            if CANCEL.with(|c| c.replace(false)) {
+            if take_cancel(id) {
                 reply(
                     &Response::Done {
                         id,
@@ -426,22 +452,57 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
         Request::Init { prefer_gpu } => reply(&init(prefer_gpu).await, None),
         Request::Decode { id, name } => decode_image(id, name, bytes),
         Request::SelfTest => reply(&self_test().await, None),
-        Request::Cancel => CANCEL.with(|c| c.set(true)),
+        Request::Cancel { id } => {
+            // Only an analysis running or queued here can be cancelled: a stale cancel must
+            // not stop a later analysis of the same image.
+            if ACTIVE.with(|a| a.borrow().contains(&id)) {
+                CANCELLED.with(|c| c.borrow_mut().insert(id));
+            }
+        }
         Request::Analyze {
             id,
             name,
             rbc_diameter_px,
         } => {
+            ACTIVE.with(|a| a.borrow_mut().push(id));
             while BUSY.with(|b| b.get()) {
                 gloo_timers::future::TimeoutFuture::new(20).await;
             }
             BUSY.with(|b| b.set(true));
-            CANCEL.with(|c| c.set(false));
-            if let Err(message) =
-                analyze(id, name.clone(), bytes.unwrap_or_default(), rbc_diameter_px).await
-            {
-                reply(&Response::Failed { id, name, message }, None);
+            let start = now_ms();
+            let ended = if take_cancel(id) {
+                Some(true)
+            } else {
+                match analyze(id, name.clone(), bytes.unwrap_or_default(), rbc_diameter_px).await {
+                    Ok(()) => None,
+                    Err(message) => {
+                        reply(&Response::Failed { id, name, message }, None);
+                        Some(false)
+                    }
+                }
+            };
+            // Every analysis ends in `Done`, so the page (and the pool's count of what each
+            // worker holds) knows it ended; `analyze` sends its own when it returns Ok.
+            if let Some(cancelled) = ended {
+                reply(
+                    &Response::Done {
+                        id,
+                        cancelled,
+                        first_ms: None,
+                        total_ms: now_ms() - start,
+                    },
+                    None,
+                );
             }
+            ACTIVE.with(|a| {
+                let mut a = a.borrow_mut();
+                if let Some(i) = a.iter().position(|&x| x == id) {
+                    a.remove(i);
+                }
+                if !a.contains(&id) {
+                    CANCELLED.with(|c| c.borrow_mut().remove(&id));
+                }
+            });
             BUSY.with(|b| b.set(false));
         }
     }

@@ -13,7 +13,8 @@ use super::review_queue::ReviewQueue;
 use super::samples::SampleGallery;
 use super::sign_off::SignOff;
 use super::smear_view::SmearView;
-use crate::bridge::WorkerHandle;
+use crate::bridge::WorkerPool;
+use crate::pool::worker_count;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
 use crate::session::{restore, CellRecord, ImageRecord, ModelInfo, Session};
 use crate::storage;
@@ -21,6 +22,9 @@ use leptos::prelude::*;
 use std::collections::HashMap;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::IdbDatabase;
+
+/// Longest wait before the session is saved while analyses run.
+const SAVE_INTERVAL_MS: u32 = 1000;
 
 /// Progress of one image's analysis.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -37,6 +41,8 @@ pub struct Progress {
     pub cancelled: bool,
     /// Milliseconds to the first diagnosis.
     pub first_ms: Option<f64>,
+    /// Index of the compute worker that analysed the image.
+    pub worker: Option<usize>,
 }
 
 /// One opened file and its state.
@@ -104,7 +110,7 @@ pub fn App() -> impl IntoView {
         }
     };
 
-    let on_response = move |r: Response, bytes: Option<Vec<u8>>| match r {
+    let on_response = move |r: Response, bytes: Option<Vec<u8>>, from: usize| match r {
         Response::Backend {
             backend,
             detail,
@@ -128,7 +134,7 @@ pub fn App() -> impl IntoView {
                     e.image = Some(DecodedImage {
                         width,
                         height,
-                        rgba: bytes.unwrap_or_default(),
+                        rgba: bytes.unwrap_or_default().into(),
                     });
                 }
             });
@@ -171,7 +177,11 @@ pub fn App() -> impl IntoView {
             })
         }),
         Response::Found { id, findings } => {
-            progress.update(|p| p.entry(id).or_default().total = findings.wbc);
+            progress.update(|p| {
+                let e = p.entry(id).or_default();
+                e.total = findings.wbc;
+                e.worker = Some(from);
+            });
             session.update(|s| {
                 if let Some(i) = s.image_mut(id) {
                     i.findings = Some(findings);
@@ -226,7 +236,16 @@ pub fn App() -> impl IntoView {
         Response::Error { message } => set_fatal.set(Some(message)),
         Response::Ready => {}
     };
-    let worker = match WorkerHandle::start(on_response) {
+    // Persistence notices and a bad `?workers=` share one line under the opener.
+    let (notice, set_notice) = signal(None::<String>);
+    let workers = worker_count(
+        &window().location().search().unwrap_or_default(),
+        window().navigator().hardware_concurrency(),
+    );
+    if let Some(n) = workers.note.clone() {
+        set_notice.set(Some(n));
+    }
+    let worker = match WorkerPool::start(workers.count, on_response) {
         Ok(w) => Some(w),
         Err(e) => {
             set_fatal.set(Some(e));
@@ -246,7 +265,6 @@ pub fn App() -> impl IntoView {
 
     // Persistence: restore the stored session first, then save every change.
     let restored = RwSignal::new(false);
-    let (notice, set_notice) = signal(None::<String>);
     spawn_local(async move {
         match storage::open().await {
             Ok(d) => {
@@ -311,25 +329,51 @@ pub fn App() -> impl IntoView {
                     Err(e) => problems.push(e),
                 }
                 if !problems.is_empty() {
-                    set_notice.set(Some(problems.join("; ")));
+                    set_notice.update(|n| {
+                        problems.extend(n.take());
+                        *n = Some(problems.join("; "));
+                    });
                 }
                 db.set_value(Some(d));
             }
-            Err(e) => set_notice.set(Some(format!(
-                "this browser cannot keep the session ({e}); results will be lost on reload"
-            ))),
+            Err(e) => set_notice.update(|n| {
+                let lost = format!(
+                    "this browser cannot keep the session ({e}); results will be lost on reload"
+                );
+                *n = Some(n.take().map_or(lost.clone(), |n| format!("{n}; {lost}")));
+            }),
         }
         restored.set(true);
     });
-    Effect::new(move |_| {
-        let json = session.with(|s| serde_json::to_string(s).unwrap_or_default());
-        if !restored.get() {
-            return;
-        }
+    // Save the session on every change; while analyses run (a change per cell, and each save
+    // writes the whole, growing session), at most once per SAVE_INTERVAL_MS, so a batch's page
+    // work grows with its size, not its square. Edits made while nothing runs are saved at once.
+    let save_pending = StoredValue::new(false);
+    let save_now = move || {
+        save_pending.set_value(false);
+        let json = session.with_untracked(|s| serde_json::to_string(s).unwrap_or_default());
         if let Some(d) = db.get_value() {
             spawn_local(async move {
                 if let Err(e) = storage::put(&d, "session", &json.into()).await {
                     web_sys::console::warn_1(&e.into());
+                }
+            });
+        }
+    };
+    Effect::new(move |_| {
+        session.track();
+        if !restored.get() {
+            return;
+        }
+        let running = progress.with_untracked(|p| p.values().any(|e| !e.finished));
+        if !running {
+            save_now();
+        } else if !save_pending.get_value() {
+            save_pending.set_value(true);
+            spawn_local(async move {
+                gloo_timers::future::TimeoutFuture::new(SAVE_INTERVAL_MS).await;
+                if save_pending.get_value() {
+                    save_now();
                 }
             });
         }
@@ -476,8 +520,10 @@ pub fn App() -> impl IntoView {
                     <For each=move || entries.get() key=|e| (e.id, e.image.is_some(), e.error.clone()) let:entry>
                         {
                             let id = entry.id;
-                            let record = Signal::derive(move || session.with(|s| s.image(id).cloned()));
-                            let prog = Signal::derive(move || progress.with(|p| p.get(&id).cloned()).unwrap_or_default());
+                            // Memos: another image's news does not re-render this one (with a
+                            // batch open, that made the page's work grow as its square).
+                            let record: Signal<Option<ImageRecord>> = Memo::new(move |_| session.with(|s| s.image(id).cloned())).into();
+                            let prog: Signal<Progress> = Memo::new(move |_| progress.with(|p| p.get(&id).cloned()).unwrap_or_default()).into();
                             view! {
                                 <article class="entry" data-testid="entry">
                                     <h2>{entry.name.clone()}</h2>
@@ -486,7 +532,7 @@ pub fn App() -> impl IntoView {
                                     {match entry.image.clone() {
                                         Some(img) => view! {
                                             <p data-testid="image-caption">{format!("{}×{} px", img.width, img.height)}</p>
-                                            <div class="progress" data-testid="progress">
+                                            <div class="progress" data-testid="progress" data-worker=move || prog.get().worker.map(|w| w.to_string())>
                                                 <progress max=move || prog.get().total.max(1) value=move || prog.get().done></progress>
                                                 <span data-testid="progress-text">{move || {
                                                     let p = prog.get();
@@ -496,13 +542,13 @@ pub fn App() -> impl IntoView {
                                                     else { format!("{} / {} cells, {:.1} cells/s", p.done, p.total, p.cells_per_second) }
                                                 }}</span>
                                                 <Show when=move || !prog.get().finished>
-                                                    <button data-testid="cancel" on:click=move |_| send(Request::Cancel, None)>"Cancel"</button>
+                                                    <button data-testid="cancel" on:click=move |_| send(Request::Cancel { id }, None)>"Cancel"</button>
                                                 </Show>
                                             </div>
                                             <p class="findings" data-testid="findings">{move || record.get().and_then(|r| r.findings).map(|f| f.summary())}</p>
                                             <SmearView image=img id=id name=entry.name.clone() record=record selected=selected />
                                             <Differential record=record />
-                                            <ScaleOverride id=id record=record on_apply=Callback::new(move |d: Option<f32>| reanalyse(id, d)) />
+                                            <ScaleOverride id=id record=record running=Signal::derive(move || !prog.get().finished) on_apply=Callback::new(move |d: Option<f32>| reanalyse(id, d)) />
                                             <SignOff session=session id=id />
                                         }.into_any(),
                                         None if entry.error.is_none() => view! { <p data-testid="decoding">{format!("Decoding {}…", entry.name)}</p> }.into_any(),
@@ -537,6 +583,8 @@ fn ScaleOverride(
     id: u32,
     /// Its record.
     record: Signal<Option<ImageRecord>>,
+    /// An analysis of the image is running or queued (re-analysing waits for it to end).
+    running: Signal<bool>,
     /// Re-analyse with this diameter (None = estimate again).
     on_apply: Callback<Option<f32>>,
 ) -> impl IntoView {
@@ -548,7 +596,7 @@ fn ScaleOverride(
                 <input type="number" min="8" max="2000" step="1" data-testid="scale-input" id=format!("scale-{id}")
                     prop:value=move || value.get() on:input=move |ev| set_value.set(event_target_value(&ev)) />
             </label>
-            <button data-testid="scale-apply" on:click=move |_| on_apply.run(value.get_untracked().trim().parse::<f32>().ok().filter(|v| *v >= 8.0))>
+            <button data-testid="scale-apply" disabled=move || running.get() title=move || running.get().then_some("wait for the analysis to end, or cancel it") on:click=move |_| on_apply.run(value.get_untracked().trim().parse::<f32>().ok().filter(|v| *v >= 8.0))>
                 "Re-analyse"
             </button>
         </div>

@@ -29,24 +29,49 @@ pub fn CellGallery(
             g.into_iter().collect::<Vec<_>>()
         })
     });
+    // Keyed rows: a new cell adds one thumbnail; the others are neither rebuilt nor redrawn
+    // (rebuilding every thumbnail on every cell made a batch's page work grow as its square).
+    let cells_of = move |class: &str| {
+        groups.with(|g| {
+            g.iter()
+                .find(|(c, _)| c == class)
+                .map(|(_, cells)| cells.clone())
+                .unwrap_or_default()
+        })
+    };
     view! {
         <section class="gallery" data-testid="gallery">
-            {move || groups.get().into_iter().map(|(class, cells)| view! {
-                <div class="gallery-group" data-testid="gallery-group" data-class=class.clone()>
-                    <h4>{format!("{class} ({})", cells.len())}</h4>
-                    <div class="gallery-crops">
-                        {cells.into_iter().map(|(img, id)| {
-                            let key = id.clone();
-                            let rgba = Signal::derive(move || crops.with(|m| m.get(&key).cloned()).unwrap_or_default());
-                            view! {
-                                <button class="gallery-cell" on:click=move |_| selected.set(Some((img, id.clone())))>
-                                    <PixelCanvas rgba=rgba side=128 class="thumb" testid="gallery-crop" />
-                                </button>
-                            }
-                        }).collect_view()}
-                    </div>
-                </div>
-            }).collect_view()}
+            <For each=move || groups.get().into_iter().map(|(class, _)| class) key=|class| class.clone() let:class>
+                {
+                    let (c1, c2) = (class.clone(), class.clone());
+                    view! {
+                        <div class="gallery-group" data-testid="gallery-group" data-class=class.clone()>
+                            <h4>{move || format!("{c1} ({})", cells_of(&c1).len())}</h4>
+                            <div class="gallery-crops">
+                                <For each=move || cells_of(&c2) key=|cell| cell.clone() let:cell>
+                                    {
+                                        let (img, id) = cell;
+                                        let key = id.clone();
+                                        // Redrawn only when this cell's crop arrives or goes, not
+                                        // on every other cell's.
+                                        let present = Memo::new(move |_| crops.with(|m| m.contains_key(&key)));
+                                        let key = id.clone();
+                                        let rgba = Signal::derive(move || {
+                                            present.track();
+                                            crops.with_untracked(|m| m.get(&key).cloned()).unwrap_or_default()
+                                        });
+                                        view! {
+                                            <button class="gallery-cell" on:click=move |_| selected.set(Some((img, id.clone())))>
+                                                <PixelCanvas rgba=rgba side=128 class="thumb" testid="gallery-crop" />
+                                            </button>
+                                        }
+                                    }
+                                </For>
+                            </div>
+                        </div>
+                    }
+                }
+            </For>
         </section>
     }
 }

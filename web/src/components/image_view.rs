@@ -1,5 +1,7 @@
 //! A decoded image as the worker sends it (drawn by the smear view).
 
+use std::sync::Arc;
+
 /// A decoded image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedImage {
@@ -7,6 +9,7 @@ pub struct DecodedImage {
     pub width: u32,
     /// Height.
     pub height: u32,
-    /// RGBA bytes.
-    pub rgba: Vec<u8>,
+    /// RGBA bytes, shared: the page's list of entries is cloned on every change, and copying
+    /// every image's pixels each time made opening a batch quadratic.
+    pub rgba: Arc<[u8]>,
 }

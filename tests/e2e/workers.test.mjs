@@ -1,0 +1,128 @@
+// Several compute workers on the CPU: images are spread over them, the diagnoses do not depend
+// on which worker (or how many) computed them, and cancelling one image stops that image only.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { useServer, launch, record, AppPage, bccd, pbc, foreignRequests } from './support.mjs';
+
+const server = useServer();
+
+/** The first test-split image of each of the first `n` classes of the PBC manifest. */
+function pbcTestImages(n) {
+  const seen = new Map();
+  for (const line of readFileSync(join(pbc, 'manifest.csv'), 'utf8').trim().split('\n').slice(1)) {
+    const [path, label, , split] = line.split(',');
+    if (split === 'test' && !seen.has(label)) seen.set(label, join(pbc, '..', path));
+  }
+  return [...seen.values()].slice(0, n);
+}
+
+/** Open the app at `query` in a fresh browser, run `body`, close the browser. */
+async function withQuery(query, body) {
+  const ctx = await launch();
+  try {
+    const page = await ctx.newPage();
+    const rec = record(page);
+    const app = new AppPage(page, server.url + query);
+    await app.open();
+    await body({ page, rec, app });
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** Wait until `n` entries have finished (done or cancelled). */
+async function allFinished(page, n) {
+  await page.waitForFunction((n) => {
+    const all = [...document.querySelectorAll('[data-testid=progress-text]')];
+    return all.length === n && all.every((p) => /done:|cancelled/.test(p.textContent));
+  }, n, { timeout: 300_000 });
+}
+
+/** Open `files`, wait for every analysis, return the JSON export keyed by image name and the
+ * worker index of each image. */
+async function analyseAll(page, app, files) {
+  await app.openFiles(files);
+  await allFinished(page, files.length);
+  const workers = await page.$$eval('[data-testid=entry]', (es) => es.map((e) => [
+    e.querySelector('h2').textContent, e.querySelector('[data-testid=progress]').dataset.worker]));
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
+  const docs = JSON.parse(readFileSync(await dl.path(), 'utf8'));
+  // A cell's id holds the page's image number, which follows the order the files were read.
+  const cells = (d) => d.cells.map(({ id, ...rest }) => rest);
+  return { workers: new Map(workers), docs: new Map(docs.map((d) => [d.image, cells(d)])) };
+}
+
+test('on the CPU images are spread over several workers, with the diagnoses of one worker', async () => {
+  const files = pbcTestImages(6);
+  assert.equal(files.length, 6);
+  let one;
+  await withQuery('?workers=1', async ({ page, rec, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    assert.doesNotMatch(await app.backendLine().textContent(), /workers in parallel/);
+    one = await analyseAll(page, app, files);
+    assert.deepEqual(new Set(one.workers.values()), new Set(['0']));
+    assert.deepEqual(rec.errors, []);
+  });
+  await withQuery('?workers=3', async ({ page, rec, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    assert.match(await app.backendLine().textContent(), /3 workers in parallel/);
+    const three = await analyseAll(page, app, files);
+    const used = new Set(three.workers.values());
+    assert.ok(used.size >= 2, `only worker(s) ${[...used]} analysed the ${files.length} images`);
+    assert.equal(three.docs.size, files.length);
+    for (const [name, cells] of three.docs) {
+      assert.equal(cells.length, 1, `${name}: one cell`);
+      // Same seed, same backend: the very same numbers whichever worker computed them.
+      assert.deepEqual(cells, one.docs.get(name), `${name} differs between 1 and 3 workers`);
+    }
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
+  });
+});
+
+test('the worker count follows the cores, and a bad ?workers= is reported', async () => {
+  await withQuery('', async ({ page, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+    const want = Math.min(Math.max(cores, 1), 4);
+    const line = await app.backendLine().textContent();
+    if (want > 1) assert.match(line, new RegExp(`${want} workers in parallel`));
+    else assert.doesNotMatch(line, /workers in parallel/);
+  });
+  await withQuery('?workers=zero', async ({ page, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    const notice = await page.getByTestId('restore-notice').textContent();
+    assert.match(notice, /workers=zero in the address is not a number from 1 to 16/);
+  });
+});
+
+test('cancelling a queued image stops that image only; re-analysis waits for the end', async () => {
+  await withQuery('?workers=1', async ({ page, rec, app }) => {
+    await app.backend();
+    const names = ['BloodImage_00000.jpg', 'BloodImage_00001.jpg', 'BloodImage_00002.jpg'];
+    await app.openFiles(names.map((n) => join(bccd, n)));
+    const entry = (n) => page.getByTestId('entry').filter({ has: page.locator('h2', { hasText: n }) });
+    // The last image waits behind the others on the one worker: cancel it.
+    await entry(names[2]).getByTestId('cancel').click({ timeout: 60_000 });
+    // While an image is being analysed, its re-analysis is not offered.
+    const running = entry(names[0]);
+    if (!/done:/.test(await running.getByTestId('progress-text').textContent())) {
+      assert.equal(await running.getByTestId('scale-apply').isDisabled(), true);
+    }
+    await allFinished(page, 3);
+    for (const n of names.slice(0, 2)) {
+      assert.match(await entry(n).getByTestId('progress-text').textContent(), /^done: [1-9]\d* cells/, n);
+    }
+    assert.match(await entry(names[2]).getByTestId('progress-text').textContent(), /^cancelled after 0 of 0 cells/);
+    assert.equal(await entry(names[0]).getByTestId('scale-apply').isDisabled(), false);
+    // The cancelled image can still be analysed afterwards.
+    await entry(names[2]).getByTestId('scale-apply').click();
+    await page.waitForFunction((n) => [...document.querySelectorAll('[data-testid=entry]')]
+      .some((e) => e.querySelector('h2').textContent === n && /^done: [1-9]/.test(e.querySelector('[data-testid=progress-text]').textContent)),
+    names[2], { timeout: 180_000 });
+    assert.deepEqual(rec.errors, []);
+  });
+});
