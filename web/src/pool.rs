@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-/// Most workers started from the browser's core count: each adds about 150 MB of memory
+/// Most workers started from the browser's core count: each adds 100-150 MB of memory
 /// (measured by `tests/bench.mjs`), and the logical cores a browser reports are often
 /// hyper-threads, which add little to a second worker on the same core. `?workers=N` asks
 /// for more.
