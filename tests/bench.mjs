@@ -76,8 +76,7 @@ for (const query of ['?workers=1', '']) {
     const workers = new Set(await page.$$eval('[data-testid=progress]', (ps) => ps.map((p) => p.dataset.worker)));
     // Resident memory of every Chromium process (this browser is the only one running).
     const rss = execSync('ps -C chromium -o rss=', { encoding: 'utf8' }).trim().split(/\s+/).reduce((a, b) => a + Number(b), 0);
-    const own = await page.getByTestId('batch-progress').textContent();
-    console.log(`cpu, batch of ${files.length} PBC test images opened at once (${query || 'default pool'}): ${cells} cells in ${secs.toFixed(1)} s, ${(cells / secs).toFixed(2)} cells/s over ${workers.size} worker(s) (decoding and detection included); Chromium resident memory ${(rss / 1024).toFixed(0)} MB; the page: "${own}"; ${line}`);
+    console.log(`cpu, batch of ${files.length} PBC test images opened at once (${query || 'default pool'}): ${cells} cells in ${secs.toFixed(1)} s, ${(cells / secs).toFixed(2)} cells/s over ${workers.size} worker(s) (decoding and detection included); Chromium resident memory ${(rss / 1024).toFixed(0)} MB; ${line}`);
   } finally {
     await ctx.close();
   }

@@ -69,11 +69,6 @@ test('on the CPU images are spread over several workers, with the diagnoses of o
     assert.equal(await app.backend(), 'cpu');
     assert.match(await app.backendLine().textContent(), /3 workers in parallel/);
     const three = await analyseAll(page, app, files);
-    // The batch line sums the batch: every image, every cell, a rate over the whole.
-    const batch = await page.getByTestId('batch-progress').textContent();
-    const m = /^Batch done: 6 images, 6 cells in ([0-9.]+) s \(([0-9.]+) cells\/s overall\)$/.exec(batch);
-    assert.ok(m, batch);
-    assert.ok(Math.abs(6 / Number(m[1]) - Number(m[2])) < 0.06, batch);
     const used = new Set(three.workers.values());
     assert.ok(used.size >= 2, `only worker(s) ${[...used]} analysed the ${files.length} images`);
     assert.equal(three.docs.size, files.length);

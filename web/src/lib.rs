@@ -1,7 +1,6 @@
 //! CytoLens in the browser: the Leptos app (components) and the compute worker's glue.
 //! All numerics live in `model-core`.
 
-pub mod batch;
 pub mod pool;
 pub mod protocol;
 pub mod session;

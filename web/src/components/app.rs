@@ -13,7 +13,6 @@ use super::review_queue::ReviewQueue;
 use super::samples::SampleGallery;
 use super::sign_off::SignOff;
 use super::smear_view::SmearView;
-use crate::batch::{summarise, Run};
 use crate::bridge::WorkerPool;
 use crate::pool::worker_count;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
@@ -44,15 +43,6 @@ pub struct Progress {
     pub first_ms: Option<f64>,
     /// Index of the compute worker that analysed the image.
     pub worker: Option<usize>,
-    /// Page time (ms) when the analysis was requested in this page's life.
-    pub sent_ms: Option<f64>,
-    /// Page time (ms) when it ended.
-    pub ended_ms: Option<f64>,
-}
-
-/// The page's clock, milliseconds (`performance.now()`).
-fn now_ms() -> f64 {
-    window().performance().map_or(0.0, |p| p.now())
 }
 
 /// One opened file and its state.
@@ -242,7 +232,6 @@ pub fn App() -> impl IntoView {
             e.finished = true;
             e.cancelled = cancelled;
             e.first_ms = first_ms;
-            e.ended_ms = Some(now_ms());
         }),
         Response::Error { message } => set_fatal.set(Some(message)),
         Response::Ready => {}
@@ -273,48 +262,6 @@ pub fn App() -> impl IntoView {
     };
     send(Request::Init { prefer_gpu: true }, None);
     send(Request::SelfTest, None);
-
-    // A batch is every analysis requested since the page was last idle (`batch.rs`).
-    let batch_start = StoredValue::new(0.0f64);
-    let request_analysis =
-        move |id: u32, name: String, rbc_diameter_px: Option<f32>, bytes: &[u8]| {
-            let now = now_ms();
-            if progress.with_untracked(|p| p.values().all(|e| e.finished)) {
-                batch_start.set_value(now);
-            }
-            progress.update(|p| {
-                p.insert(
-                    id,
-                    Progress {
-                        sent_ms: Some(now),
-                        ..Progress::default()
-                    },
-                );
-            });
-            send(
-                Request::Analyze {
-                    id,
-                    name,
-                    rbc_diameter_px,
-                },
-                Some(bytes),
-            );
-        };
-    let batch_line = Memo::new(move |_| {
-        let start = batch_start.get_value();
-        progress.with(|p| {
-            let runs: Vec<Run> = p
-                .values()
-                .filter(|e| e.sent_ms.is_some_and(|s| s >= start))
-                .map(|e| Run {
-                    sent_ms: e.sent_ms.unwrap_or(start),
-                    ended_ms: e.ended_ms,
-                    cells: e.done,
-                })
-                .collect();
-            summarise(&runs, now_ms()).map(|s| s.line())
-        })
-    });
 
     // Persistence: restore the stored session first, then save every change.
     let restored = RwSignal::new(false);
@@ -481,7 +428,14 @@ pub fn App() -> impl IntoView {
             },
             Some(&f.bytes),
         );
-        request_analysis(id, f.name, None, &f.bytes);
+        send(
+            Request::Analyze {
+                id,
+                name: f.name,
+                rbc_diameter_px: None,
+            },
+            Some(&f.bytes),
+        );
         files.update_value(|m| {
             m.insert(id, f.bytes.clone());
         });
@@ -503,7 +457,17 @@ pub fn App() -> impl IntoView {
             }
             s.undo.retain(|e| e.image != id);
         });
-        request_analysis(id, name, diameter, &bytes);
+        progress.update(|p| {
+            p.insert(id, Progress::default());
+        });
+        send(
+            Request::Analyze {
+                id,
+                name,
+                rbc_diameter_px: diameter,
+            },
+            Some(&bytes),
+        );
     };
     let on_switch = Callback::new(move |gpu: bool| {
         set_backend.set(None);
@@ -551,7 +515,6 @@ pub fn App() -> impl IntoView {
                 <ExportButtons session=session classes=classes report_open=report_open />
                 <button data-testid="clear-all" on:click=clear_all>"Clear all"</button>
             </div>
-            {move || batch_line.get().map(|l| view! { <p class="batch" data-testid="batch-progress">{l}</p> })}
             <div class="workspace">
                 <section class="images" data-testid="images">
                     <For each=move || entries.get() key=|e| (e.id, e.image.is_some(), e.error.clone()) let:entry>
