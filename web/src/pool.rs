@@ -67,9 +67,10 @@ pub fn worker_count(search: &str, hardware_concurrency: f64) -> WorkerCount {
 /// Which worker holds which image's analysis.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
-    /// Analyses sent to each worker and not yet done.
-    load: Vec<usize>,
-    /// Image id to (worker, analyses of it outstanding there).
+    /// Workers known.
+    workers: usize,
+    /// Image id to (worker, analyses of it outstanding there); each worker's load is derived
+    /// from it.
     owner: HashMap<u32, (usize, usize)>,
     /// The first worker computes on WebGPU: every new analysis goes to it.
     gpu: bool,
@@ -85,7 +86,7 @@ impl Dispatch {
     /// One worker (index 0, the one that also decodes, probes the backend and self-tests).
     pub fn new() -> Self {
         Self {
-            load: vec![0],
+            workers: 1,
             owner: HashMap::new(),
             gpu: false,
         }
@@ -93,13 +94,13 @@ impl Dispatch {
 
     /// Workers known.
     pub fn workers(&self) -> usize {
-        self.load.len()
+        self.workers
     }
 
     /// Register one more worker; returns its index.
     pub fn add_worker(&mut self) -> usize {
-        self.load.push(0);
-        self.load.len() - 1
+        self.workers += 1;
+        self.workers - 1
     }
 
     /// Whether worker 0 computes on WebGPU (then it takes every new analysis).
@@ -114,11 +115,11 @@ impl Dispatch {
         let w = match self.owner.get(&id) {
             Some(&(w, _)) => w,
             None if self.gpu => 0,
-            None => (0..self.load.len())
-                .min_by_key(|&w| (self.load[w], w))
-                .unwrap_or(0),
+            None => {
+                let load = self.load();
+                (0..self.workers).min_by_key(|&w| (load[w], w)).unwrap_or(0)
+            }
         };
-        self.load[w] += 1;
         self.owner.entry(id).or_insert((w, 0)).1 += 1;
         w
     }
@@ -141,14 +142,15 @@ impl Dispatch {
         if entry.1 == 0 {
             self.owner.remove(&id);
         }
-        if let Some(l) = self.load.get_mut(worker) {
-            *l = l.saturating_sub(1);
-        }
     }
 
     /// Analyses outstanding on each worker.
-    pub fn load(&self) -> &[usize] {
-        &self.load
+    pub fn load(&self) -> Vec<usize> {
+        let mut load = vec![0; self.workers];
+        for &(w, n) in self.owner.values() {
+            load[w] += n;
+        }
+        load
     }
 }
 
@@ -195,7 +197,7 @@ mod tests {
         assert_eq!([d.assign(10), d.assign(11), d.assign(12)], [0, 1, 2]);
         assert_eq!(d.assign(13), 0);
         d.finish(1, 11);
-        assert_eq!(d.load(), &[2, 0, 1]);
+        assert_eq!(d.load(), [2, 0, 1]);
         assert_eq!(d.assign(14), 1);
         assert_eq!(d.owner(13), Some(0));
         assert_eq!(d.owner(11), None);
@@ -211,7 +213,7 @@ mod tests {
         assert_eq!(d.owner(5), Some(0), "one of the two is still running");
         d.finish(0, 5);
         assert_eq!(d.owner(5), None);
-        assert_eq!(d.load(), &[0, 0]);
+        assert_eq!(d.load(), [0, 0]);
     }
 
     #[test]
@@ -222,7 +224,7 @@ mod tests {
         assert_eq!([d.assign(1), d.assign(2)], [0, 0]);
         d.finish(1, 1); // not its worker
         d.finish(0, 99); // never assigned
-        assert_eq!(d.load(), &[2, 0]);
+        assert_eq!(d.load(), [2, 0]);
         d.set_gpu(false);
         assert_eq!(d.assign(3), 1);
     }

@@ -238,12 +238,20 @@ pub fn App() -> impl IntoView {
     };
     // Persistence notices and a bad `?workers=` share one line under the opener.
     let (notice, set_notice) = signal(None::<String>);
+    let add_notice = move |m: String| {
+        set_notice.update(|n| {
+            *n = Some(match n.take() {
+                Some(earlier) => format!("{earlier}; {m}"),
+                None => m,
+            })
+        })
+    };
     let workers = worker_count(
         &window().location().search().unwrap_or_default(),
         window().navigator().hardware_concurrency(),
     );
     if let Some(n) = workers.note.clone() {
-        set_notice.set(Some(n));
+        add_notice(n);
     }
     let worker = match WorkerPool::start(workers.count, on_response) {
         Ok(w) => Some(w),
@@ -329,19 +337,13 @@ pub fn App() -> impl IntoView {
                     Err(e) => problems.push(e),
                 }
                 if !problems.is_empty() {
-                    set_notice.update(|n| {
-                        problems.extend(n.take());
-                        *n = Some(problems.join("; "));
-                    });
+                    add_notice(problems.join("; "));
                 }
                 db.set_value(Some(d));
             }
-            Err(e) => set_notice.update(|n| {
-                let lost = format!(
-                    "this browser cannot keep the session ({e}); results will be lost on reload"
-                );
-                *n = Some(n.take().map_or(lost.clone(), |n| format!("{n}; {lost}")));
-            }),
+            Err(e) => add_notice(format!(
+                "this browser cannot keep the session ({e}); results will be lost on reload"
+            )),
         }
         restored.set(true);
     });
