@@ -91,9 +91,6 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
         return Err(Error::Grayscale);
     }
     let mut notes = Vec::new();
-    if colour.has_alpha() {
-        notes.push("transparent pixels were flattened onto a white background".to_string());
-    }
     if colour.bytes_per_pixel() / colour.channel_count() > 1 {
         notes.push(format!(
             "{}-bit samples were reduced to 8-bit",
@@ -107,6 +104,7 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
         img.apply_orientation(o);
         notes.push(format!("rotated as its EXIF orientation says ({o:?})"));
     }
+    notes.extend(transparency_note(&img));
     Ok(Decoded {
         image: flatten_on_white(img),
         notes,
@@ -142,6 +140,24 @@ fn truncation_hint(msg: String) -> String {
     } else {
         msg
     }
+}
+
+/// A note for an image with pixels that are not fully opaque (which [`flatten_on_white`]
+/// changes); `None` for an image without alpha or with opaque pixels only, as screenshots and
+/// canvas exports often are.
+fn transparency_note(img: &DynamicImage) -> Option<String> {
+    if !img.color().has_alpha() {
+        return None;
+    }
+    let rgba = img.to_rgba8();
+    let seen = rgba.pixels().filter(|p| p.0[3] < 255).count();
+    (seen > 0).then(|| {
+        let share = 100.0 * seen as f64 / (rgba.width() as f64 * rgba.height() as f64);
+        format!(
+            "{seen} transparent pixels ({share:.1} % of the image) were flattened onto a white \
+             background"
+        )
+    })
 }
 
 /// Any colour type to 8-bit RGB; transparent pixels become white (slide background).
@@ -240,8 +256,16 @@ mod tests {
             [255, 255, 255],
             "transparent becomes white"
         );
-        assert_eq!(out.notes.len(), 1);
-        assert!(out.notes[0].contains("transparent"), "{:?}", out.notes);
+        assert_eq!(
+            out.notes,
+            ["1024 transparent pixels (100.0 % of the image) were flattened onto a white background"]
+        );
+        // An alpha channel that is opaque everywhere (screenshots, canvas exports) changes
+        // nothing and is not reported.
+        let opaque = ImageBuffer::from_pixel(32, 32, Rgba([10u8, 20, 30, 255]));
+        let out = decode_with_notes(&png(DynamicImage::ImageRgba8(opaque))).expect("opaque png");
+        assert!(out.notes.is_empty(), "{:?}", out.notes);
+        assert_eq!(out.image.get_pixel(5, 5).0, [10, 20, 30]);
         let deep: ImageBuffer<image::Rgb<u16>, Vec<u16>> =
             ImageBuffer::from_pixel(32, 32, image::Rgb([65535u16, 0, 0]));
         let out = decode_with_notes(&png(DynamicImage::ImageRgb16(deep))).expect("16-bit png");

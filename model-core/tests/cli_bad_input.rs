@@ -89,7 +89,7 @@ fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
                     image::RgbaImage::from_pixel(64, 64, image::Rgba([200, 100, 150, 128])),
                 )),
             ),
-            "note: transparent",
+            "note: 4096 transparent pixels (100.0 % of the image)",
         ),
         (
             write(

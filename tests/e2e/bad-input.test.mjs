@@ -53,7 +53,7 @@ test('each bad file gets its own message and the others of the same drop are ana
       assert.match(text, want, `${name}: ${text}`);
       assert.ok(text.startsWith(`${name}: `), text);
     }
-    const notices = { 'alpha.png': /transparent pixels were flattened onto a white background/, 'deep.png': /16-bit samples were reduced to 8-bit/ };
+    const notices = { 'alpha.png': /^alpha\.png: \d+ transparent pixels \(\d+\.\d % of the image\) were flattened onto a white background/, 'deep.png': /16-bit samples were reduced to 8-bit/ };
     for (const [name, want] of Object.entries(notices)) {
       assert.match(await entry(name).getByTestId('file-notice').textContent(), want);
     }
