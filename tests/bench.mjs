@@ -3,12 +3,14 @@
 // smears opened one after the other, and the time from page load to the first diagnosis.
 // (2) On the CPU: throughput over a batch of PBC test cells opened at once, with one compute
 // worker and with the default pool (one per core, at most 4), so the gain of the pool is
-// measured on this machine. (3) The sizes of the wasm files and the weights.
+// measured on this machine. (3) On the CPU: one large smear (a mosaic of nine BCCD fields), with
+// one worker and with the default pool, whose idle workers share its cells. (4) The sizes of
+// the wasm files and the weights.
 // Run after a build: `node tests/bench.mjs [batch size, default 48]` (or `cd tests && npm run bench`).
 import { statSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execSync } from 'node:child_process';
-import { serveDist, launch, AppPage, dist, pbc } from './e2e/support.mjs';
+import { serveDist, launch, AppPage, dist, pbc, bccd, mosaic } from './e2e/support.mjs';
 
 const mb = (p) => (statSync(p).size / 1e6).toFixed(1) + ' MB';
 for (const f of readdirSync(dist).filter((f) => f.endsWith('.wasm'))) console.log(`size ${f}: ${mb(join(dist, f))}`);
@@ -57,7 +59,8 @@ for (const line of readFileSync(join(pbc, 'manifest.csv'), 'utf8').trim().split(
 }
 const files = [];
 for (let i = 0; files.length < batch; i++) for (const list of byClass.values()) if (files.length < batch && list[i]) files.push(list[i]);
-for (const query of ['?workers=1', '']) {
+/** Open `files` in a fresh page at `query`; print the cells per second until all are done. */
+async function timed(label, query, files) {
   const ctx = await launch();
   try {
     const page = await ctx.newPage();
@@ -65,6 +68,7 @@ for (const query of ['?workers=1', '']) {
     await app.open();
     await app.backend();
     const line = await app.backendLine().textContent();
+    if (typeof files === 'function') files = await files(page);
     const start = Date.now();
     await app.openFiles(files);
     await page.waitForFunction((n) => {
@@ -76,9 +80,17 @@ for (const query of ['?workers=1', '']) {
     const workers = new Set(await page.$$eval('[data-testid=progress]', (ps) => ps.map((p) => p.dataset.worker)));
     // Resident memory of every Chromium process (this browser is the only one running).
     const rss = execSync('ps -C chromium -o rss=', { encoding: 'utf8' }).trim().split(/\s+/).reduce((a, b) => a + Number(b), 0);
-    console.log(`cpu, batch of ${files.length} PBC test images opened at once (${query || 'default pool'}): ${cells} cells in ${secs.toFixed(1)} s, ${(cells / secs).toFixed(2)} cells/s over ${workers.size} worker(s) (decoding and detection included); Chromium resident memory ${(rss / 1024).toFixed(0)} MB; ${line}`);
+    const used = new Set([...workers].flatMap((w) => w.split(' ')));
+    console.log(`cpu, ${label} (${query || 'default pool'}): ${cells} cells in ${secs.toFixed(1)} s, ${(cells / secs).toFixed(2)} cells/s over ${used.size} worker(s) (decoding and detection included); Chromium resident memory ${(rss / 1024).toFixed(0)} MB; ${line}`);
   } finally {
     await ctx.close();
   }
 }
+for (const query of ['?workers=1', '']) await timed(`batch of ${files.length} PBC test images opened at once`, query, files);
+
+// One large smear: nine BCCD fields (five with two annotated white cells) as a 3x3 mosaic.
+const fields = ['00374', '00313', '00249', '00195', '00193', '00000', '00001', '00012', '00022']
+  .map((n) => join(bccd, `BloodImage_${n}.jpg`));
+const smear = async (page) => [{ name: 'mosaic.png', mimeType: 'image/png', buffer: await mosaic(page, fields, 3) }];
+for (const query of ['?workers=1', '']) await timed('one 1920x1440 smear of nine BCCD fields', query, smear);
 await server.close();

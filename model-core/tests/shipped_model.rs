@@ -40,6 +40,19 @@ fn shipped_weights_load_and_classify_test_cells() {
     // Same cell, same answer (seeded noise and timesteps).
     let again = clf.diagnose(cells[..2].to_vec()).expect("diagnose");
     assert_eq!(again[0], d[0]);
+    // A cell's diagnosis does not depend on the cells classified beside it: the page splits
+    // a smear's cells over several workers (every other cell to each), and must get the very
+    // answers one worker would.
+    let odd: Vec<_> = cells.iter().skip(1).step_by(2).take(4).cloned().collect();
+    let split = clf.diagnose(odd).expect("diagnose");
+    for (k, x) in split.iter().enumerate() {
+        assert_eq!(
+            *x,
+            d[1 + 2 * k],
+            "cell {} differs in another batch",
+            1 + 2 * k
+        );
+    }
     for x in &d {
         assert!((x.probs.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         let settings = &files.card.classifier;

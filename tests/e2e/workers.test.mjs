@@ -1,10 +1,11 @@
-// Several compute workers on the CPU: images are spread over them, the diagnoses do not depend
-// on which worker (or how many) computed them, and cancelling one image stops that image only.
+// Several compute workers on the CPU: images are spread over them, the cells of one smear are
+// shared by the idle ones, the diagnoses do not depend on which worker (or how many) computed
+// them, and cancelling one image stops that image only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { useServer, launch, record, AppPage, bccd, pbc, foreignRequests } from './support.mjs';
+import { useServer, launch, record, AppPage, bccd, pbc, foreignRequests, mosaic } from './support.mjs';
 
 const server = useServer();
 
@@ -80,6 +81,47 @@ test('on the CPU images are spread over several workers, with the diagnoses of o
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
+  });
+});
+
+test('the cells of one smear are shared by the idle workers, with the diagnoses of one worker', async () => {
+  // Six BCCD fields with two annotated white cells each, as one 1920x960 "smear".
+  const fields = ['00374', '00313', '00249', '00195', '00193', '00000'].map((n) => join(bccd, `BloodImage_${n}.jpg`));
+  let png;
+  let one;
+  await withQuery('?workers=1', async ({ page, rec, app }) => {
+    await app.backend();
+    png = { name: 'mosaic.png', mimeType: 'image/png', buffer: await mosaic(page, fields, 3) };
+    one = await analyseAll(page, app, [png]);
+    assert.deepEqual([...one.workers.values()], ['0']);
+    assert.deepEqual(rec.errors, []);
+  });
+  const cells = one.docs.get('mosaic.png');
+  assert.ok(cells.length >= 6, `only ${cells.length} white cells found in six fields`);
+  await withQuery('?workers=3', async ({ page, rec, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    assert.match(await app.backendLine().textContent(), /3 workers in parallel/);
+    const three = await analyseAll(page, app, [png]);
+    const used = three.workers.get('mosaic.png').split(' ').sort();
+    assert.deepEqual(used, ['0', '1', '2'], 'the two idle workers each classified a share');
+    // The same cells in detection order, the very same numbers.
+    assert.deepEqual(three.docs.get('mosaic.png'), cells);
+    const text = await page.getByTestId('progress-text').textContent();
+    assert.match(text, new RegExp(`^done: ${cells.length} cells`), text);
+    // Cancelled once its cells are found (and shared), during the parts' first batch of cells
+    // (a second or more), the smear stops on every worker: no part delivers a cell after it.
+    await app.openFiles([{ ...png, name: 'mosaic-again.png' }]);
+    const again = page.getByTestId('entry').filter({ has: page.locator('h2', { hasText: 'mosaic-again.png' }) });
+    await again.getByTestId('progress-text').filter({ hasText: /^0 \/ \d+ cells/ }).waitFor({ timeout: 60_000 });
+    await again.getByTestId('cancel').click();
+    await allFinished(page, 2);
+    assert.equal(await again.getByTestId('progress-text').textContent(), `cancelled after 0 of ${cells.length} cells`);
+    // The workers are free: a new image is analysed, and the cancelled smear got no late cells.
+    await app.openFiles(pbcTestImages(1));
+    await allFinished(page, 3);
+    assert.equal(await again.getByTestId('cell-box').count(), 0);
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
   });
 });
 

@@ -1,7 +1,8 @@
 //! Page side of the worker protocol: start the worker, send requests, receive responses.
 
-use crate::pool::Dispatch;
+use crate::pool::{Dispatch, Parts};
 use crate::protocol::{Request, Response};
+use crate::share::SharedCells;
 use js_sys::{Array, Uint8Array};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -127,6 +128,8 @@ pub struct WorkerPool {
 struct PoolInner {
     workers: RefCell<Vec<WorkerHandle>>,
     dispatch: RefCell<Dispatch>,
+    /// Shared images whose parts' reports are merged.
+    parts: RefCell<Parts>,
     /// CPU workers to run.
     size: usize,
     on_response: Box<OnResponse>,
@@ -144,6 +147,7 @@ impl WorkerPool {
         let inner = Rc::new(PoolInner {
             workers: RefCell::new(Vec::new()),
             dispatch: RefCell::new(Dispatch::new()),
+            parts: RefCell::new(Parts::default()),
             size: size.max(1),
             on_response: Box::new(on_response),
         });
@@ -152,18 +156,49 @@ impl WorkerPool {
         Ok(Self { inner })
     }
 
-    /// Send a request: an analysis to the worker [`Dispatch`] picks, a cancel to the worker
-    /// holding that image, anything else to the first worker.
+    /// Send a request: an analysis to the worker [`Dispatch`] picks, a cancel to every worker
+    /// holding (a part of) that image, anything else to the first worker.
     pub fn send(&self, request: &Request, bytes: Option<&[u8]>) {
-        let target = match request {
-            Request::Analyze { id, .. } => Some(self.inner.dispatch.borrow_mut().assign(*id)),
-            Request::Cancel { id } => self.inner.dispatch.borrow().owner(*id),
-            _ => Some(0),
+        let targets = match request {
+            Request::Analyze { id, .. } => vec![self.inner.dispatch.borrow_mut().assign(*id)],
+            Request::Cancel { id } => self.inner.dispatch.borrow_mut().cancel(*id),
+            _ => vec![0],
         };
-        let worker = target.and_then(|w| self.inner.workers.borrow().get(w).cloned());
-        if let Some(w) = worker {
-            w.send(request, bytes);
+        for w in targets {
+            send_to(&self.inner, w, request, bytes);
         }
+    }
+}
+
+fn send_to(inner: &PoolInner, worker: usize, request: &Request, bytes: Option<&[u8]>) {
+    let handle = inner.workers.borrow().get(worker).cloned();
+    if let Some(h) = handle {
+        h.send(request, bytes);
+    }
+}
+
+/// Worker `owner` offers image `id`'s cells: hand a part each to the idle workers, tell the
+/// owner how many parts there are, and merge the parts' reports from now on.
+fn share(inner: &PoolInner, owner: usize, id: u32, name: String, cells: SharedCells, bytes: &[u8]) {
+    let total = cells.cells.len();
+    let helpers = inner.dispatch.borrow_mut().share(id, owner, total);
+    let parts = helpers.len() + 1;
+    if parts > 1 {
+        let workers = std::iter::once(owner)
+            .chain(helpers.iter().copied())
+            .collect();
+        inner.parts.borrow_mut().start(id, workers, total);
+    }
+    send_to(inner, owner, &Request::Plan { id, parts }, None);
+    for (k, &h) in helpers.iter().enumerate() {
+        let request = Request::ClassifyPart {
+            id,
+            name: name.clone(),
+            part: k + 1,
+            parts,
+            cells: cells.clone(),
+        };
+        send_to(inner, h, &request, Some(bytes));
     }
 }
 
@@ -207,11 +242,25 @@ fn on_member_response(inner: &Rc<PoolInner>, index: usize, r: Response, bytes: O
                 webgpu_available,
             }
         }
+        Response::Share { id, name, cells } => {
+            share(
+                inner,
+                index,
+                id,
+                name,
+                cells,
+                bytes.as_deref().unwrap_or_default(),
+            );
+            return;
+        }
         Response::Done { id, .. } => {
             inner.dispatch.borrow_mut().finish(index, id);
             r
         }
         r => r,
+    };
+    let Some(r) = inner.parts.borrow_mut().merge(index, r) else {
+        return;
     };
     (inner.on_response)(r, bytes, index);
 }

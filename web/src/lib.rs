@@ -4,6 +4,7 @@
 pub mod pool;
 pub mod protocol;
 pub mod session;
+pub mod share;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bridge;

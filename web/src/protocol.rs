@@ -1,6 +1,7 @@
 //! Messages between the page and the compute worker. Each message is a JS array
 //! `[json, bytes?]`: the JSON below plus an optional transferable byte buffer.
 
+use crate::share::SharedCells;
 use serde::{Deserialize, Serialize};
 
 /// Page to worker.
@@ -29,6 +30,28 @@ pub enum Request {
         name: String,
         /// Red-cell diameter in pixels set by the user (else estimated).
         rbc_diameter_px: Option<f32>,
+    },
+    /// The page's answer to [`Response::Share`]: the image's owner classifies part 0 of
+    /// `parts` (every `parts`-th cell, from the first); idle workers take the other parts.
+    Plan {
+        /// Page-side id of the image.
+        id: u32,
+        /// Parts the cells are split into (1: the owner classifies them all).
+        parts: usize,
+    },
+    /// Classify part `part` of `parts` of an image's cells, shared by the worker that detected
+    /// them; the packed cells ([`SharedCells`]) attached.
+    ClassifyPart {
+        /// Page-side id of the image.
+        id: u32,
+        /// File name, for messages.
+        name: String,
+        /// This worker's part.
+        part: usize,
+        /// Parts in all.
+        parts: usize,
+        /// What the attached buffer holds.
+        cells: SharedCells,
     },
     /// Stop the analysis of image `id` after the current round (or, if it is still queued,
     /// before it starts); other images are not affected.
@@ -170,7 +193,18 @@ pub enum Response {
         /// What was found.
         findings: ImageFindings,
     },
-    /// Progress of the classification of an image.
+    /// The cells of an image, found on the CPU, ready to share with idle workers; the packed
+    /// cells ([`SharedCells`]) attached. The worker waits for the page's [`Request::Plan`].
+    Share {
+        /// Page-side id.
+        id: u32,
+        /// File name.
+        name: String,
+        /// What the attached buffer holds.
+        cells: SharedCells,
+    },
+    /// Progress of the classification of an image (of one worker's part of it, when shared;
+    /// the pool merges the parts before the page sees them).
     Progress {
         /// Page-side id.
         id: u32,
@@ -188,7 +222,8 @@ pub enum Response {
         /// The result.
         cell: CellResult,
     },
-    /// An image's analysis ended.
+    /// An image's analysis ended (one worker's part of it, when shared; the pool passes one
+    /// `Done` on, when every part has ended).
     Done {
         /// Page-side id.
         id: u32,

@@ -2,13 +2,15 @@
 
 use crate::bridge::{decode, encode};
 use crate::protocol::{CellResult, ImageFindings, Request, Response, AGREEMENT_TOLERANCE};
+use crate::share::{part_of, SharedCell, SharedCells};
 use burn::prelude::*;
 use model_core::detect::DetectOptions;
 use model_core::engine::CellClassifier;
+use model_core::preprocess::{CellCrop, SOURCE_SIZE};
 use model_core::unet::{condition, DenoiserConfig};
 use model_core::weights::{ModelFiles, MODEL_STEM};
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -35,6 +37,8 @@ thread_local! {
     static GPU_INITIALISING: Cell<bool> = const { Cell::new(false) };
     /// Analyses run one at a time, in request order.
     static BUSY: Cell<bool> = const { Cell::new(false) };
+    /// The page's answers to this worker's offers to share an image's cells: image id to parts.
+    static PLANS: RefCell<HashMap<u32, usize>> = RefCell::new(HashMap::new());
 }
 
 /// Cells classified together: small enough that the first diagnosis arrives quickly.
@@ -88,14 +92,16 @@ pub async fn webgpu_adapter() -> Option<String> {
 /// The WebGPU device, initialised once: concurrent callers wait for the first one (burn's
 /// runtime can be registered only once).
 async fn gpu_device() -> Result<Device, String> {
-    loop {
-        if let Some(d) = GPU.with(|g| g.borrow().clone()) {
-            return Ok(d);
-        }
-        if !GPU_INITIALISING.with(|g| g.get()) {
-            break;
-        }
-        gloo_timers::future::TimeoutFuture::new(10).await;
+    // The device, or `None` once no other caller is initialising it.
+    let ready = wait_for(None, || match GPU.with(|g| g.borrow().clone()) {
+        Some(d) => Some(Some(d)),
+        None if GPU_INITIALISING.with(|g| g.get()) => None,
+        None => Some(None),
+    })
+    .await
+    .flatten();
+    if let Some(d) = ready {
+        return Ok(d);
     }
     GPU_INITIALISING.with(|g| g.set(true));
     let result = Device::wgpu_options()
@@ -260,20 +266,31 @@ async fn fetch_bytes(path: &str) -> Result<Vec<u8>, String> {
 /// Longest wait for the backend's initialisation (requested first, but run concurrently).
 const INIT_WAIT_MS: u32 = 60_000;
 
+/// Interval of [`wait_for`]'s polls.
+const POLL_MS: u32 = 10;
+
+/// Poll `ready` every [`POLL_MS`] until it gives a value; `None` once `limit_ms` (if any) has
+/// passed without one. The other tasks of the worker run between polls.
+async fn wait_for<T>(limit_ms: Option<u32>, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
+    let mut waited = 0;
+    loop {
+        if let Some(v) = ready() {
+            return Some(v);
+        }
+        if limit_ms.is_some_and(|limit| waited >= limit) {
+            return None;
+        }
+        gloo_timers::future::TimeoutFuture::new(POLL_MS).await;
+        waited += POLL_MS;
+    }
+}
+
 /// The compute device, once `Init` has chosen it (an analysis sent right after `Init` waits
 /// for it).
 async fn compute() -> Result<Compute, String> {
-    let mut waited = 0;
-    loop {
-        if let Some(c) = COMPUTE.with(|c| c.borrow().clone()) {
-            return Ok(c);
-        }
-        if waited >= INIT_WAIT_MS {
-            return Err("the compute backend was not initialised".into());
-        }
-        gloo_timers::future::TimeoutFuture::new(10).await;
-        waited += 10;
-    }
+    wait_for(Some(INIT_WAIT_MS), || COMPUTE.with(|c| c.borrow().clone()))
+        .await
+        .ok_or_else(|| "the compute backend was not initialised".into())
 }
 
 /// Whether the page cancelled the analysis of image `id`; the request is consumed.
@@ -326,18 +343,44 @@ fn rgba(img: &image::RgbImage) -> Vec<u8> {
         .collect()
 }
 
+/// How an analysis (or a part of one) ended, when it did not fail.
+struct Outcome {
+    /// Stopped by the page's cancel.
+    cancelled: bool,
+    /// Milliseconds from its start to its first diagnosis.
+    first_ms: Option<f64>,
+}
+
+/// One cell to classify: where it is, its model input, its 128x128 preview (RGBA).
+struct Job {
+    at: SharedCell,
+    input: CellCrop,
+    preview_rgba: Vec<u8>,
+}
+
+/// Longest wait for the page's [`Request::Plan`] after a [`Response::Share`]: the page answers
+/// at once, from the message handler, so only a page that stopped answering waits this long.
+const PLAN_WAIT_MS: u32 = 60_000;
+
+/// Whether this worker computes on WebGPU.
+fn on_gpu() -> bool {
+    COMPUTE
+        .with(|c| c.borrow().as_ref().map(|c| c.backend == "webgpu"))
+        .unwrap_or(false)
+}
+
+/// Detect the white cells of an image and classify them: all of them here, or, on the CPU with
+/// more than one cell, the first part of them while idle workers take the others (the page
+/// decides how many parts, see [`crate::share`]).
 async fn analyze(
     id: u32,
     name: String,
     bytes: Vec<u8>,
     rbc_diameter_px: Option<f32>,
-) -> Result<(), String> {
+) -> Result<Outcome, String> {
     let start = now_ms();
     let img = model_core::decode::decode_image(&bytes).map_err(|e| e.to_string())?;
     let clf = classifier().await?;
-    let gpu = COMPUTE
-        .with(|c| c.borrow().as_ref().map(|c| c.backend == "webgpu"))
-        .unwrap_or(false);
     let size = clf.card.denoiser.image_size;
     let (f, cells) = model_core::smear::prepare(&img, &DetectOptions { rbc_diameter_px }, size);
     reply(
@@ -363,36 +406,107 @@ async fn analyze(
             },
             None,
         );
-        reply(
-            &Response::Done {
-                id,
-                cancelled: false,
-                first_ms: None,
-                total_ms: now_ms() - start,
-            },
-            None,
-        );
-        return Ok(());
+        return Ok(Outcome {
+            cancelled: false,
+            first_ms: None,
+        });
     }
-    let total = cells.len();
+    let jobs: Vec<Job> = cells
+        .into_iter()
+        .enumerate()
+        .map(|(index, c)| Job {
+            at: SharedCell {
+                index,
+                bbox: c.cell.bbox,
+            },
+            preview_rgba: rgba(&c.preview),
+            input: c.input,
+        })
+        .collect();
+    let parts = if on_gpu() || jobs.len() < 2 {
+        1
+    } else {
+        offer_share(id, name, size, &jobs).await?
+    };
+    let mine = jobs
+        .into_iter()
+        .filter(|j| part_of(j.at.index, parts) == 0)
+        .collect();
+    classify(id, &clf, mine, start).await
+}
+
+/// Send the page every cell of image `id` to share with idle workers; wait for its answer, the
+/// number of parts (this worker classifies part 0).
+async fn offer_share(id: u32, name: String, size: usize, jobs: &[Job]) -> Result<usize, String> {
+    let (cells, bytes) = SharedCells::pack(
+        size,
+        SOURCE_SIZE as usize,
+        jobs.iter()
+            .map(|j| (j.at, &j.input.pixels[..], &j.preview_rgba[..])),
+    )?;
+    reply(&Response::Share { id, name, cells }, Some(&bytes));
+    wait_for(Some(PLAN_WAIT_MS), || {
+        PLANS.with(|p| p.borrow_mut().remove(&id))
+    })
+    .await
+    .ok_or_else(|| "the page did not say how to share the cells".to_string())
+}
+
+/// Classify part `part` of `parts` of the cells another worker detected and packed.
+async fn classify_part(
+    id: u32,
+    part: usize,
+    parts: usize,
+    cells: SharedCells,
+    bytes: Vec<u8>,
+) -> Result<Outcome, String> {
+    let start = now_ms();
+    let clf = classifier().await?;
+    let size = clf.card.denoiser.image_size;
+    if cells.input_size != size {
+        return Err(format!(
+            "shared cells of {0}x{0} for a model of {size}x{size}",
+            cells.input_size
+        ));
+    }
+    let mine = cells
+        .unpack(&bytes, part, parts)?
+        .into_iter()
+        .map(|u| Job {
+            at: u.at,
+            input: CellCrop {
+                size,
+                pixels: u.input,
+            },
+            preview_rgba: u.preview_rgba,
+        })
+        .collect();
+    classify(id, &clf, mine, start).await
+}
+
+/// Classify `jobs` of image `id`, [`CELLS_PER_BATCH`] at a time, sending each cell and the
+/// progress as they come; stops between rounds when the page cancels the image. `start`: when
+/// the work began, for `first_ms`.
+async fn classify(
+    id: u32,
+    clf: &CellClassifier,
+    jobs: Vec<Job>,
+    start: f64,
+) -> Result<Outcome, String> {
+    let gpu = on_gpu();
+    let total = jobs.len();
     let mut done = 0;
     let mut first_ms = None;
     let classify_start = now_ms();
-    for (chunk_index, chunk) in cells.chunks(CELLS_PER_BATCH).enumerate() {
-        let mut run = clf.start(chunk.iter().map(|c| c.input.clone()).collect());
+    for chunk in jobs.chunks(CELLS_PER_BATCH) {
+        let mut run = clf.start(chunk.iter().map(|j| j.input.clone()).collect());
         while let Some(inputs) = run.next_inputs() {
             yield_now().await;
             if take_cancel(id) {
-                reply(
-                    &Response::Done {
-                        id,
-                        cancelled: true,
-                        first_ms,
-                        total_ms: now_ms() - start,
-                    },
-                    None,
-                );
-                return Ok(());
+                return Ok(Outcome {
+                    cancelled: true,
+                    first_ms,
+                });
             }
             let pred = if gpu {
                 clf.predict_async(&inputs).await
@@ -403,11 +517,11 @@ async fn analyze(
             run.absorb(&pred);
         }
         let diagnoses = clf.finish(run.into_scores());
-        for (i, (d, c)) in diagnoses.iter().zip(chunk).enumerate() {
+        for (d, j) in diagnoses.iter().zip(chunk) {
             let names = &clf.card.classes;
             let cell = CellResult {
-                index: chunk_index * CELLS_PER_BATCH + i,
-                bbox: c.cell.bbox,
+                index: j.at.index,
+                bbox: j.at.bbox,
                 class: names[d.class].clone(),
                 probs: names.iter().cloned().zip(d.probs.iter().copied()).collect(),
                 confidence: d.confidence,
@@ -420,7 +534,7 @@ async fn analyze(
                 disagreement: d.map.disagreement.clone(),
                 map_size: d.map.size,
             };
-            reply(&Response::Cell { id, cell }, Some(&rgba(&c.preview)));
+            reply(&Response::Cell { id, cell }, Some(&j.preview_rgba));
             first_ms.get_or_insert(now_ms() - start);
         }
         done += chunk.len();
@@ -435,21 +549,70 @@ async fn analyze(
             None,
         );
     }
+    Ok(Outcome {
+        cancelled: false,
+        first_ms,
+    })
+}
+
+/// Run an analysis (or a part of one) of image `id` when this worker's earlier ones have
+/// finished, and end it with exactly one `Done` (after a `Failed` when it failed), so the page,
+/// and the pool's count of what each worker holds, know it ended.
+async fn queued(
+    id: u32,
+    name: String,
+    work: impl std::future::Future<Output = Result<Outcome, String>>,
+) {
+    ACTIVE.with(|a| a.borrow_mut().push(id));
+    wait_for(None, || (!BUSY.with(|b| b.get())).then_some(())).await;
+    BUSY.with(|b| b.set(true));
+    let start = now_ms();
+    let outcome = if take_cancel(id) {
+        Outcome {
+            cancelled: true,
+            first_ms: None,
+        }
+    } else {
+        work.await.unwrap_or_else(|message| {
+            reply(&Response::Failed { id, name, message }, None);
+            Outcome {
+                cancelled: false,
+                first_ms: None,
+            }
+        })
+    };
     reply(
         &Response::Done {
             id,
-            cancelled: false,
-            first_ms,
+            cancelled: outcome.cancelled,
+            first_ms: outcome.first_ms,
             total_ms: now_ms() - start,
         },
         None,
     );
-    Ok(())
+    ACTIVE.with(|a| {
+        let mut a = a.borrow_mut();
+        if let Some(i) = a.iter().position(|&x| x == id) {
+            a.remove(i);
+        }
+        if !a.contains(&id) {
+            CANCELLED.with(|c| c.borrow_mut().remove(&id));
+        }
+    });
+    BUSY.with(|b| b.set(false));
 }
 
 async fn handle(request: Request, bytes: Option<Vec<u8>>) {
     match request {
-        Request::Init { prefer_gpu } => reply(&init(prefer_gpu).await, None),
+        Request::Init { prefer_gpu } => {
+            reply(&init(prefer_gpu).await, None);
+            // Load the model while the page is idle, so that the first image (or the first
+            // share of a smear's cells) sent here does not wait for it. A failure here is
+            // reported by the analysis that needs the model, which tries again.
+            if let Err(e) = classifier().await {
+                web_sys::console::warn_1(&format!("model not preloaded: {e}").into());
+            }
+        }
         Request::Decode { id, name } => decode_image(id, name, bytes),
         Request::SelfTest => reply(&self_test().await, None),
         Request::Cancel { id } => {
@@ -459,51 +622,26 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
                 CANCELLED.with(|c| c.borrow_mut().insert(id));
             }
         }
+        Request::Plan { id, parts } => PLANS.with(|p| {
+            p.borrow_mut().insert(id, parts.max(1));
+        }),
         Request::Analyze {
             id,
             name,
             rbc_diameter_px,
         } => {
-            ACTIVE.with(|a| a.borrow_mut().push(id));
-            while BUSY.with(|b| b.get()) {
-                gloo_timers::future::TimeoutFuture::new(20).await;
-            }
-            BUSY.with(|b| b.set(true));
-            let start = now_ms();
-            let ended = if take_cancel(id) {
-                Some(true)
-            } else {
-                match analyze(id, name.clone(), bytes.unwrap_or_default(), rbc_diameter_px).await {
-                    Ok(()) => None,
-                    Err(message) => {
-                        reply(&Response::Failed { id, name, message }, None);
-                        Some(false)
-                    }
-                }
-            };
-            // Every analysis ends in `Done`, so the page (and the pool's count of what each
-            // worker holds) knows it ended; `analyze` sends its own when it returns Ok.
-            if let Some(cancelled) = ended {
-                reply(
-                    &Response::Done {
-                        id,
-                        cancelled,
-                        first_ms: None,
-                        total_ms: now_ms() - start,
-                    },
-                    None,
-                );
-            }
-            ACTIVE.with(|a| {
-                let mut a = a.borrow_mut();
-                if let Some(i) = a.iter().position(|&x| x == id) {
-                    a.remove(i);
-                }
-                if !a.contains(&id) {
-                    CANCELLED.with(|c| c.borrow_mut().remove(&id));
-                }
-            });
-            BUSY.with(|b| b.set(false));
+            let work = analyze(id, name.clone(), bytes.unwrap_or_default(), rbc_diameter_px);
+            queued(id, name, work).await;
+        }
+        Request::ClassifyPart {
+            id,
+            name,
+            part,
+            parts,
+            cells,
+        } => {
+            let work = classify_part(id, part, parts, cells, bytes.unwrap_or_default());
+            queued(id, name, work).await;
         }
     }
 }

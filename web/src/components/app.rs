@@ -41,8 +41,9 @@ pub struct Progress {
     pub cancelled: bool,
     /// Milliseconds to the first diagnosis.
     pub first_ms: Option<f64>,
-    /// Index of the compute worker that analysed the image.
-    pub worker: Option<usize>,
+    /// Indices of the compute workers that analysed the image: the one that found its cells
+    /// first, then those that classified a share of them.
+    pub workers: Vec<usize>,
 }
 
 /// One opened file and its state.
@@ -180,7 +181,7 @@ pub fn App() -> impl IntoView {
             progress.update(|p| {
                 let e = p.entry(id).or_default();
                 e.total = findings.wbc;
-                e.worker = Some(from);
+                e.workers = vec![from];
             });
             session.update(|s| {
                 if let Some(i) = s.image_mut(id) {
@@ -200,6 +201,12 @@ pub fn App() -> impl IntoView {
             e.cells_per_second = cells_per_second;
         }),
         Response::Cell { id, cell } => {
+            progress.update(|p| {
+                let e = p.entry(id).or_default();
+                if !e.workers.contains(&from) {
+                    e.workers.push(from);
+                }
+            });
             let cid = format!("{id}-{}", cell.index);
             if let Some(b) = bytes {
                 store_bytes(format!("crop:{cid}"), b.clone());
@@ -214,11 +221,16 @@ pub fn App() -> impl IntoView {
             session.update(|s| {
                 if let Some(i) = s.image_mut(id) {
                     i.backend = backend_now;
-                    i.cells.push(CellRecord {
-                        id: cid,
-                        result: cell,
-                        reviewed_class: None,
-                    });
+                    // Workers sharing a smear send its cells out of order: keep detection order.
+                    let at = i.cells.partition_point(|c| c.result.index < cell.index);
+                    i.cells.insert(
+                        at,
+                        CellRecord {
+                            id: cid,
+                            result: cell,
+                            reviewed_class: None,
+                        },
+                    );
                 }
             });
         }
@@ -234,7 +246,8 @@ pub fn App() -> impl IntoView {
             e.first_ms = first_ms;
         }),
         Response::Error { message } => set_fatal.set(Some(message)),
-        Response::Ready => {}
+        // The pool answers offers to share a smear's cells itself.
+        Response::Ready | Response::Share { .. } => {}
     };
     // Persistence notices and a bad `?workers=` share one line under the opener.
     let (notice, set_notice) = signal(None::<String>);
@@ -534,7 +547,10 @@ pub fn App() -> impl IntoView {
                                     {match entry.image.clone() {
                                         Some(img) => view! {
                                             <p data-testid="image-caption">{format!("{}×{} px", img.width, img.height)}</p>
-                                            <div class="progress" data-testid="progress" data-worker=move || prog.get().worker.map(|w| w.to_string())>
+                                            <div class="progress" data-testid="progress" data-worker=move || {
+                                                let w = prog.get().workers;
+                                                (!w.is_empty()).then(|| w.iter().map(usize::to_string).collect::<Vec<_>>().join(" "))
+                                            }>
                                                 <progress max=move || prog.get().total.max(1) value=move || prog.get().done></progress>
                                                 <span data-testid="progress-text">{move || {
                                                     let p = prog.get();
