@@ -1,0 +1,116 @@
+//! Probe of the BCCD domain shift (`docs/bccd-shift.txt`): the shipped model's classes and
+//! triage for the white cells detected in every third BCCD field, raw and with each crop's
+//! colour moments (per channel mean and standard deviation) matched to those of PBC val cells;
+//! and what the same matching does to 428 PBC val cells. Run:
+//! `cargo run --release -p model-core --example stain_probe`.
+use burn::prelude::Device;
+use model_core::dataset::{manifest_rows, Split};
+use model_core::decode::decode_image;
+use model_core::detect::DetectOptions;
+use model_core::preprocess::{to_model_input, CellCrop};
+use model_core::weights::{ModelFiles, MODEL_STEM};
+use std::path::PathBuf;
+
+/// Per channel (mean, standard deviation) of a crop.
+fn stats(c: &CellCrop) -> [(f32, f32); 3] {
+    let n = c.size * c.size;
+    std::array::from_fn(|ch| {
+        let v = &c.pixels[ch * n..(ch + 1) * n];
+        let m = v.iter().sum::<f32>() / n as f32;
+        let s = (v.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / n as f32).sqrt();
+        (m, s)
+    })
+}
+
+/// The mean of the crops' per channel statistics.
+fn mean_stats<'a>(crops: impl ExactSizeIterator<Item = &'a CellCrop>) -> [(f32, f32); 3] {
+    let n = crops.len() as f32;
+    crops.map(stats).fold([(0.0, 0.0); 3], |acc, s| {
+        std::array::from_fn(|ch| (acc[ch].0 + s[ch].0 / n, acc[ch].1 + s[ch].1 / n))
+    })
+}
+
+/// Crop `c` with its colour moments moved to `target` (all the way for `k` = 1).
+fn normalise(c: &CellCrop, target: &[(f32, f32); 3], k: f32) -> CellCrop {
+    let n = c.size * c.size;
+    let st = stats(c);
+    let mut p = c.pixels.clone();
+    for ((&(m, s), &(tm, ts)), plane) in st.iter().zip(target).zip(p.chunks_mut(n)) {
+        for x in plane {
+            let y = (*x - m) / s.max(1e-3) * ts + tm;
+            *x = (k * y + (1.0 - k) * *x).clamp(-1.0, 1.0);
+        }
+    }
+    CellCrop {
+        size: c.size,
+        pixels: p,
+    }
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let data = root.join("../shared/data");
+    let files = ModelFiles::read(&root.join("static/model"), MODEL_STEM).expect("shipped model");
+    let clf = files.classifier(Device::flex()).expect("classifier");
+    let names = files.card.classes.clone();
+    let rows = manifest_rows(&data, Split::Val).expect("PBC manifest");
+    let val: Vec<(CellCrop, usize)> = rows
+        .iter()
+        .step_by(rows.len() / 400)
+        .map(|(p, l)| {
+            (
+                to_model_input(
+                    &decode_image(&std::fs::read(data.join(p)).expect("read")).expect("decode"),
+                    64,
+                ),
+                *l,
+            )
+        })
+        .collect();
+    let target = mean_stats(val.iter().map(|(c, _)| c));
+    eprintln!("PBC val target {target:?}");
+    let mut bccd = Vec::new();
+    let dir = data.join("bccd/JPEGImages");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("BCCD images")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    for p in paths.iter().step_by(3) {
+        let img = decode_image(&std::fs::read(p).expect("read")).expect("decode");
+        let (_, cells) = model_core::smear::prepare(
+            &img,
+            &DetectOptions {
+                rbc_diameter_px: None,
+            },
+            64,
+        );
+        bccd.extend(cells.into_iter().map(|c| c.input));
+    }
+    let bt = mean_stats(bccd.iter());
+    eprintln!("BCCD crops {} mean stats {bt:?}", bccd.len());
+    for k in [0.0f32, 1.0] {
+        let cells: Vec<CellCrop> = val.iter().map(|(c, _)| normalise(c, &target, k)).collect();
+        let d = clf.diagnose(cells).expect("diagnose");
+        let acc = d
+            .iter()
+            .zip(&val)
+            .filter(|(d, (_, l))| d.class == *l)
+            .count() as f32
+            / val.len() as f32;
+        let cells: Vec<CellCrop> = bccd.iter().map(|c| normalise(c, &target, k)).collect();
+        let db = clf.diagnose(cells).expect("diagnose");
+        let mut counts = vec![0; names.len()];
+        let mut triage = std::collections::BTreeMap::new();
+        for x in &db {
+            counts[x.class] += 1;
+            *triage.entry(x.triage.name()).or_insert(0) += 1;
+        }
+        println!(
+            "k={k}: PBC val acc {acc:.3} (n={}); BCCD {:?} triage {triage:?}",
+            val.len(),
+            names.iter().zip(&counts).collect::<Vec<_>>()
+        );
+    }
+}
