@@ -3,6 +3,8 @@
 
 use crate::classes::CLASSES;
 use crate::classify::{CellScores, ClassifierSettings};
+use crate::colour_gate::ColourGate;
+use crate::preprocess::CellCrop;
 use crate::unet::DenoiserConfig;
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +158,10 @@ pub struct ModelCard {
     /// the weights under this key, and loading refuses weights that do not match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_sha256: Option<String>,
+    /// The colour gate fitted on val (`calibrate`, or `cytolens colour-gate` for a calibrated
+    /// model); a cell it flags is triaged `anomaly`. Absent in cards from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour_gate: Option<ColourGate>,
 }
 
 impl ModelCard {
@@ -204,6 +210,12 @@ impl ModelCard {
                 ));
             }
         }
+        if let Some(g) = &self.colour_gate {
+            let f = crate::colour_gate::FEATURES;
+            if g.gaussian.mean.len() != f || g.gaussian.precision.len() != f * f {
+                return bad(format!("the colour gate needs a Gaussian of dimension {f}"));
+            }
+        }
         Ok(())
     }
 
@@ -230,6 +242,7 @@ impl ModelCard {
                 target_accuracy: 0.995,
             },
             weights_sha256: None,
+            colour_gate: None,
         }
     }
 }
@@ -276,6 +289,26 @@ pub struct Diagnosis {
     pub conditioning_gain: Option<f32>,
     /// Uncertainty heatmaps.
     pub map: UncertaintyMap,
+    /// The colour gate's score of the cell's crop (its largest standardised colour moment
+    /// against the val cells'), when the card has a gate ([`apply_colour_gate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<f32>,
+    /// The gate flagged the crop's colours as outside the val cells' (then `triage` is
+    /// `anomaly`).
+    #[serde(default)]
+    pub unusual_colour: bool,
+}
+
+/// Score a diagnosed cell's crop (`[3, size, size]`) with the card's colour gate: the score is
+/// recorded, and a crop whose colours lie outside the val cells' is triaged `anomaly`, however
+/// confident its class.
+pub fn apply_colour_gate(d: &mut Diagnosis, gate: &ColourGate, crop: &CellCrop) {
+    let score = gate.score(crop);
+    d.colour = Some(score);
+    d.unusual_colour = gate.flags(score);
+    if d.unusual_colour {
+        d.triage = Triage::Anomaly;
+    }
 }
 
 /// Softmax of `-gap / temperature`.
@@ -326,6 +359,8 @@ pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis
         rounds: scores.round_weights.len(),
         conditioning_gain: scores.conditioning_gain(class),
         map: uncertainty_map(scores, class, runner_up, size),
+        colour: None,
+        unusual_colour: false,
     }
 }
 

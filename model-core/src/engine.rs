@@ -1,7 +1,7 @@
 //! Runs the diffusion classifier with a [`Denoiser`] on any burn device.
 
 use crate::classify::{CellScores, ClassifierRun, RoundInputs};
-use crate::diagnosis::{diagnose, Diagnosis, ModelCard};
+use crate::diagnosis::{apply_colour_gate, diagnose, Diagnosis, ModelCard};
 use crate::error::{Error, Result};
 use crate::preprocess::CellCrop;
 use crate::unet::{condition, Denoiser};
@@ -139,16 +139,25 @@ impl CellClassifier {
 
     /// Classify `cells` to diagnoses, synchronously.
     pub fn diagnose(&self, cells: Vec<CellCrop>) -> Result<Vec<Diagnosis>> {
-        let mut run = self.start(cells);
+        let mut run = self.start(cells.clone());
         self.scores(&mut run)?;
-        Ok(self.finish(run.into_scores()))
+        Ok(self.finish(run.into_scores(), &cells))
     }
 
-    /// Diagnoses from finished scores.
-    pub fn finish(&self, scores: Vec<CellScores>) -> Vec<Diagnosis> {
+    /// Diagnoses from finished scores of `cells` (the crops the run started with, in order,
+    /// for the card's colour gate).
+    pub fn finish(&self, scores: Vec<CellScores>, cells: &[CellCrop]) -> Vec<Diagnosis> {
+        debug_assert_eq!(scores.len(), cells.len(), "one crop per cell's scores");
         scores
             .iter()
-            .map(|s| diagnose(s, &self.card, self.card.denoiser.image_size))
+            .zip(cells)
+            .map(|(s, crop)| {
+                let mut d = diagnose(s, &self.card, self.card.denoiser.image_size);
+                if let Some(gate) = &self.card.colour_gate {
+                    apply_colour_gate(&mut d, gate, crop);
+                }
+                d
+            })
             .collect()
     }
 }

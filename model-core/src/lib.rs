@@ -8,6 +8,7 @@ pub mod bccd;
 pub mod calibrate;
 pub mod classes;
 pub mod classify;
+pub mod colour_gate;
 pub mod decode;
 pub mod detect;
 pub mod diagnosis;

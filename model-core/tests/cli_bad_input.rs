@@ -229,7 +229,7 @@ fn an_unknown_training_backend_is_refused_before_any_work() {
 }
 
 #[test]
-fn bad_screen_settings_are_refused_before_any_work() {
+fn bad_screen_and_colour_gate_settings_are_refused_before_any_work() {
     let dir = temp_dir("screen");
     for (flag, value, says) in [
         ("--screen-keep", "0", "--screen-keep must be at least 1"),
@@ -237,6 +237,11 @@ fn bad_screen_settings_are_refused_before_any_work() {
             "--screen-miss",
             "1",
             "--screen-miss must be at least 0 and below 1, not 1",
+        ),
+        (
+            "--colour-quantile",
+            "1.5",
+            "the colour gate's quantile must be from 0.5 to 1, got 1.5",
         ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))

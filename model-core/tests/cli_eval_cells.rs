@@ -90,6 +90,14 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
         assert_eq!(predicted, classes[argmax(&p)]);
         assert!((num(r, col("confidence")) - p[argmax(&p)]).abs() < 1e-4);
         assert!(["auto", "review", "anomaly"].contains(&&r[col("triage")]));
+        // The shipped card's colour gate scored every cell; a flagged one is an anomaly.
+        let colour = num(r, col("colour"));
+        assert!(colour.is_finite() && colour >= 0.0, "colour score {colour}");
+        match &r[col("unusual_colour")] {
+            "0" => {}
+            "1" => assert_eq!(&r[col("triage")], "anomaly"),
+            other => panic!("unusual_colour {other:?}"),
+        }
         right += usize::from(predicted == &r[col("label")]);
         base_right += usize::from(classes[argmax(&b)] == &r[col("label")]);
         evals += r[col("evals")].parse::<usize>().expect("evals");

@@ -30,6 +30,10 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     await page.getByTestId('cell-heatmap').waitFor();
     const modelClass = await boxes.first().getAttribute('data-class');
     assert.match(await page.getByTestId('cell-confidence').textContent(), /\d+\.\d %/);
+    // BCCD is another lab's stain: the colour gate flags the cell, says why, and it is never
+    // auto-accepted, however confident.
+    assert.match(await page.getByTestId('cell-colour-warning').textContent(), /unlike those of the cells the model was calibrated on/);
+    assert.equal(await page.getByTestId('cell-triage').textContent(), 'anomaly');
     // Reclassify with key 5 (lymphocyte), or 6 if the model already said lymphocyte.
     const key = modelClass === 'lymphocyte' ? '6' : '5';
     const want = key === '5' ? 'lymphocyte' : 'monocyte';
@@ -57,7 +61,9 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.equal(doc.backend, 'cpu');
     assert.match(doc.model.sha256, /^[0-9a-f]{64}$/);
     const cell = doc.cells[0];
-    for (const k of ['id', 'bbox', 'class', 'probs', 'confidence', 'uncertainty', 'anomaly', 'triage', 'reviewed_class', 'evals']) assert.ok(k in cell, `cell missing ${k}`);
+    for (const k of ['id', 'bbox', 'class', 'probs', 'confidence', 'uncertainty', 'anomaly', 'triage', 'reviewed_class', 'evals', 'unusual_colour', 'colour']) assert.ok(k in cell, `cell missing ${k}`);
+    assert.equal(cell.unusual_colour, true);
+    assert.equal(cell.triage, 'anomaly');
     assert.equal(cell.class, modelClass);
     assert.equal(cell.reviewed_class, want);
     assert.ok(Math.abs(Object.values(cell.probs).reduce((a, b) => a + b, 0) - 1) < 1e-3);
@@ -71,6 +77,8 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
+    assert.match(lines[0], /,unusual_colour$/);
+    assert.match(lines[1], /,1$/);
 
     // Reload: the session (image, diagnoses, review edit) comes back from IndexedDB.
     await page.reload();

@@ -90,6 +90,14 @@ pub struct CellResult {
     pub disagreement: Vec<f32>,
     /// Side of the maps.
     pub map_size: usize,
+    /// The colour gate's score (largest standardised colour moment against the val cells'),
+    /// when the model has a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<f32>,
+    /// The crop's colours lie outside the val cells' (another stain, lab or camera): triaged
+    /// `anomaly`, and its class is not to be trusted.
+    #[serde(default)]
+    pub unusual_colour: bool,
 }
 
 /// Smear-level findings of an image.

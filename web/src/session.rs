@@ -191,6 +191,7 @@ pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
                 "confidence": c.result.confidence, "uncertainty": c.result.uncertainty,
                 "anomaly": c.result.anomaly, "triage": c.result.triage,
                 "reviewed_class": c.reviewed_class, "evals": c.result.evals,
+                "unusual_colour": c.result.unusual_colour, "colour": c.result.colour,
             })
         })
         .collect();
@@ -221,7 +222,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push('\n');
+    out.push_str(",unusual_colour\n");
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -249,7 +250,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
                     .map_or(0.0, |(_, p)| *p);
                 out.push_str(&format!(",{p:.6}"));
             }
-            out.push('\n');
+            out.push_str(if r.unusual_colour { ",1\n" } else { ",0\n" });
         }
     }
     out
@@ -330,6 +331,8 @@ mod tests {
                 counterfactual: vec![],
                 disagreement: vec![],
                 map_size: 0,
+                colour: None,
+                unusual_colour: false,
             },
             reviewed_class: None,
         }
@@ -490,12 +493,15 @@ mod tests {
             "triage",
             "reviewed_class",
             "evals",
+            "unusual_colour",
         ] {
             assert!(c.get(key).is_some(), "cell missing {key}");
         }
         let csv = export_csv(&s, &["neutrophil".into(), "other".into()]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
+        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour"));
+        assert!(lines[1].ends_with(",0"), "{}", lines[1]);
         assert!(
             lines[1].starts_with("\"a,b.jpg\",0-0,1,2,3,4,neutrophil,0.900000"),
             "{}",

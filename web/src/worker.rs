@@ -499,7 +499,8 @@ async fn classify(
     let mut first_ms = None;
     let classify_start = now_ms();
     for chunk in jobs.chunks(CELLS_PER_BATCH) {
-        let mut run = clf.start(chunk.iter().map(|j| j.input.clone()).collect());
+        let crops: Vec<CellCrop> = chunk.iter().map(|j| j.input.clone()).collect();
+        let mut run = clf.start(crops.clone());
         while let Some(inputs) = run.next_inputs() {
             yield_now().await;
             if take_cancel(id) {
@@ -516,7 +517,7 @@ async fn classify(
             .map_err(|e| e.to_string())?;
             run.absorb(&pred);
         }
-        let diagnoses = clf.finish(run.into_scores());
+        let diagnoses = clf.finish(run.into_scores(), &crops);
         for (d, j) in diagnoses.iter().zip(chunk) {
             let names = &clf.card.classes;
             let cell = CellResult {
@@ -533,6 +534,8 @@ async fn classify(
                 counterfactual: d.map.counterfactual.clone(),
                 disagreement: d.map.disagreement.clone(),
                 map_size: d.map.size,
+                colour: d.colour,
+                unusual_colour: d.unusual_colour,
             };
             reply(&Response::Cell { id, cell }, Some(&j.preview_rgba));
             first_ms.get_or_insert(now_ms() - start);

@@ -69,6 +69,11 @@ pub fn CellPanel(
                                     <figcaption>"where the classes disagree"</figcaption></figure>
                             }}}
                         </div>
+                        {r.unusual_colour.then(|| view! {
+                            <p class="warning" data-testid="cell-colour-warning">
+                                {format!("The colours of this crop are unlike those of the cells the model was calibrated on (colour score {:.1}): probably another stain, lab or camera. Its class is not to be trusted; it is flagged as an anomaly.", r.colour.unwrap_or(f32::NAN))}
+                            </p>
+                        })}
                         <dl class="facts">
                             <dt>"Confidence"</dt><dd data-testid="cell-confidence">{format!("{:.1} %", 100.0 * r.confidence)}</dd>
                             <dt>"Uncertainty"</dt><dd>{format!("{:.2}", r.uncertainty)}</dd>

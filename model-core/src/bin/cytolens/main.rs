@@ -189,6 +189,23 @@ enum Command {
         /// runner-up for the paired test to decide (`screen_keep` in the card). At least 1.
         #[arg(long, default_value_t = 2)]
         screen_keep: usize,
+        /// The colour gate passes this share of the val cells; a cell beyond (colours unlike
+        /// the calibration cells': another stain, lab or camera) is triaged `anomaly`.
+        #[arg(long, default_value_t = model_core::colour_gate::DEFAULT_QUANTILE)]
+        colour_quantile: f32,
+    },
+    /// Fit the colour gate of a calibrated model on every val cell and write its card (the
+    /// weights and every other fitted value unchanged).
+    ColourGate {
+        /// Folder of the model.
+        #[arg(long, default_value = "static/model")]
+        model: PathBuf,
+        /// File stem.
+        #[arg(long, default_value = "cytolens-diffusion")]
+        stem: String,
+        /// Share of the val cells the gate passes.
+        #[arg(long, default_value_t = model_core::colour_gate::DEFAULT_QUANTILE)]
+        quantile: f32,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
     Half {
@@ -420,6 +437,7 @@ fn run(cli: Cli) -> Result<(), String> {
             balanced,
             screen_miss,
             screen_keep,
+            colour_quantile,
         } => {
             let val = SplitSource::new(&cli.data, Split::Val);
             let o = commands::CalibrateOptions {
@@ -433,9 +451,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 balanced,
                 screen_miss,
                 screen_keep,
+                colour_quantile,
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
         }
+        Command::ColourGate {
+            model,
+            stem,
+            quantile,
+        } => commands::colour_gate(
+            &model,
+            &stem,
+            &SplitSource::new(&cli.data, Split::Val),
+            quantile,
+        ),
         Command::Half { model, stem } => commands::to_half(&model, &stem),
         Command::CalibrateBaseline { run, out, stem } => {
             let val = SplitSource::new(&cli.data, Split::Val);

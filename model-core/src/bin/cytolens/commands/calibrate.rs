@@ -6,6 +6,7 @@ use model_core::calibrate::{accuracy, calibrate as fit_card, Calibration, FullEv
 use model_core::classes::CLASSES;
 #[cfg(doc)]
 use model_core::classify::ClassifierSettings;
+use model_core::colour_gate::ColourGate;
 use model_core::dataset::CellSet;
 use model_core::diagnosis::{anomaly_score, ModelCard, Triage};
 use model_core::engine::CellClassifier;
@@ -43,6 +44,8 @@ pub struct CalibrateOptions {
     pub screen_miss: f32,
     /// Classes every screen keeps ([`ClassifierSettings::screen_keep`]); at least 1.
     pub screen_keep: usize,
+    /// Share of the val cells the colour gate passes ([`ColourGate::fit`]).
+    pub colour_quantile: f32,
 }
 
 /// Write each held-out val cell of a calibration (classified under the settings fitted on the
@@ -95,8 +98,10 @@ pub fn calibrate(
         balanced,
         screen_miss,
         screen_keep,
+        colour_quantile,
     } = *o;
     // Refuse bad settings before reading anything.
+    model_core::colour_gate::check_quantile(colour_quantile).map_err(err)?;
     if !(0.0..1.0).contains(&screen_miss) {
         return Err(format!(
             "--screen-miss must be at least 0 and below 1, not {screen_miss}"
@@ -158,7 +163,8 @@ pub fn calibrate(
         &key,
         || evaluate_val(&clf, &val, "full evaluation"),
     )?;
-    let fit = fit_card(card, &evals, &strata, target, 0.99);
+    let mut fit = fit_card(card, &evals, &strata, target, 0.99);
+    fit.card.colour_gate = Some(fit_gate(&val, colour_quantile)?);
     let card = &fit.card;
     // Held-out figures of the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
@@ -394,6 +400,34 @@ pub fn to_half(model_dir: &Path, stem: &str) -> CmdResult {
     }
     .write(model_dir, stem)
     .map_err(err)
+}
+
+/// The colour gate fitted on `val`'s crops, with its figures on stderr.
+fn fit_gate(val: &CellSet, quantile: f32) -> Result<ColourGate, String> {
+    let crops = val.crops();
+    let gate = ColourGate::fit(&crops, quantile).map_err(err)?;
+    let flagged = crops.iter().filter(|c| gate.flags(gate.score(c))).count();
+    eprintln!(
+        "colour gate: threshold {:.2} (the {} quantile of {} val cells' scores; {flagged} of them above it)",
+        gate.threshold,
+        quantile,
+        crops.len()
+    );
+    Ok(gate)
+}
+
+/// Fit the colour gate of the model in `model_dir` on every val cell of its classes (its
+/// excluded classes left out, as `calibrate` does) and write its card; the weights and every
+/// other fitted value stay as they are.
+pub fn colour_gate(model_dir: &Path, stem: &str, val: &SplitSource, quantile: f32) -> CmdResult {
+    model_core::colour_gate::check_quantile(quantile).map_err(err)?;
+    let mut files = ModelFiles::read(model_dir, stem).map_err(err)?;
+    let excluded = files.card.classifier.excluded.clone();
+    let cells = val
+        .at(files.card.denoiser.image_size)?
+        .filter(|l| !excluded.contains(&l));
+    files.card.colour_gate = Some(fit_gate(&cells, quantile)?);
+    files.write(model_dir, stem).map_err(err)
 }
 
 /// Full evaluations (every class, every round) of the `val` cells, with progress on stderr.

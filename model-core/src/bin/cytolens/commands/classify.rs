@@ -82,13 +82,25 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool, smear: bool)
                 if let Some(b) = bbox {
                     line["bbox"] = json!(b);
                 }
+                if let Some(c) = d.colour {
+                    line["colour"] = json!(c);
+                    line["unusual_colour"] = json!(d.unusual_colour);
+                }
                 if !notes.is_empty() {
                     line["notes"] = json!(notes);
                 }
                 println!("{line}");
             } else {
                 let at = bbox.map(|b| format!("\tbox {b:?}")).unwrap_or_default();
-                println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
+                let colour = if d.unusual_colour {
+                    format!(
+                        "\tunusual colour (score {:.1})",
+                        d.colour.unwrap_or(f32::NAN)
+                    )
+                } else {
+                    String::new()
+                };
+                println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals{colour}", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
             }
         }
         if !as_json {

@@ -57,7 +57,8 @@ fn diffusion_on(
 }
 
 /// Write one CSV row per cell of an evaluation: path, true class, the diffusion classifier's
-/// class, confidence, uncertainty, anomaly score, triage and evaluations, its probability of
+/// class, confidence, uncertainty, anomaly score, triage, evaluations and colour gate score and
+/// flag (empty and 0 without a gate), its probability of
 /// every class (`p_<class>`) and, when the baseline was evaluated on the same cells, the
 /// baseline's (`baseline_p_<class>`), so that any figure of the report can be recomputed or
 /// broken down cell by cell.
@@ -76,6 +77,8 @@ fn write_cells(
         "anomaly",
         "triage",
         "evals",
+        "colour",
+        "unusual_colour",
     ]
     .map(String::from)
     .to_vec();
@@ -94,6 +97,8 @@ fn write_cells(
             format!("{:.4}", d.anomaly),
             d.triage.name().to_string(),
             d.evals.to_string(),
+            d.colour.map(|c| format!("{c:.3}")).unwrap_or_default(),
+            u8::from(d.unusual_colour).to_string(),
         ];
         row.extend(d.probs.iter().map(|p| format!("{p:.6}")));
         if let Some(b) = baseline {
