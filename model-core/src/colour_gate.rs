@@ -78,7 +78,7 @@ impl ColourGate {
             threshold: f32::INFINITY,
             quantile,
         };
-        let mut scores: Vec<f32> = crops.iter().map(|c| gate.score(c)).collect();
+        let mut scores: Vec<f32> = feats.iter().map(|f| gate.score_features(f)).collect();
         scores.sort_by(f32::total_cmp);
         let at = ((quantile * scores.len() as f32).ceil() as usize).clamp(1, scores.len()) - 1;
         gate.threshold = scores[at];
@@ -87,9 +87,11 @@ impl ColourGate {
 
     /// A crop's score: the Mahalanobis distance of its colour features from the val cells'.
     pub fn score(&self, crop: &CellCrop) -> f32 {
-        self.gaussian
-            .distance(&colour_features(crop))
-            .unwrap_or(f32::INFINITY)
+        self.score_features(&colour_features(crop))
+    }
+
+    fn score_features(&self, features: &[f32]) -> f32 {
+        self.gaussian.distance(features).unwrap_or(f32::INFINITY)
     }
 
     /// Whether a crop of this score lies outside the val cells' colours.
