@@ -35,6 +35,8 @@ thread_local! {
     /// Images with an analysis running or queued here, in arrival order.
     static ACTIVE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     static GPU_INITIALISING: Cell<bool> = const { Cell::new(false) };
+    /// A task is fetching or building the classifier.
+    static MODEL_LOADING: Cell<bool> = const { Cell::new(false) };
     /// Analyses run one at a time, in request order.
     static BUSY: Cell<bool> = const { Cell::new(false) };
     /// The page's answers to this worker's offers to share an image's cells: image id to parts.
@@ -298,14 +300,26 @@ fn take_cancel(id: u32) -> bool {
     CANCELLED.with(|c| c.borrow_mut().remove(&id))
 }
 
-/// Fetch the model once (the browser caches it) and build it on the current device.
+/// Fetch the model once (the browser caches it) and build it on the current device. Callers
+/// that come while it is loading (the preload after `Init` and the first analysis) wait for
+/// that load instead of fetching and building the model a second time.
 async fn classifier() -> Result<CellClassifier, String> {
     let compute = compute().await?;
+    wait_for(None, || (!MODEL_LOADING.with(|l| l.get())).then_some(())).await;
     if let Some((clf, backend)) = CLASSIFIER.with(|c| c.borrow().clone()) {
         if backend == compute.backend {
             return Ok(clf);
         }
     }
+    MODEL_LOADING.with(|l| l.set(true));
+    let loaded = load_classifier(&compute).await;
+    MODEL_LOADING.with(|l| l.set(false));
+    loaded
+}
+
+/// Fetch the model files if this worker has not yet, and build the classifier on `compute`'s
+/// device (see [`classifier`], the only caller).
+async fn load_classifier(compute: &Compute) -> Result<CellClassifier, String> {
     if FILES.with(|f| f.borrow().is_none()) {
         let card = fetch_bytes(&format!("./model/{MODEL_STEM}.json")).await?;
         let card =
