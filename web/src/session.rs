@@ -11,6 +11,10 @@ use std::collections::BTreeMap;
 pub const NOT_A_WBC: &str = "not a white cell";
 /// Label for a cell that cannot be classified.
 pub const UNCLASSIFIABLE: &str = "unclassifiable";
+/// What a cell counts as while its colours are unlike the calibration cells' (the model's colour
+/// gate flagged it) and no reviewer has classified it: the model's class for such a cell is not
+/// to be trusted, so it is neither counted nor drawn as that class.
+pub const UNUSUAL_COLOUR: &str = "unusual colour";
 
 /// The review label bound to a key: 1-8 the classes, 9 unclassifiable, 0 not a white cell.
 pub fn label_for_key(key: &str, classes: &[String]) -> Option<String> {
@@ -48,9 +52,37 @@ pub struct CellRecord {
 }
 
 impl CellRecord {
-    /// The class that counts: the reviewer's if any, else the model's.
+    /// The class that counts: the reviewer's if any, else [`UNUSUAL_COLOUR`] for a cell the
+    /// colour gate flagged, else the model's.
     pub fn final_class(&self) -> &str {
-        self.reviewed_class.as_deref().unwrap_or(&self.result.class)
+        match &self.reviewed_class {
+            Some(reviewed) => reviewed,
+            None if self.result.unusual_colour => UNUSUAL_COLOUR,
+            None => &self.result.class,
+        }
+    }
+
+    /// One line for the report: id, the class that counts, the model's class where that differs,
+    /// the model's confidence, the triage and whether a reviewer has seen the cell.
+    pub fn caption(&self) -> String {
+        let r = &self.result;
+        let shown = self.final_class();
+        let model = if shown == r.class {
+            String::new()
+        } else {
+            format!("model: {}, ", r.class)
+        };
+        let reviewed = if self.reviewed_class.is_some() {
+            "reviewed"
+        } else {
+            "not reviewed"
+        };
+        format!(
+            "{} {shown} ({model}{:.0} %, {}, {reviewed})",
+            self.id,
+            100.0 * r.confidence,
+            r.triage
+        )
     }
 }
 
@@ -376,6 +408,43 @@ mod tests {
         assert_eq!(s.images[0].cells[1].reviewed_class, None);
         assert!(!s.undo_last());
         assert!(!s.reclassify(0, "9-9", None), "unknown cell");
+    }
+
+    #[test]
+    fn a_cell_of_unusual_colour_counts_as_such_until_reviewed() {
+        let mut s = session();
+        s.images[0].cells[2].result.unusual_colour = true;
+        let img = &s.images[0];
+        assert_eq!(img.cells[2].final_class(), UNUSUAL_COLOUR);
+        assert_eq!(
+            img.cells[2].result.class, "ig",
+            "the model's answer is kept"
+        );
+        let d = differential(img);
+        assert_eq!(d.get(UNUSUAL_COLOUR), Some(&1));
+        assert_eq!(d.get("ig"), None, "the untrusted class is not counted");
+        assert_eq!(d.values().sum::<usize>(), 4, "still a white cell");
+        let doc = export_json(img, None);
+        assert_eq!(doc["differential"][UNUSUAL_COLOUR], 1);
+        assert_eq!(doc["cells"][2]["class"], "ig");
+        // A reviewer's class counts; undoing it brings the flag back.
+        assert!(s.reclassify(0, "0-2", Some("basophil".into())));
+        assert_eq!(differential(&s.images[0]).get("basophil"), Some(&1));
+        assert_eq!(differential(&s.images[0]).get(UNUSUAL_COLOUR), None);
+        assert_eq!(
+            s.images[0].cells[2].caption(),
+            "0-2 basophil (model: ig, 90 %, anomaly, reviewed)"
+        );
+        assert!(s.undo_last());
+        assert_eq!(s.images[0].cells[2].final_class(), UNUSUAL_COLOUR);
+        assert_eq!(
+            s.images[0].cells[2].caption(),
+            "0-2 unusual colour (model: ig, 90 %, anomaly, not reviewed)"
+        );
+        assert_eq!(
+            s.images[0].cells[1].caption(),
+            "0-1 monocyte (90 %, review, not reviewed)"
+        );
     }
 
     #[test]

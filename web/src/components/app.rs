@@ -201,12 +201,12 @@ pub fn App() -> impl IntoView {
             e.cells_per_second = cells_per_second;
         }),
         Response::Cell { id, cell } => {
-            progress.update(|p| {
-                let e = p.entry(id).or_default();
-                if !e.workers.contains(&from) {
-                    e.workers.push(from);
-                }
-            });
+            // Record a worker that takes part in an image once, not one reactive update per cell.
+            let known =
+                progress.with_untracked(|p| p.get(&id).is_some_and(|e| e.workers.contains(&from)));
+            if !known {
+                progress.update(|p| p.entry(id).or_default().workers.push(from));
+            }
             let cid = format!("{id}-{}", cell.index);
             if let Some(b) = bytes {
                 store_bytes(format!("crop:{cid}"), b.clone());

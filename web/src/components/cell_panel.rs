@@ -55,10 +55,17 @@ pub fn CellPanel(
             {move || match cell.get() {
                 None => view! { <p class="hint">"Click a cell to see its crop, uncertainty maps and probabilities."</p> }.into_any(),
                 Some(c) => {
+                    let shown = c.final_class().to_string();
                     let CellRecord { result: r, reviewed_class, id } = c;
+                    let aside = match (&reviewed_class, r.unusual_colour) {
+                        (Some(_), _) => None,
+                        (None, true) => Some(format!(" (the model's untrusted guess: {})", r.class)),
+                        (None, false) => None,
+                    };
                     view! {
-                        <h3 data-testid="cell-title">{format!("Cell {id}: {}", reviewed_class.clone().unwrap_or(r.class.clone()))}
+                        <h3 data-testid="cell-title">{format!("Cell {id}: {shown}")}
                             {reviewed_class.as_ref().map(|_| view! { <span class="reviewed" data-testid="reviewed-badge">{format!(" (reviewed; model said {})", r.class)}</span> })}
+                            {aside.map(|a| view! { <span class="reviewed">{a}</span> })}
                         </h3>
                         <div class="maps">
                             <figure><PixelCanvas rgba=crop side=128 class="crop" testid="cell-crop" /><figcaption>"crop"</figcaption></figure>

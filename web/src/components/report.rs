@@ -62,11 +62,10 @@ fn SmearReport(
                 {flagged.into_iter().map(|c| {
                     let key = c.id.clone();
                     let rgba = Signal::derive(move || crops.with(|m| m.get(&key).cloned()).unwrap_or_default());
-                    let reviewed = c.reviewed_class.clone().map(|r| format!(", reviewed: {r}")).unwrap_or_else(|| ", not reviewed".into());
                     view! {
                         <figure data-testid="report-flagged-cell">
                             <PixelCanvas rgba=rgba side=128 class="thumb" testid="report-crop" />
-                            <figcaption>{format!("{} {} ({:.0} %, {}{reviewed})", c.id, c.result.class, 100.0 * c.result.confidence, c.result.triage)}</figcaption>
+                            <figcaption>{c.caption()}</figcaption>
                         </figure>
                     }
                 }).collect_view()}

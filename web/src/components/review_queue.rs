@@ -33,7 +33,7 @@ pub fn ReviewQueue(
                         <li>
                             <button data-testid="queue-item" class=format!("triage-{}", c.result.triage)
                                 on:click=move |_| selected.set(Some((img, id.clone())))>
-                                {format!("{} — {} ({}, uncertainty {:.2})", c.id, c.result.class, c.result.triage, c.result.uncertainty)}
+                                {format!("{} — {} ({}, uncertainty {:.2})", c.id, c.final_class(), c.result.triage, c.result.uncertainty)}
                             </button>
                         </li>
                     }
