@@ -191,14 +191,21 @@ fn share(inner: &PoolInner, owner: usize, id: u32, name: String, cells: SharedCe
     }
     send_to(inner, owner, &Request::Plan { id, parts }, None);
     for (k, &h) in helpers.iter().enumerate() {
+        // Each helper is sent its own cells only (the owner keeps its part).
+        let (mine, mine_bytes) = match cells.part(bytes, k + 1, parts) {
+            Ok(p) => p,
+            // A buffer that does not match its description is sent whole: the helper's unpack
+            // reports the mismatch and its part ends with that error, as every other failure.
+            Err(_) => (cells.clone(), bytes.to_vec()),
+        };
         let request = Request::ClassifyPart {
             id,
             name: name.clone(),
             part: k + 1,
             parts,
-            cells: cells.clone(),
+            cells: mine,
         };
-        send_to(inner, h, &request, Some(bytes));
+        send_to(inner, h, &request, Some(&mine_bytes));
     }
 }
 

@@ -86,14 +86,14 @@ impl SharedCells {
         Ok((shared, bytes))
     }
 
-    /// The cells of part `part` of `parts` (see [`part_of`]) from a buffer made by
-    /// [`SharedCells::pack`]; a buffer of the wrong length is an error.
-    pub fn unpack(
-        &self,
-        bytes: &[u8],
+    /// Each cell of the part `part` of `parts` (see [`part_of`]) with its bytes, from a buffer
+    /// made by [`SharedCells::pack`]; a buffer of the wrong length is an error.
+    fn part_cells<'a>(
+        &'a self,
+        bytes: &'a [u8],
         part: usize,
         parts: usize,
-    ) -> Result<Vec<UnpackedCell>, String> {
+    ) -> Result<impl Iterator<Item = (SharedCell, &'a [u8])> + 'a, String> {
         let per = self.cell_bytes();
         if bytes.len() != per * self.cells.len() {
             return Err(format!(
@@ -106,9 +106,23 @@ impl SharedCells {
             .cells
             .iter()
             .zip(bytes.chunks_exact(per.max(1)))
-            .filter(|(at, _)| part_of(at.index, parts) == part)
-            .map(|(&at, b)| {
-                let (input, preview) = b.split_at(4 * self.input_len());
+            .filter(move |(at, _)| part_of(at.index, parts) == part)
+            .map(|(&at, b)| (at, b)))
+    }
+
+    /// The cells of part `part` of `parts` (see [`part_of`]) from a buffer made by
+    /// [`SharedCells::pack`]; a buffer of the wrong length is an error.
+    pub fn unpack(
+        &self,
+        bytes: &[u8],
+        part: usize,
+        parts: usize,
+    ) -> Result<Vec<UnpackedCell>, String> {
+        let input_bytes = 4 * self.input_len();
+        Ok(self
+            .part_cells(bytes, part, parts)?
+            .map(|(at, b)| {
+                let (input, preview) = b.split_at(input_bytes);
                 UnpackedCell {
                     at,
                     input: input
@@ -119,6 +133,23 @@ impl SharedCells {
                 }
             })
             .collect())
+    }
+
+    /// Only part `part` of `parts` of a buffer made by [`SharedCells::pack`], packed the same
+    /// way: what a worker that classifies that part is sent, rather than every cell (unpacking
+    /// it for the same part gives the same cells as unpacking the whole buffer).
+    pub fn part(&self, bytes: &[u8], part: usize, parts: usize) -> Result<(Self, Vec<u8>), String> {
+        let mut shared = Self {
+            input_size: self.input_size,
+            preview_size: self.preview_size,
+            cells: Vec::new(),
+        };
+        let mut out = Vec::new();
+        for (at, b) in self.part_cells(bytes, part, parts)? {
+            shared.cells.push(at);
+            out.extend_from_slice(b);
+        }
+        Ok((shared, out))
     }
 }
 
@@ -171,6 +202,24 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, [0, 1, 2, 3, 4], "every cell in exactly one part");
+    }
+
+    #[test]
+    fn a_part_alone_holds_just_that_parts_cells() {
+        let cells: Vec<_> = (0..5).map(|i| cell(i, 4, 3)).collect();
+        let (shared, bytes) =
+            SharedCells::pack(4, 3, cells.iter().map(|(a, i, p)| (*a, &i[..], &p[..])))
+                .expect("pack");
+        for part in 0..2 {
+            let (sub, sub_bytes) = shared.part(&bytes, part, 2).expect("part");
+            assert_eq!(sub.cells.len(), part_len(5, part, 2));
+            assert_eq!(sub_bytes.len(), sub.cells.len() * shared.cell_bytes());
+            assert_eq!(
+                sub.unpack(&sub_bytes, part, 2).expect("unpack the part"),
+                shared.unpack(&bytes, part, 2).expect("unpack the whole")
+            );
+        }
+        assert!(shared.part(&bytes[..10], 0, 2).is_err(), "a short buffer");
     }
 
     #[test]
