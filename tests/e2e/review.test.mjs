@@ -188,3 +188,42 @@ test('the printable report holds the thumbnail, differential, flagged crops and 
     assert.deepEqual(foreignRequests(rec, server.origin), []);
   });
 });
+
+test('a key reviews the selected cell and moves on through the queue; typing in a field reviews nothing', async () => {
+  await withApp(server, async ({ page, rec, app }) => {
+    await app.backend();
+    for (const i of [0, 1, 2]) await app.analyseSample(i);
+    const queue = page.getByTestId('queue-item');
+    const waiting = await queue.count();
+    assert.ok(waiting >= 3, `BCCD cells all wait for review (${waiting})`);
+    const title = page.getByTestId('cell-title');
+    const cellId = async () => (await title.textContent()).match(/^Cell (\d+-\d+):/)[1];
+    const queued = async () => Promise.all((await queue.all()).map(async (q) => (await q.textContent()).split(' ')[0]));
+    const order = await queued();
+    await queue.nth(1).click();
+    assert.equal(await cellId(), order[1]);
+
+    // Typing a reviewer's name with digits and a 'u' in it changes no cell.
+    const name = page.getByTestId('signoff-name').first();
+    await name.click();
+    await page.keyboard.type('Dr 5u 7');
+    assert.equal(await name.inputValue(), 'Dr 5u 7');
+    assert.equal(await queue.count(), waiting, 'no cell was reviewed by typing');
+    assert.equal(await page.getByTestId('reviewed-badge').count(), 0);
+
+    // Out of the field, a key reviews the cell and the next one in the queue is shown.
+    await title.click();
+    await page.keyboard.press('5');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting - 1);
+    assert.equal(await cellId(), order[2], 'the next cell of the queue');
+    assert.equal(await page.getByTestId('reviewed-badge').count(), 0, 'and it is not reviewed yet');
+    assert.deepEqual(await queued(), order.filter((_, k) => k !== 1));
+
+    // Undo brings the reviewed cell back into the queue and shows it again.
+    await page.keyboard.press('u');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting);
+    assert.equal(await cellId(), order[1]);
+    assert.deepEqual(await queued(), order);
+    assert.deepEqual(rec.errors, []);
+  });
+});

@@ -16,6 +16,71 @@ pub const UNCLASSIFIABLE: &str = "unclassifiable";
 /// to be trusted, so it is neither counted nor drawn as that class.
 pub const UNUSUAL_COLOUR: &str = "unusual colour";
 
+/// What a key press does in the viewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAction {
+    /// Undo the last review edit (`u`, or Ctrl/Cmd+Z).
+    Undo,
+    /// Give the selected cell this label (see [`label_for_key`]).
+    Label(String),
+}
+
+/// A key press as the page sees it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyPress<'a> {
+    /// `KeyboardEvent.key`.
+    pub key: &'a str,
+    /// Ctrl held.
+    pub ctrl: bool,
+    /// Cmd (Meta) held.
+    pub meta: bool,
+    /// Alt held.
+    pub alt: bool,
+    /// Auto-repeat of a held key.
+    pub repeat: bool,
+    /// The key went to a text field (an input, a text area, a select or editable text).
+    pub in_text_field: bool,
+}
+
+/// Whether an element (its tag name, upper case as the DOM gives it, and for an `input` its
+/// `type`) takes typed text, so that keys pressed in it are not review shortcuts. Sliders,
+/// buttons, check boxes and the file picker do not: after a slider is moved, digits still
+/// review the selected cell.
+pub fn takes_text(tag: &str, input_type: &str) -> bool {
+    match tag {
+        "TEXTAREA" | "SELECT" => true,
+        "INPUT" => !matches!(
+            input_type.to_ascii_lowercase().as_str(),
+            "button"
+                | "checkbox"
+                | "color"
+                | "file"
+                | "hidden"
+                | "image"
+                | "radio"
+                | "range"
+                | "reset"
+                | "submit"
+        ),
+        _ => false,
+    }
+}
+
+/// The review action of a key press, if any. Typing in a text field (the reviewer's name, the
+/// red-cell diameter) never reviews or undoes; a held key does not repeat a review (each
+/// review moves on to the next cell); other shortcuts with Ctrl, Cmd or Alt are left to the
+/// browser.
+pub fn key_action(k: KeyPress, classes: &[String]) -> Option<KeyAction> {
+    if k.in_text_field || k.repeat {
+        return None;
+    }
+    match (k.key, k.ctrl || k.meta, k.alt) {
+        ("z", true, false) | ("u", false, false) => Some(KeyAction::Undo),
+        (key, false, false) => label_for_key(key, classes).map(KeyAction::Label),
+        _ => None,
+    }
+}
+
 /// The review label bound to a key: 1-8 the classes, 9 unclassifiable, 0 not a white cell.
 pub fn label_for_key(key: &str, classes: &[String]) -> Option<String> {
     match key {
@@ -157,18 +222,37 @@ impl Session {
         true
     }
 
-    /// Undo the last edit; false when there is none.
-    pub fn undo_last(&mut self) -> bool {
-        let Some(e) = self.undo.pop() else {
-            return false;
-        };
+    /// Undo the last edit; the cell it restored (image id, cell id), `None` when there was no
+    /// edit left.
+    pub fn undo_last(&mut self) -> Option<(u32, String)> {
+        let e = self.undo.pop()?;
         if let Some(c) = self
             .image_mut(e.image)
             .and_then(|i| i.cells.iter_mut().find(|c| c.id == e.cell))
         {
             c.reviewed_class = e.before;
         }
-        true
+        Some((e.image, e.cell))
+    }
+
+    /// Review a cell (as [`Session::reclassify`]) and say which cell to show next: for a cell
+    /// of the review queue, the one after it in the queue (wrapping round to the first still
+    /// waiting), so a reviewer works through the queue with one key per cell; `None` for a cell
+    /// outside the queue, or when no other cell waits.
+    pub fn review(
+        &mut self,
+        image: u32,
+        cell: &str,
+        class: Option<String>,
+    ) -> Option<(u32, String)> {
+        let queue = self.review_queue();
+        let at = queue.iter().position(|(i, c)| *i == image && c == cell);
+        if !self.reclassify(image, cell, class) {
+            return None;
+        }
+        // Only this cell changed, so the others wait in the same order.
+        let at = at?;
+        queue[at + 1..].iter().chain(&queue[..at]).next().cloned()
     }
 
     /// Cells triaged `review` or `anomaly` and not yet reviewed, most uncertain first.
@@ -402,11 +486,15 @@ mod tests {
         let d = differential(img);
         assert_eq!(d.get("lymphocyte"), Some(&2));
         assert_eq!(d.get("neutrophil"), None, "not-a-white-cell is not counted");
-        assert!(s.undo_last());
+        assert_eq!(
+            s.undo_last(),
+            Some((0, "0-0".into())),
+            "the cell it restored"
+        );
         assert_eq!(differential(&s.images[0]).get("neutrophil"), Some(&1));
-        assert!(s.undo_last());
+        assert_eq!(s.undo_last(), Some((0, "0-1".into())));
         assert_eq!(s.images[0].cells[1].reviewed_class, None);
-        assert!(!s.undo_last());
+        assert_eq!(s.undo_last(), None);
         assert!(!s.reclassify(0, "9-9", None), "unknown cell");
     }
 
@@ -435,7 +523,7 @@ mod tests {
             s.images[0].cells[2].caption(),
             "0-2 basophil (model: ig, 90 %, anomaly, reviewed)"
         );
-        assert!(s.undo_last());
+        assert!(s.undo_last().is_some());
         assert_eq!(s.images[0].cells[2].final_class(), UNUSUAL_COLOUR);
         assert_eq!(
             s.images[0].cells[2].caption(),
@@ -445,6 +533,99 @@ mod tests {
             s.images[0].cells[1].caption(),
             "0-1 monocyte (90 %, review, not reviewed)"
         );
+    }
+
+    #[test]
+    fn a_review_moves_on_to_the_next_cell_of_the_queue() {
+        // Queue: 0-2 (anomaly), 0-3, 0-1.
+        let mut s = session();
+        let lymph = || Some("lymphocyte".to_string());
+        assert_eq!(s.review(0, "0-3", lymph()), Some((0, "0-1".into())));
+        assert_eq!(s.images[0].cells[3].reviewed_class, lymph(), "reviewed");
+        assert_eq!(
+            s.review(0, "0-1", lymph()),
+            Some((0, "0-2".into())),
+            "round to the first still waiting"
+        );
+        assert_eq!(s.review(0, "0-2", lymph()), None, "the queue is empty");
+        // A cell outside the queue (auto, or already reviewed) stays selected.
+        let mut s = session();
+        assert_eq!(s.review(0, "0-0", lymph()), None);
+        assert_eq!(s.images[0].cells[0].reviewed_class, lymph());
+        assert_eq!(s.review(0, "9-9", lymph()), None, "unknown cell");
+        assert_eq!(s.undo.len(), 1, "an unknown cell is not an edit");
+    }
+
+    #[test]
+    fn keys_review_only_outside_text_fields_and_once_per_press() {
+        let classes: Vec<String> = ["basophil", "eosinophil", "erythroblast", "ig", "lymphocyte"]
+            .map(String::from)
+            .to_vec();
+        let press = |key| KeyPress {
+            key,
+            ..KeyPress::default()
+        };
+        assert_eq!(
+            key_action(press("5"), &classes),
+            Some(KeyAction::Label("lymphocyte".into()))
+        );
+        assert_eq!(key_action(press("u"), &classes), Some(KeyAction::Undo));
+        let ctrl_z = KeyPress {
+            ctrl: true,
+            ..press("z")
+        };
+        assert_eq!(key_action(ctrl_z, &classes), Some(KeyAction::Undo));
+        assert_eq!(
+            key_action(
+                KeyPress {
+                    meta: true,
+                    ..press("z")
+                },
+                &classes
+            ),
+            Some(KeyAction::Undo)
+        );
+        // Typing a name or a diameter, holding a key, or a browser shortcut: nothing.
+        for k in [
+            KeyPress {
+                in_text_field: true,
+                ..press("5")
+            },
+            KeyPress {
+                in_text_field: true,
+                ..press("u")
+            },
+            KeyPress {
+                in_text_field: true,
+                ..ctrl_z
+            },
+            KeyPress {
+                repeat: true,
+                ..press("5")
+            },
+            KeyPress {
+                ctrl: true,
+                ..press("5")
+            },
+            KeyPress {
+                alt: true,
+                ..press("1")
+            },
+            KeyPress {
+                ctrl: true,
+                ..press("u")
+            },
+            press("z"),
+            press("x"),
+        ] {
+            assert_eq!(key_action(k, &classes), None, "{k:?}");
+        }
+        assert!(
+            takes_text("INPUT", "text") && takes_text("INPUT", "") && takes_text("INPUT", "number")
+        );
+        assert!(takes_text("TEXTAREA", "") && takes_text("SELECT", ""));
+        assert!(!takes_text("INPUT", "range") && !takes_text("INPUT", "FILE"));
+        assert!(!takes_text("BUTTON", "") && !takes_text("DIV", ""));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! cell panel, the differential and the exports.
 
 use super::backend_line::{BackendInfo, BackendLine};
-use super::cell_panel::{label_for_key, CellPanel};
+use super::cell_panel::{review_selected, undo_review, CellPanel};
 use super::differential::Differential;
 use super::export::ExportButtons;
 use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
@@ -16,7 +16,10 @@ use super::smear_view::SmearView;
 use crate::bridge::WorkerPool;
 use crate::pool::worker_count;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
-use crate::session::{restore, CellRecord, ImageRecord, ModelInfo, Session};
+use crate::session::{
+    key_action, restore, takes_text, CellRecord, ImageRecord, KeyAction, KeyPress, ModelInfo,
+    Session,
+};
 use crate::storage;
 use leptos::prelude::*;
 use std::collections::HashMap;
@@ -495,19 +498,21 @@ pub fn App() -> impl IntoView {
     });
     let keys = window_event_listener(leptos::ev::keydown, move |ev| {
         let key = ev.key();
-        if key == "u" || (key == "z" && (ev.ctrl_key() || ev.meta_key())) {
-            session.update(|s| {
-                s.undo_last();
-            });
-            return;
-        }
-        if let (Some((img, id)), Some(label)) = (
-            selected.get_untracked(),
-            label_for_key(&key, &classes.get_untracked()),
-        ) {
-            session.update(|s| {
-                s.reclassify(img, &id, Some(label));
-            });
+        let press = KeyPress {
+            key: &key,
+            ctrl: ev.ctrl_key(),
+            meta: ev.meta_key(),
+            alt: ev.alt_key(),
+            repeat: ev.repeat(),
+            in_text_field: in_text_field(ev.target()),
+        };
+        match key_action(press, &classes.get_untracked()) {
+            Some(KeyAction::Undo) => {
+                ev.prevent_default();
+                undo_review(session, selected);
+            }
+            Some(KeyAction::Label(label)) => review_selected(session, selected, Some(label)),
+            None => {}
         }
     });
     on_cleanup(move || {
@@ -619,4 +624,17 @@ fn ScaleOverride(
             </button>
         </div>
     }
+}
+
+/// Whether a key event went to a text field ([`takes_text`]) or to editable text.
+fn in_text_field(target: Option<web_sys::EventTarget>) -> bool {
+    use wasm_bindgen::JsCast;
+    let Some(el) = target.and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok()) else {
+        return false;
+    };
+    let input_type = el
+        .dyn_ref::<web_sys::HtmlInputElement>()
+        .map(|i| i.type_())
+        .unwrap_or_default();
+    el.is_content_editable() || takes_text(&el.tag_name(), &input_type)
 }

@@ -3,10 +3,31 @@
 
 use super::canvas::{diverging, sequential, PixelCanvas};
 use super::smear_view::class_colour;
-pub use crate::session::label_for_key;
 use crate::session::{CellRecord, Session, NOT_A_WBC, UNCLASSIFIABLE};
 use leptos::prelude::*;
 use std::collections::HashMap;
+
+/// Give the selected cell `label` (`None`: the model's class again) and, for a cell of the
+/// review queue, select the next one waiting ([`Session::review`]).
+pub fn review_selected(
+    session: RwSignal<Session>,
+    selected: RwSignal<Option<(u32, String)>>,
+    label: Option<String>,
+) {
+    let Some((img, id)) = selected.get_untracked() else {
+        return;
+    };
+    if let Some(next) = session.try_update(|s| s.review(img, &id, label)).flatten() {
+        selected.set(Some(next));
+    }
+}
+
+/// Undo the last review edit and select the cell it restored.
+pub fn undo_review(session: RwSignal<Session>, selected: RwSignal<Option<(u32, String)>>) {
+    if let Some(cell) = session.try_update(|s| s.undo_last()).flatten() {
+        selected.set(Some(cell));
+    }
+}
 
 /// Details and review of the selected cell.
 #[component]
@@ -43,13 +64,7 @@ pub fn CellPanel(
             .unwrap_or_default()
     });
     let side = Signal::derive(move || cell.get().map_or(64, |c| c.result.map_size as u32));
-    let review = move |label: Option<String>| {
-        if let Some((img, id)) = selected.get_untracked() {
-            session.update(|s| {
-                s.reclassify(img, &id, label);
-            });
-        }
-    };
+    let review = move |label: Option<String>| review_selected(session, selected, label);
     view! {
         <aside class="cell-panel" data-testid="cell-panel">
             {move || match cell.get() {
@@ -106,7 +121,7 @@ pub fn CellPanel(
                 }).collect_view()}
                 <button on:click=move |_| review(Some(UNCLASSIFIABLE.into()))>"9 unclassifiable"</button>
                 <button on:click=move |_| review(Some(NOT_A_WBC.into()))>"0 not a white cell"</button>
-                <button data-testid="undo" on:click=move |_| session.update(|s| { s.undo_last(); })>"Undo (u)"</button>
+                <button data-testid="undo" on:click=move |_| undo_review(session, selected)>"Undo (u)"</button>
             </div>
         </aside>
     }
