@@ -189,7 +189,7 @@ test('the printable report holds the thumbnail, differential, flagged crops and 
   });
 });
 
-test('a key reviews the selected cell and moves on through the queue; typing in a field reviews nothing', async () => {
+test('a key reviews the selected cell and moves on through the queue, Enter confirms the model\'s class; typing in a field reviews nothing', async () => {
   await withApp(server, async ({ page, rec, app }) => {
     await app.backend();
     for (const i of [0, 1, 2]) await app.analyseSample(i);
@@ -224,6 +224,23 @@ test('a key reviews the selected cell and moves on through the queue; typing in 
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting);
     assert.equal(await cellId(), order[1]);
     assert.deepEqual(await queued(), order);
+
+    // Enter, right after a click in the queue, confirms the model's class and moves on.
+    await queue.nth(0).click();
+    assert.equal(await cellId(), order[0]);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting - 1);
+    assert.equal(await cellId(), order[1]);
+    assert.deepEqual(await queued(), order.slice(1));
+    // The confirmed cell is now drawn as its model's class, no longer as "unusual colour".
+    const confirmed = await page.locator('[data-testid=cell-box]:not([data-class="unusual colour"])').all();
+    assert.equal(confirmed.length, 1);
+    const probsOf = await page.locator('.prob-name').allTextContents();
+    assert.ok(probsOf.includes(await confirmed[0].getAttribute('data-class')), 'a class of the model');
+    await page.keyboard.press('u');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting);
+    assert.equal(await cellId(), order[0], 'the undo shows the cell it restored');
+    assert.equal(await page.locator('[data-testid=cell-box]:not([data-class="unusual colour"])').count(), 0);
     assert.deepEqual(rec.errors, []);
   });
 });

@@ -23,6 +23,40 @@ pub enum KeyAction {
     Undo,
     /// Give the selected cell this label (see [`label_for_key`]).
     Label(String),
+    /// Confirm the model's class for the selected cell (Enter).
+    Accept,
+}
+
+/// What had the keyboard focus when a key was pressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Focus {
+    /// The page itself, or something that does not take keys.
+    #[default]
+    Page,
+    /// A control that acts on keys of its own (a button, a link, a slider, a check box, the
+    /// file picker): Enter or Space work it.
+    Control,
+    /// A field that takes typed text (an input for text or numbers, a text area, a select,
+    /// editable text).
+    Text,
+}
+
+impl Focus {
+    /// The focus kind of an element: its tag name (upper case, as the DOM gives it), its `type`
+    /// for an `input`, and whether its text is editable.
+    pub fn of(tag: &str, input_type: &str, editable: bool) -> Self {
+        match tag {
+            _ if editable => Self::Text,
+            "TEXTAREA" | "SELECT" => Self::Text,
+            "INPUT" => match input_type.to_ascii_lowercase().as_str() {
+                "button" | "checkbox" | "color" | "file" | "hidden" | "image" | "radio"
+                | "range" | "reset" | "submit" => Self::Control,
+                _ => Self::Text,
+            },
+            "BUTTON" | "A" | "SUMMARY" => Self::Control,
+            _ => Self::Page,
+        }
+    }
 }
 
 /// A key press as the page sees it.
@@ -38,44 +72,22 @@ pub struct KeyPress<'a> {
     pub alt: bool,
     /// Auto-repeat of a held key.
     pub repeat: bool,
-    /// The key went to a text field (an input, a text area, a select or editable text).
-    pub in_text_field: bool,
+    /// What had the focus.
+    pub focus: Focus,
 }
 
-/// Whether an element (its tag name, upper case as the DOM gives it, and for an `input` its
-/// `type`) takes typed text, so that keys pressed in it are not review shortcuts. Sliders,
-/// buttons, check boxes and the file picker do not: after a slider is moved, digits still
-/// review the selected cell.
-pub fn takes_text(tag: &str, input_type: &str) -> bool {
-    match tag {
-        "TEXTAREA" | "SELECT" => true,
-        "INPUT" => !matches!(
-            input_type.to_ascii_lowercase().as_str(),
-            "button"
-                | "checkbox"
-                | "color"
-                | "file"
-                | "hidden"
-                | "image"
-                | "radio"
-                | "range"
-                | "reset"
-                | "submit"
-        ),
-        _ => false,
-    }
-}
-
-/// The review action of a key press, if any. Typing in a text field (the reviewer's name, the
-/// red-cell diameter) never reviews or undoes; a held key does not repeat a review (each
-/// review moves on to the next cell); other shortcuts with Ctrl, Cmd or Alt are left to the
-/// browser.
+/// The review action of a key press, if any: 1-9 and 0 label the selected cell, Enter confirms
+/// the model's class, `u` or Ctrl/Cmd+Z undoes. Typing in a text field (the reviewer's name,
+/// the red-cell diameter) never reviews or undoes; Enter on a button or a link is that
+/// control's (a slider keeps the digits working); a held key does not repeat a review (each
+/// review moves on to the next cell); other shortcuts with Ctrl, Cmd or Alt are the browser's.
 pub fn key_action(k: KeyPress, classes: &[String]) -> Option<KeyAction> {
-    if k.in_text_field || k.repeat {
+    if k.focus == Focus::Text || k.repeat {
         return None;
     }
     match (k.key, k.ctrl || k.meta, k.alt) {
         ("z", true, false) | ("u", false, false) => Some(KeyAction::Undo),
+        ("Enter", false, false) => (k.focus == Focus::Page).then_some(KeyAction::Accept),
         (key, false, false) => label_for_key(key, classes).map(KeyAction::Label),
         _ => None,
     }
@@ -198,6 +210,11 @@ impl Session {
     /// Image by id.
     pub fn image(&self, id: u32) -> Option<&ImageRecord> {
         self.images.iter().find(|i| i.id == id)
+    }
+
+    /// A cell by image id and cell id.
+    pub fn cell(&self, image: u32, cell: &str) -> Option<&CellRecord> {
+        self.image(image)?.cells.iter().find(|c| c.id == cell)
     }
 
     /// Mutable image by id.
@@ -585,23 +602,37 @@ mod tests {
             ),
             Some(KeyAction::Undo)
         );
+        assert_eq!(
+            key_action(press("Enter"), &classes),
+            Some(KeyAction::Accept)
+        );
+        let text = |k: KeyPress<'static>| KeyPress {
+            focus: Focus::Text,
+            ..k
+        };
+        let control = |k: KeyPress<'static>| KeyPress {
+            focus: Focus::Control,
+            ..k
+        };
+        // On a slider or a button, digits still review; Enter is the control's own.
+        assert_eq!(
+            key_action(control(press("5")), &classes),
+            Some(KeyAction::Label("lymphocyte".into()))
+        );
         // Typing a name or a diameter, holding a key, or a browser shortcut: nothing.
         for k in [
-            KeyPress {
-                in_text_field: true,
-                ..press("5")
-            },
-            KeyPress {
-                in_text_field: true,
-                ..press("u")
-            },
-            KeyPress {
-                in_text_field: true,
-                ..ctrl_z
-            },
+            text(press("5")),
+            text(press("u")),
+            text(ctrl_z),
+            text(press("Enter")),
+            control(press("Enter")),
             KeyPress {
                 repeat: true,
                 ..press("5")
+            },
+            KeyPress {
+                repeat: true,
+                ..press("Enter")
             },
             KeyPress {
                 ctrl: true,
@@ -620,12 +651,26 @@ mod tests {
         ] {
             assert_eq!(key_action(k, &classes), None, "{k:?}");
         }
-        assert!(
-            takes_text("INPUT", "text") && takes_text("INPUT", "") && takes_text("INPUT", "number")
-        );
-        assert!(takes_text("TEXTAREA", "") && takes_text("SELECT", ""));
-        assert!(!takes_text("INPUT", "range") && !takes_text("INPUT", "FILE"));
-        assert!(!takes_text("BUTTON", "") && !takes_text("DIV", ""));
+    }
+
+    #[test]
+    fn the_focus_kind_of_an_element() {
+        for (tag, ty, editable, want) in [
+            ("INPUT", "text", false, Focus::Text),
+            ("INPUT", "", false, Focus::Text),
+            ("INPUT", "number", false, Focus::Text),
+            ("TEXTAREA", "", false, Focus::Text),
+            ("SELECT", "", false, Focus::Text),
+            ("DIV", "", true, Focus::Text),
+            ("INPUT", "range", false, Focus::Control),
+            ("INPUT", "FILE", false, Focus::Control),
+            ("BUTTON", "", false, Focus::Control),
+            ("A", "", false, Focus::Control),
+            ("DIV", "", false, Focus::Page),
+            ("BODY", "", false, Focus::Page),
+        ] {
+            assert_eq!(Focus::of(tag, ty, editable), want, "{tag} {ty} {editable}");
+        }
     }
 
     #[test]

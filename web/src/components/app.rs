@@ -2,7 +2,7 @@
 //! cell panel, the differential and the exports.
 
 use super::backend_line::{BackendInfo, BackendLine};
-use super::cell_panel::{review_selected, undo_review, CellPanel};
+use super::cell_panel::{accept_selected, review_selected, undo_review, CellPanel};
 use super::differential::Differential;
 use super::export::ExportButtons;
 use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
@@ -17,8 +17,7 @@ use crate::bridge::WorkerPool;
 use crate::pool::worker_count;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
 use crate::session::{
-    key_action, restore, takes_text, CellRecord, ImageRecord, KeyAction, KeyPress, ModelInfo,
-    Session,
+    key_action, restore, CellRecord, Focus, ImageRecord, KeyAction, KeyPress, ModelInfo, Session,
 };
 use crate::storage;
 use leptos::prelude::*;
@@ -504,7 +503,7 @@ pub fn App() -> impl IntoView {
             meta: ev.meta_key(),
             alt: ev.alt_key(),
             repeat: ev.repeat(),
-            in_text_field: in_text_field(ev.target()),
+            focus: focus_of(ev.target()),
         };
         match key_action(press, &classes.get_untracked()) {
             Some(KeyAction::Undo) => {
@@ -512,6 +511,7 @@ pub fn App() -> impl IntoView {
                 undo_review(session, selected);
             }
             Some(KeyAction::Label(label)) => review_selected(session, selected, Some(label)),
+            Some(KeyAction::Accept) => accept_selected(session, selected),
             None => {}
         }
     });
@@ -626,15 +626,15 @@ fn ScaleOverride(
     }
 }
 
-/// Whether a key event went to a text field ([`takes_text`]) or to editable text.
-fn in_text_field(target: Option<web_sys::EventTarget>) -> bool {
+/// What kind of element a key event went to ([`Focus::of`]).
+fn focus_of(target: Option<web_sys::EventTarget>) -> Focus {
     use wasm_bindgen::JsCast;
     let Some(el) = target.and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok()) else {
-        return false;
+        return Focus::Page;
     };
     let input_type = el
         .dyn_ref::<web_sys::HtmlInputElement>()
         .map(|i| i.type_())
         .unwrap_or_default();
-    el.is_content_editable() || takes_text(&el.tag_name(), &input_type)
+    Focus::of(&el.tag_name(), &input_type, el.is_content_editable())
 }

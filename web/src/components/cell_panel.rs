@@ -1,5 +1,6 @@
 //! The selected cell: crop beside its uncertainty heatmaps, class probabilities as bars,
-//! confidence, anomaly score, runner-up, and the review controls (also on keys 1-9, 0, u).
+//! confidence, anomaly score, runner-up, and the review controls (also on keys 1-9, 0, Enter,
+//! u).
 
 use super::canvas::{diverging, sequential, PixelCanvas};
 use super::smear_view::class_colour;
@@ -19,6 +20,35 @@ pub fn review_selected(
     };
     if let Some(next) = session.try_update(|s| s.review(img, &id, label)).flatten() {
         selected.set(Some(next));
+    }
+}
+
+/// Select a cell from a click on a button (the review queue, the gallery) and take the focus off
+/// that button, so that Enter confirms the cell's class instead of clicking the button again.
+pub fn select_cell(
+    selected: RwSignal<Option<(u32, String)>>,
+    cell: (u32, String),
+    ev: &web_sys::MouseEvent,
+) {
+    use wasm_bindgen::JsCast;
+    selected.set(Some(cell));
+    if let Some(el) = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.blur();
+    }
+}
+
+/// Confirm the model's class for the selected cell, as a review (and move on as
+/// [`review_selected`] does).
+pub fn accept_selected(session: RwSignal<Session>, selected: RwSignal<Option<(u32, String)>>) {
+    let class = selected.with_untracked(|sel| {
+        let (img, id) = sel.as_ref()?;
+        session.with_untracked(|s| s.cell(*img, id).map(|c| c.result.class.clone()))
+    });
+    if let Some(class) = class {
+        review_selected(session, selected, Some(class));
     }
 }
 
@@ -43,10 +73,7 @@ pub fn CellPanel(
 ) -> impl IntoView {
     let cell = Memo::new(move |_| {
         let (img, id) = selected.get()?;
-        session.with(|s| {
-            s.image(img)
-                .and_then(|i| i.cells.iter().find(|c| c.id == id).cloned())
-        })
+        session.with(|s| s.cell(img, &id).cloned())
     });
     let crop = Signal::derive(move || {
         cell.get()
@@ -121,6 +148,7 @@ pub fn CellPanel(
                 }).collect_view()}
                 <button on:click=move |_| review(Some(UNCLASSIFIABLE.into()))>"9 unclassifiable"</button>
                 <button on:click=move |_| review(Some(NOT_A_WBC.into()))>"0 not a white cell"</button>
+                <button data-testid="accept" on:click=move |_| accept_selected(session, selected)>"Enter: the model's class"</button>
                 <button data-testid="undo" on:click=move |_| undo_review(session, selected)>"Undo (u)"</button>
             </div>
         </aside>

@@ -2,6 +2,7 @@
 //! analyser); a click selects the cell.
 
 use super::canvas::PixelCanvas;
+use super::cell_panel::select_cell;
 use crate::session::Session;
 use leptos::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -61,7 +62,7 @@ pub fn CellGallery(
                                             crops.with_untracked(|m| m.get(&key).cloned()).unwrap_or_default()
                                         });
                                         view! {
-                                            <button class="gallery-cell" on:click=move |_| selected.set(Some((img, id.clone())))>
+                                            <button class="gallery-cell" on:click=move |ev| select_cell(selected, (img, id.clone()), &ev)>
                                                 <PixelCanvas rgba=rgba side=128 class="thumb" testid="gallery-crop" />
                                             </button>
                                         }

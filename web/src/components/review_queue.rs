@@ -1,6 +1,7 @@
 //! The review queue: every cell triaged `review` or `anomaly` and not yet reviewed, anomalies
 //! first, then the most uncertain; a click selects the cell.
 
+use super::cell_panel::select_cell;
 use crate::session::Session;
 use leptos::prelude::*;
 
@@ -32,7 +33,7 @@ pub fn ReviewQueue(
                     view! {
                         <li>
                             <button data-testid="queue-item" class=format!("triage-{}", c.result.triage)
-                                on:click=move |_| selected.set(Some((img, id.clone())))>
+                                on:click=move |ev| select_cell(selected, (img, id.clone()), &ev)>
                                 {format!("{} — {} ({}, uncertainty {:.2})", c.id, c.final_class(), c.result.triage, c.result.uncertainty)}
                             </button>
                         </li>
