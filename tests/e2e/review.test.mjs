@@ -202,6 +202,7 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     const order = await queued();
     await queue.nth(1).click();
     assert.equal(await cellId(), order[1]);
+    const guess1 = (await title.textContent()).match(/untrusted guess: (\w+)/)[1];
 
     // Typing a reviewer's name with digits and a 'u' in it changes no cell.
     const name = page.getByTestId('signoff-name').first();
@@ -241,6 +242,16 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting);
     assert.equal(await cellId(), order[0], 'the undo shows the cell it restored');
     assert.equal(await page.locator('[data-testid=cell-box]:not([data-class="unusual colour"])').count(), 0);
+
+    // A review button leaves the focus on the page: Enter then confirms the next cell's class
+    // rather than clicking that button again for it.
+    const label = guess1 === 'lymphocyte' ? 'monocyte' : 'lymphocyte';
+    await page.getByTestId('review-buttons').getByRole('button', { name: new RegExp(`^\\d ${label}$`) }).click();
+    assert.equal(await cellId(), order[1]);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting - 2);
+    assert.equal(await page.locator(`[data-testid=cell-box][data-class=${label}]`).count(), 1, 'only the clicked cell has the button\'s label');
+    assert.ok(await page.locator(`[data-testid=cell-box][data-class=${guess1}]`).count() >= 1, 'the next cell has its model\'s class');
     assert.deepEqual(rec.errors, []);
   });
 });

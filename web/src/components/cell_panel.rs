@@ -23,21 +23,29 @@ pub fn review_selected(
     }
 }
 
-/// Select a cell from a click on a button (the review queue, the gallery) and take the focus off
-/// that button, so that Enter confirms the cell's class instead of clicking the button again.
+/// Take the focus off the button that was clicked, so that the review keys reach the page: Enter
+/// on a focused button would click it again, for the next cell (a review button would give the
+/// next cell its label instead of confirming the model's class).
+fn release_focus(ev: &web_sys::MouseEvent) {
+    use wasm_bindgen::JsCast;
+    if let Some(el) = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        // Nothing to report: a button that keeps the focus only keeps Enter for itself.
+        let _ = el.blur();
+    }
+}
+
+/// Select a cell from a click on a button (the review queue, the gallery) and release the
+/// focus ([`release_focus`]).
 pub fn select_cell(
     selected: RwSignal<Option<(u32, String)>>,
     cell: (u32, String),
     ev: &web_sys::MouseEvent,
 ) {
-    use wasm_bindgen::JsCast;
     selected.set(Some(cell));
-    if let Some(el) = ev
-        .current_target()
-        .and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok())
-    {
-        let _ = el.blur();
-    }
+    release_focus(ev);
 }
 
 /// Confirm the model's class for the selected cell, as a review (and move on as
@@ -91,7 +99,10 @@ pub fn CellPanel(
             .unwrap_or_default()
     });
     let side = Signal::derive(move || cell.get().map_or(64, |c| c.result.map_size as u32));
-    let review = move |label: Option<String>| review_selected(session, selected, label);
+    let review = move |label: Option<String>, ev: web_sys::MouseEvent| {
+        release_focus(&ev);
+        review_selected(session, selected, label)
+    };
     view! {
         <aside class="cell-panel" data-testid="cell-panel">
             {move || match cell.get() {
@@ -99,11 +110,8 @@ pub fn CellPanel(
                 Some(c) => {
                     let shown = c.final_class().to_string();
                     let CellRecord { result: r, reviewed_class, id } = c;
-                    let aside = match (&reviewed_class, r.unusual_colour) {
-                        (Some(_), _) => None,
-                        (None, true) => Some(format!(" (the model's untrusted guess: {})", r.class)),
-                        (None, false) => None,
-                    };
+                    let aside = (reviewed_class.is_none() && r.unusual_colour)
+                        .then(|| format!(" (the model's untrusted guess: {})", r.class));
                     view! {
                         <h3 data-testid="cell-title">{format!("Cell {id}: {shown}")}
                             {reviewed_class.as_ref().map(|_| view! { <span class="reviewed" data-testid="reviewed-badge">{format!(" (reviewed; model said {})", r.class)}</span> })}
@@ -144,12 +152,12 @@ pub fn CellPanel(
             <div class="review" data-testid="review-buttons">
                 {move || classes.get().into_iter().enumerate().map(|(i, c)| {
                     let label = c.clone();
-                    view! { <button on:click=move |_| review(Some(label.clone()))>{format!("{} {c}", i + 1)}</button> }
+                    view! { <button on:click=move |ev| review(Some(label.clone()), ev)>{format!("{} {c}", i + 1)}</button> }
                 }).collect_view()}
-                <button on:click=move |_| review(Some(UNCLASSIFIABLE.into()))>"9 unclassifiable"</button>
-                <button on:click=move |_| review(Some(NOT_A_WBC.into()))>"0 not a white cell"</button>
-                <button data-testid="accept" on:click=move |_| accept_selected(session, selected)>"Enter: the model's class"</button>
-                <button data-testid="undo" on:click=move |_| undo_review(session, selected)>"Undo (u)"</button>
+                <button on:click=move |ev| review(Some(UNCLASSIFIABLE.into()), ev)>"9 unclassifiable"</button>
+                <button on:click=move |ev| review(Some(NOT_A_WBC.into()), ev)>"0 not a white cell"</button>
+                <button data-testid="accept" on:click=move |ev| { release_focus(&ev); accept_selected(session, selected) }>"Enter: the model's class"</button>
+                <button data-testid="undo" on:click=move |ev| { release_focus(&ev); undo_review(session, selected) }>"Undo (u)"</button>
             </div>
         </aside>
     }
