@@ -66,7 +66,8 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.equal(doc.backend, 'cpu');
     assert.match(doc.model.sha256, /^[0-9a-f]{64}$/);
     const cell = doc.cells[0];
-    for (const k of ['id', 'bbox', 'class', 'probs', 'confidence', 'uncertainty', 'anomaly', 'triage', 'reviewed_class', 'evals', 'unusual_colour', 'colour']) assert.ok(k in cell, `cell missing ${k}`);
+    for (const k of ['id', 'bbox', 'class', 'probs', 'confidence', 'uncertainty', 'anomaly', 'triage', 'reviewed_class', 'evals', 'unusual_colour', 'colour', 'counted_as']) assert.ok(k in cell, `cell missing ${k}`);
+    assert.equal(cell.counted_as, want, 'counted as the reviewer said');
     assert.equal(cell.unusual_colour, true);
     assert.equal(cell.triage, 'anomaly');
     assert.ok(Object.keys(cell.probs).includes(cell.class), `the model's class ${cell.class} is one of its classes`);
@@ -82,8 +83,8 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
-    assert.match(lines[0], /,unusual_colour$/);
-    assert.match(lines[1], /,1$/);
+    assert.match(lines[0], /,unusual_colour,counted_as$/);
+    assert.match(lines[1], new RegExp(`,1,${want}$`));
 
     // Reload: the session (image, diagnoses, review edit) comes back from IndexedDB.
     await page.reload();

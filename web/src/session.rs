@@ -325,6 +325,7 @@ pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
                 "anomaly": c.result.anomaly, "triage": c.result.triage,
                 "reviewed_class": c.reviewed_class, "evals": c.result.evals,
                 "unusual_colour": c.result.unusual_colour, "colour": c.result.colour,
+                "counted_as": c.final_class(),
             })
         })
         .collect();
@@ -355,7 +356,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push_str(",unusual_colour\n");
+    out.push_str(",unusual_colour,counted_as\n");
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -383,7 +384,9 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
                     .map_or(0.0, |(_, p)| *p);
                 out.push_str(&format!(",{p:.6}"));
             }
-            out.push_str(if r.unusual_colour { ",1\n" } else { ",0\n" });
+            out.push_str(if r.unusual_colour { ",1," } else { ",0," });
+            out.push_str(&csv_field(c.final_class()));
+            out.push('\n');
         }
     }
     out
@@ -532,6 +535,11 @@ mod tests {
         let doc = export_json(img, None);
         assert_eq!(doc["differential"][UNUSUAL_COLOUR], 1);
         assert_eq!(doc["cells"][2]["class"], "ig");
+        assert_eq!(doc["cells"][2]["counted_as"], UNUSUAL_COLOUR);
+        assert_eq!(doc["cells"][1]["counted_as"], "monocyte");
+        let csv = export_csv(&s, &["ig".to_string()]);
+        let row = csv.lines().nth(3).expect("the third cell's row");
+        assert!(row.ends_with(",1,unusual colour"), "{row}");
         // A reviewer's class counts; undoing it brings the flag back.
         assert!(s.reclassify(0, "0-2", Some("basophil".into())));
         assert_eq!(differential(&s.images[0]).get("basophil"), Some(&1));
@@ -789,14 +797,15 @@ mod tests {
             "reviewed_class",
             "evals",
             "unusual_colour",
+            "counted_as",
         ] {
             assert!(c.get(key).is_some(), "cell missing {key}");
         }
         let csv = export_csv(&s, &["neutrophil".into(), "other".into()]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
-        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour"));
-        assert!(lines[1].ends_with(",0"), "{}", lines[1]);
+        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour,counted_as"));
+        assert!(lines[1].ends_with(",0,neutrophil"), "{}", lines[1]);
         assert!(
             lines[1].starts_with("\"a,b.jpg\",0-0,1,2,3,4,neutrophil,0.900000"),
             "{}",
