@@ -36,6 +36,7 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.match(await page.getByTestId('cell-colour-warning').textContent(), /unlike those of the cells the model was calibrated on/);
     assert.equal(await page.getByTestId('cell-triage').textContent(), 'anomaly');
     assert.equal(shownClass, 'unusual colour');
+    assert.match(await page.getByTestId('cell-confidence').textContent(), /^\d+\.\d % \(calibrated on other colours: not valid here\)$/);
     assert.match(await page.getByTestId('cell-title').textContent(), /: unusual colour \(the model's untrusted guess: [a-z]+\)/);
     assert.equal(await page.locator('[data-testid=differential-row][data-class="unusual colour"]').count(), 1);
     assert.match(await page.getByTestId('queue-item').first().textContent(), /— unusual colour \(anomaly/);

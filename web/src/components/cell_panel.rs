@@ -132,7 +132,7 @@ pub fn CellPanel(
                             </p>
                         })}
                         <dl class="facts">
-                            <dt>"Confidence"</dt><dd data-testid="cell-confidence">{format!("{:.1} %", 100.0 * r.confidence)}</dd>
+                            <dt>"Confidence"</dt><dd data-testid="cell-confidence">{format!("{:.1} %{}", 100.0 * r.confidence, if r.unusual_colour { " (calibrated on other colours: not valid here)" } else { "" })}</dd>
                             <dt>"Uncertainty"</dt><dd>{format!("{:.2}", r.uncertainty)}</dd>
                             <dt>"Anomaly score"</dt><dd data-testid="cell-anomaly">{format!("{:.2}", r.anomaly)}</dd>
                             <dt>"Runner-up"</dt><dd>{r.runner_up.clone()}</dd>
