@@ -4,14 +4,11 @@
 //! field, then classifies the PBC val cells blurred (Gaussian, sigma in model-input pixels, by
 //! `image::imageops::blur`) with the shipped model: accuracy, share called platelet, triage and
 //! the colour gate. Run: `cargo run --release -p model-core --example blur_probe`.
-use burn::prelude::Device;
+mod probe;
+
 use image::{ImageBuffer, Rgb};
-use model_core::dataset::{manifest_rows, Split};
-use model_core::decode::decode_image;
 use model_core::detect::DetectOptions;
 use model_core::preprocess::{to_model_input, CellCrop};
-use model_core::weights::{ModelFiles, MODEL_STEM};
-use std::path::PathBuf;
 
 /// Mean squared 4-neighbour Laplacian over the interior pixels and the 3 channels.
 fn sharpness(c: &CellCrop) -> f64 {
@@ -56,37 +53,21 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let data = root.join("../shared/data");
-    let files = ModelFiles::read(&root.join("static/model"), MODEL_STEM).expect("shipped model");
-    let clf = files.classifier(Device::flex()).expect("classifier");
-    let names = files.card.classes.clone();
+    let (clf, names) = probe::shipped();
     let platelet = names
         .iter()
         .position(|n| n == "platelet")
         .expect("a platelet class");
-    let rows = manifest_rows(&data, Split::Val).expect("PBC manifest");
-    let val: Vec<(CellCrop, usize)> = rows
-        .iter()
-        .step_by(rows.len() / 400)
-        .map(|(p, l)| {
-            let img = decode_image(&std::fs::read(data.join(p)).expect("read")).expect("decode");
-            (to_model_input(&img, 64), *l)
-        })
+    let val: Vec<(CellCrop, usize)> = probe::pbc_val()
+        .into_iter()
+        .map(|(img, l)| (to_model_input(&img, 64), l))
         .collect();
-    let mut paths: Vec<_> = std::fs::read_dir(data.join("bccd/JPEGImages"))
-        .expect("BCCD images")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    paths.sort();
     let mut bccd = Vec::new();
-    for p in paths.iter().step_by(3) {
-        let img = decode_image(&std::fs::read(p).expect("read")).expect("decode");
+    for p in probe::bccd_fields() {
         let opts = DetectOptions {
             rbc_diameter_px: None,
         };
-        let (_, cells) = model_core::smear::prepare(&img, &opts, 64);
+        let (_, cells) = model_core::smear::prepare(&probe::read(&p), &opts, 64);
         bccd.extend(cells.into_iter().map(|c| c.input));
     }
     let sharp_bccd = median(bccd.iter().map(sharpness).collect());

@@ -6,15 +6,12 @@
 //! classifies the white cells detected in every third BCCD field, and PBC val cells normalised
 //! the same way (the cost on the model's own domain). Run:
 //! `cargo run --release -p model-core --example field_stain_probe`.
-use burn::prelude::Device;
+mod probe;
+
 use image::RgbImage;
-use model_core::dataset::{manifest_rows, Split};
-use model_core::decode::decode_image;
 use model_core::detect::DetectOptions;
 use model_core::preprocess::to_model_input;
-use model_core::weights::{ModelFiles, MODEL_STEM};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// Per channel 256-bin histograms of an image.
 fn histograms(img: &RgbImage) -> [[f64; 256]; 3] {
@@ -58,20 +55,8 @@ fn apply(img: &RgbImage, lut: &[[u8; 256]; 3]) -> RgbImage {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let data = root.join("../shared/data");
-    let files = ModelFiles::read(&root.join("static/model"), MODEL_STEM).expect("shipped model");
-    let clf = files.classifier(Device::flex()).expect("classifier");
-    let names = files.card.classes.clone();
-    let rows = manifest_rows(&data, Split::Val).expect("PBC manifest");
-    let val: Vec<(RgbImage, usize)> = rows
-        .iter()
-        .step_by(rows.len() / 400)
-        .map(|(p, l)| {
-            let img = decode_image(&std::fs::read(data.join(p)).expect("read")).expect("decode");
-            (img, *l)
-        })
-        .collect();
+    let (clf, names) = probe::shipped();
+    let val = probe::pbc_val();
     let mut reference = [[0.0; 256]; 3];
     for (img, _) in &val {
         let h = histograms(img);
@@ -105,16 +90,11 @@ fn main() {
             val.len()
         );
     }
-    let mut paths: Vec<_> = std::fs::read_dir(data.join("bccd/JPEGImages"))
-        .expect("BCCD images")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    paths.sort();
+    let fields = probe::bccd_fields();
     for normalise in [false, true] {
         let mut cells = Vec::new();
-        for p in paths.iter().step_by(3) {
-            let img = decode_image(&std::fs::read(p).expect("read")).expect("decode");
+        for p in &fields {
+            let img = probe::read(p);
             let opts = DetectOptions {
                 rbc_diameter_px: None,
             };

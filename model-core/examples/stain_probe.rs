@@ -3,13 +3,10 @@
 //! colour moments (per channel mean and standard deviation) matched to those of PBC val cells;
 //! and what the same matching does to 428 PBC val cells. Run:
 //! `cargo run --release -p model-core --example stain_probe`.
-use burn::prelude::Device;
-use model_core::dataset::{manifest_rows, Split};
-use model_core::decode::decode_image;
+mod probe;
+
 use model_core::detect::DetectOptions;
 use model_core::preprocess::{to_model_input, CellCrop};
-use model_core::weights::{ModelFiles, MODEL_STEM};
-use std::path::PathBuf;
 
 /// Per channel (mean, standard deviation) of a crop.
 fn stats(c: &CellCrop) -> [(f32, f32); 3] {
@@ -48,44 +45,19 @@ fn normalise(c: &CellCrop, target: &[(f32, f32); 3], k: f32) -> CellCrop {
 }
 
 fn main() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let data = root.join("../shared/data");
-    let files = ModelFiles::read(&root.join("static/model"), MODEL_STEM).expect("shipped model");
-    let clf = files.classifier(Device::flex()).expect("classifier");
-    let names = files.card.classes.clone();
-    let rows = manifest_rows(&data, Split::Val).expect("PBC manifest");
-    let val: Vec<(CellCrop, usize)> = rows
-        .iter()
-        .step_by(rows.len() / 400)
-        .map(|(p, l)| {
-            (
-                to_model_input(
-                    &decode_image(&std::fs::read(data.join(p)).expect("read")).expect("decode"),
-                    64,
-                ),
-                *l,
-            )
-        })
+    let (clf, names) = probe::shipped();
+    let val: Vec<(CellCrop, usize)> = probe::pbc_val()
+        .into_iter()
+        .map(|(img, l)| (to_model_input(&img, 64), l))
         .collect();
     let target = mean_stats(val.iter().map(|(c, _)| c));
     eprintln!("PBC val target {target:?}");
     let mut bccd = Vec::new();
-    let dir = data.join("bccd/JPEGImages");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("BCCD images")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    paths.sort();
-    for p in paths.iter().step_by(3) {
-        let img = decode_image(&std::fs::read(p).expect("read")).expect("decode");
-        let (_, cells) = model_core::smear::prepare(
-            &img,
-            &DetectOptions {
-                rbc_diameter_px: None,
-            },
-            64,
-        );
+    for p in probe::bccd_fields() {
+        let opts = DetectOptions {
+            rbc_diameter_px: None,
+        };
+        let (_, cells) = model_core::smear::prepare(&probe::read(&p), &opts, 64);
         bccd.extend(cells.into_iter().map(|c| c.input));
     }
     let bt = mean_stats(bccd.iter());

@@ -1,0 +1,51 @@
+//! What the domain-shift probes (`stain_probe`, `blur_probe`, `field_stain_probe`) share: the
+//! shipped model, a sample of PBC val images and every third BCCD field. Paths are those of this
+//! repository and `../shared/data` beside it; a missing file ends the probe with its message.
+#![allow(dead_code)] // each probe uses its own subset
+use burn::prelude::Device;
+use image::RgbImage;
+use model_core::dataset::{manifest_rows, Split};
+use model_core::decode::decode_image;
+use model_core::engine::CellClassifier;
+use std::path::{Path, PathBuf};
+
+/// The shared data folder.
+pub fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+}
+
+/// The shipped model's classifier on the CPU, and its class names.
+pub fn shipped() -> (CellClassifier, Vec<String>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../static/model");
+    let files = model_core::weights::ModelFiles::read(&dir, model_core::weights::MODEL_STEM)
+        .expect("shipped model");
+    let names = files.card.classes.clone();
+    (files.classifier(Device::flex()).expect("classifier"), names)
+}
+
+/// Decode an image file.
+pub fn read(path: &Path) -> RgbImage {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    decode_image(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// About 400 PBC val images, evenly spaced in the manifest, with their labels.
+pub fn pbc_val() -> Vec<(RgbImage, usize)> {
+    let data = data();
+    let rows = manifest_rows(&data, Split::Val).expect("PBC manifest");
+    rows.iter()
+        .step_by(rows.len() / 400)
+        .map(|(p, l)| (read(&data.join(p)), *l))
+        .collect()
+}
+
+/// Every third BCCD field, in name order.
+pub fn bccd_fields() -> Vec<PathBuf> {
+    let mut paths: Vec<_> = std::fs::read_dir(data().join("bccd/JPEGImages"))
+        .expect("BCCD images")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    paths.into_iter().step_by(3).collect()
+}
