@@ -14,7 +14,7 @@ function annotatedWbc(name) {
 }
 
 
-test('analyse a sample smear, review a cell with a key, undo, and export JSON and CSV', async () => {
+test('analyse a sample smear, review a cell with a key, undo, sign off, and export JSON and CSV', async () => {
   await withApp(server, async ({ page, rec, app }) => {
     await app.backend();
     const started = Date.now();
@@ -29,6 +29,7 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     await page.getByTestId('cell-crop').waitFor();
     await page.getByTestId('cell-heatmap').waitFor();
     const shownClass = await boxes.first().getAttribute('data-class');
+    const title = page.getByTestId('cell-title');
     assert.match(await page.getByTestId('cell-confidence').textContent(), /\d+\.\d %/);
     // BCCD is another lab's stain: the colour gate flags the cell, says why, and it is never
     // auto-accepted, however confident; until reviewed it is drawn and counted as "unusual
@@ -40,7 +41,12 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.match(await page.getByTestId('cell-title').textContent(), /: unusual colour \(the model's untrusted guess: [a-z]+\)/);
     assert.equal(await page.locator('[data-testid=differential-row][data-class="unusual colour"]').count(), 1);
     assert.match(await page.getByTestId('queue-item').first().textContent(), /— unusual colour \(anomaly/);
-    // Reclassify with key 5 (lymphocyte).
+    // No sign-off while a cell awaits review.
+    await page.getByTestId('signoff-name').fill('Dr Test');
+    assert.match(await page.getByTestId('signoff-blocked').textContent(), /^Not yet: 1 cell awaits review/);
+    assert.equal(await page.getByTestId('signoff').isDisabled(), true);
+    // Reclassify with key 5 (lymphocyte), the focus out of the name field first.
+    await title.click();
     const want = 'lymphocyte';
     await page.keyboard.press('5');
     await page.getByTestId('reviewed-badge').waitFor();
@@ -52,10 +58,34 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     await page.locator(`[data-testid=gallery-group][data-class=${want}]`).waitFor();
     assert.equal(await page.locator('[data-testid=queue-item]').count(), 0, 'no unreviewed cell waits');
 
-    // Sign-off records who and when.
+    // Reload: the session (image, diagnoses, review edit) comes back from IndexedDB.
+    await page.reload();
+    await app.backend();
+    await page.getByTestId('cell-box').first().waitFor({ timeout: 60_000 });
+    assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'));
+    assert.equal(await boxes.first().getAttribute('data-class'), want, 'the review edit survived the reload');
+    await boxes.first().click();
+    await page.getByTestId('reviewed-badge').waitFor();
+    await page.getByTestId('cell-crop').waitFor();
+
+    // Undo restores the model's answer (the undo history survived the reload too); review again.
+    await page.keyboard.press('u');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=reviewed-badge]'));
+    assert.equal(await boxes.first().getAttribute('data-class'), shownClass);
+    await page.keyboard.press('5');
+    await page.getByTestId('reviewed-badge').waitFor();
+
+    // Sign-off records who and when; the smear's reviews are final then.
     await page.getByTestId('signoff-name').fill('Dr Test');
+    assert.equal(await page.getByTestId('signoff-blocked').count(), 0);
     await page.getByTestId('signoff').click();
     assert.match(await page.getByTestId('signed').textContent(), /Signed off by Dr Test at \d{4}-\d\d-\d\dT/);
+    await title.click();
+    await page.keyboard.press('6');
+    await page.keyboard.press('u');
+    await page.getByTestId('cell-locked').waitFor();
+    assert.equal(await boxes.first().getAttribute('data-class'), want, 'no review or undo after the sign-off');
+    assert.equal(await page.getByTestId('accept').isDisabled(), true);
 
     // JSON export: schema of the issue, the review kept apart from the model's answer.
     const [jsonDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
@@ -87,20 +117,12 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     assert.match(lines[0], /,unusual_colour,counted_as$/);
     assert.match(lines[1], new RegExp(`,1,${want}$`));
 
-    // Reload: the session (image, diagnoses, review edit) comes back from IndexedDB.
+    // The sign-off survives a reload.
     await page.reload();
     await app.backend();
-    await page.getByTestId('cell-box').first().waitFor({ timeout: 60_000 });
-    assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'));
-    assert.equal(await boxes.first().getAttribute('data-class'), want, 'the review edit survived the reload');
-    await boxes.first().click();
-    await page.getByTestId('reviewed-badge').waitFor();
-    await page.getByTestId('cell-crop').waitFor();
-
-    // Undo restores the model's answer (the undo history survived the reload too).
-    await page.keyboard.press('u');
-    await page.waitForFunction(() => !document.querySelector('[data-testid=reviewed-badge]'));
-    assert.equal(await boxes.first().getAttribute('data-class'), shownClass);
+    await page.getByTestId('signed').waitFor({ timeout: 60_000 });
+    assert.match(await page.getByTestId('signed').textContent(), /Signed off by Dr Test at /);
+    assert.equal(await boxes.first().getAttribute('data-class'), want);
 
     // Overriding the red-cell diameter re-analyses the smear at that scale.
     await page.getByTestId('scale-input').fill('95');
@@ -108,6 +130,8 @@ test('analyse a sample smear, review a cell with a key, undo, and export JSON an
     await page.waitForFunction(() => /done:/.test(document.querySelector('[data-testid=progress-text]')?.textContent ?? '')
       && /Red-cell diameter 95 px/.test(document.querySelector('[data-testid=scale]')?.textContent ?? ''), null, { timeout: 120_000 });
     assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'));
+    assert.equal(await page.getByTestId('signed').count(), 0, 're-analysis cleared the sign-off');
+    assert.match(await page.getByTestId('signoff-blocked').textContent(), /1 cell awaits review/);
 
     // Clear all asks first; accepted, it empties the page and the stored session.
     page.once('dialog', (d) => d.accept());
@@ -144,6 +168,10 @@ test('the printable report holds the thumbnail, differential, flagged crops and 
   await withApp(server, async ({ page, rec, app }) => {
     await app.backend();
     await app.analyseSample(0);
+    // Its flagged cell confirmed (Enter), the smear can be signed off.
+    await page.getByTestId('cell-box').first().click();
+    await page.keyboard.press('Enter');
+    await page.getByTestId('reviewed-badge').waitFor();
     await page.getByTestId('signoff-name').fill('Dr Report');
     await page.getByTestId('signoff').click();
     const flagged = await page.locator('[data-testid=cell-box]:not([data-triage=auto])').count();

@@ -139,6 +139,11 @@ impl CellRecord {
         }
     }
 
+    /// Whether the cell waits for a reviewer: triaged `review` or `anomaly`, not yet reviewed.
+    pub fn awaits_review(&self) -> bool {
+        self.result.triage != "auto" && self.reviewed_class.is_none()
+    }
+
     /// One line for the report: id, the class that counts, the model's class where that differs,
     /// the model's confidence, the triage and whether a reviewer has seen the cell.
     pub fn caption(&self) -> String {
@@ -184,6 +189,35 @@ pub struct ImageRecord {
     pub signed_off: Option<(String, String)>,
 }
 
+impl ImageRecord {
+    /// Cells that wait for a reviewer ([`CellRecord::awaits_review`]).
+    pub fn awaiting_review(&self) -> usize {
+        self.cells.iter().filter(|c| c.awaits_review()).count()
+    }
+
+    /// Why the smear cannot be signed off yet, if it cannot: its analysis has not classified
+    /// every white cell it found (still running, cancelled or failed), or cells still await
+    /// review. A sign-off says that every flagged cell of a complete analysis has been seen.
+    pub fn sign_off_blocker(&self) -> Option<String> {
+        let Some(f) = &self.findings else {
+            return Some("the analysis has not found the cells yet".into());
+        };
+        if self.cells.len() < f.wbc {
+            return Some(format!(
+                "{} of {} white cells classified: wait for the analysis to end, or re-analyse \
+                 the smear if it was cancelled",
+                self.cells.len(),
+                f.wbc
+            ));
+        }
+        match self.awaiting_review() {
+            0 => None,
+            1 => Some("1 cell awaits review (see the review queue)".into()),
+            n => Some(format!("{n} cells await review (see the review queue)")),
+        }
+    }
+}
+
 /// One undoable edit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Edit {
@@ -222,10 +256,12 @@ impl Session {
         self.images.iter_mut().find(|i| i.id == id)
     }
 
-    /// Set the reviewer's class of a cell (`None` restores the model's); undoable.
+    /// Set the reviewer's class of a cell (`None` restores the model's); undoable. Refused
+    /// (false) for an unknown cell and for a cell of a signed-off smear, whose reviews are final.
     pub fn reclassify(&mut self, image: u32, cell: &str, class: Option<String>) -> bool {
         let Some(c) = self
             .image_mut(image)
+            .filter(|i| i.signed_off.is_none())
             .and_then(|i| i.cells.iter_mut().find(|c| c.id == cell))
         else {
             return false;
@@ -237,6 +273,29 @@ impl Session {
             before,
         });
         true
+    }
+
+    /// Sign smear `image` off as `who` at `when` (ISO time). Refused, with the reason, for an
+    /// unknown or already signed smear and while [`ImageRecord::sign_off_blocker`] says why not.
+    /// Its reviews become final: its edits leave the undo history, and it cannot be reviewed
+    /// again (re-analysing it, which replaces its cells, clears the sign-off).
+    pub fn sign_off(&mut self, image: u32, who: &str, when: &str) -> Result<(), String> {
+        let who = who.trim();
+        if who.is_empty() {
+            return Err("a sign-off needs the reviewer's name".into());
+        }
+        let img = self
+            .image_mut(image)
+            .ok_or_else(|| format!("no image {image}"))?;
+        if let Some((by, at)) = &img.signed_off {
+            return Err(format!("already signed off by {by} at {at}"));
+        }
+        if let Some(why) = img.sign_off_blocker() {
+            return Err(why);
+        }
+        img.signed_off = Some((who.to_string(), when.to_string()));
+        self.undo.retain(|e| e.image != image);
+        Ok(())
     }
 
     /// Undo the last edit; the cell it restored (image id, cell id), `None` when there was no
@@ -278,7 +337,7 @@ impl Session {
             .images
             .iter()
             .flat_map(|i| i.cells.iter().map(move |c| (i.id, c)))
-            .filter(|(_, c)| c.result.triage != "auto" && c.reviewed_class.is_none())
+            .filter(|(_, c)| c.awaits_review())
             .map(|(i, c)| {
                 // Anomalies first, then by uncertainty.
                 let key = c.result.uncertainty
@@ -558,6 +617,60 @@ mod tests {
             s.images[0].cells[1].caption(),
             "0-1 monocyte (90 %, review, not reviewed)"
         );
+    }
+
+    #[test]
+    fn a_smear_is_signed_off_only_when_complete_and_reviewed_and_is_final_then() {
+        let mut s = session();
+        s.images[0].findings = Some(ImageFindings {
+            wbc: 5,
+            rbc_count: 100,
+            platelet_count: 10,
+            rbc_diameter_px: Some(80.0),
+            scale_um_per_px: Some(0.09),
+            single_cell: false,
+        });
+        let when = "2026-12-06T20:00:00Z";
+        // 4 of 5 cells: running, cancelled or failed.
+        let err = s.sign_off(0, "Dr A", when).expect_err("incomplete");
+        assert!(err.starts_with("4 of 5 white cells classified"), "{err}");
+        s.images[0].findings.as_mut().expect("findings").wbc = 4;
+        assert_eq!(
+            s.sign_off(0, "Dr A", when),
+            Err("3 cells await review (see the review queue)".into())
+        );
+        for c in ["0-1", "0-2"] {
+            assert!(s.reclassify(0, c, Some("lymphocyte".into())));
+        }
+        assert!(s.images[0]
+            .sign_off_blocker()
+            .expect("one left")
+            .starts_with("1 cell awaits"));
+        assert!(s.reclassify(0, "0-3", Some("monocyte".into())));
+        assert_eq!(s.images[0].sign_off_blocker(), None);
+        assert!(s.sign_off(0, "  ", when).is_err(), "a name is needed");
+        assert_eq!(s.sign_off(0, " Dr A ", when), Ok(()));
+        assert_eq!(s.images[0].signed_off, Some(("Dr A".into(), when.into())));
+        // Final: no more reviews, nothing of it to undo, no second sign-off.
+        assert!(!s.reclassify(0, "0-0", Some("basophil".into())));
+        assert_eq!(s.review(0, "0-0", Some("basophil".into())), None);
+        assert_eq!(s.images[0].cells[0].reviewed_class, None);
+        assert_eq!(s.undo_last(), None, "its edits left the undo history");
+        assert_eq!(
+            s.images[0].cells[3].reviewed_class.as_deref(),
+            Some("monocyte")
+        );
+        assert!(s
+            .sign_off(0, "Dr B", when)
+            .expect_err("twice")
+            .starts_with("already signed off by Dr A"));
+        assert!(s.sign_off(7, "Dr A", when).is_err(), "unknown image");
+        let mut fresh = session();
+        assert_eq!(
+            fresh.images[0].sign_off_blocker().as_deref(),
+            Some("the analysis has not found the cells yet")
+        );
+        assert!(fresh.sign_off(0, "Dr A", when).is_err());
     }
 
     #[test]

@@ -98,6 +98,11 @@ pub fn CellPanel(
             .map(|c| sequential(&c.result.disagreement))
             .unwrap_or_default()
     });
+    // The selected cell's smear, if signed off: its reviews are final.
+    let locked = Memo::new(move |_| {
+        let (img, _) = selected.get()?;
+        session.with(|s| s.image(img).and_then(|i| i.signed_off.clone()))
+    });
     let side = Signal::derive(move || cell.get().map_or(64, |c| c.result.map_size as u32));
     let review = move |label: Option<String>, ev: web_sys::MouseEvent| {
         release_focus(&ev);
@@ -149,14 +154,17 @@ pub fn CellPanel(
                     }.into_any()
                 }
             }}
+            {move || locked.get().map(|(who, when)| view! {
+                <p class="hint" data-testid="cell-locked">{format!("This smear was signed off by {who} at {when}: its reviews are final.")}</p>
+            })}
             <div class="review" data-testid="review-buttons">
                 {move || classes.get().into_iter().enumerate().map(|(i, c)| {
                     let label = c.clone();
-                    view! { <button on:click=move |ev| review(Some(label.clone()), ev)>{format!("{} {c}", i + 1)}</button> }
+                    view! { <button disabled=move || locked.get().is_some() on:click=move |ev| review(Some(label.clone()), ev)>{format!("{} {c}", i + 1)}</button> }
                 }).collect_view()}
-                <button on:click=move |ev| review(Some(UNCLASSIFIABLE.into()), ev)>"9 unclassifiable"</button>
-                <button on:click=move |ev| review(Some(NOT_A_WBC.into()), ev)>"0 not a white cell"</button>
-                <button data-testid="accept" on:click=move |ev| { release_focus(&ev); accept_selected(session, selected) }>"Enter: the model's class"</button>
+                <button disabled=move || locked.get().is_some() on:click=move |ev| review(Some(UNCLASSIFIABLE.into()), ev)>"9 unclassifiable"</button>
+                <button disabled=move || locked.get().is_some() on:click=move |ev| review(Some(NOT_A_WBC.into()), ev)>"0 not a white cell"</button>
+                <button data-testid="accept" disabled=move || locked.get().is_some() on:click=move |ev| { release_focus(&ev); accept_selected(session, selected) }>"Enter: the model's class"</button>
                 <button data-testid="undo" on:click=move |ev| { release_focus(&ev); undo_review(session, selected) }>"Undo (u)"</button>
             </div>
         </aside>

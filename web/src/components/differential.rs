@@ -14,7 +14,7 @@ pub fn Differential(
         {move || record.get().map(|r| {
             let d = differential(&r);
             let total: usize = d.values().sum();
-            let awaiting = r.cells.iter().filter(|c| c.result.triage != "auto" && c.reviewed_class.is_none()).count();
+            let awaiting = r.awaiting_review();
             let anomalies = r.cells.iter().filter(|c| c.result.triage == "anomaly").count();
             view! {
                 <table class="differential" data-testid="differential">

@@ -1,4 +1,6 @@
-//! Sign-off of a smear: who (a name typed by the user) and when.
+//! Sign-off of a smear: who (a name typed by the user) and when. Possible once the analysis has
+//! classified every white cell it found and no cell awaits review; the smear's reviews are final
+//! then ([`Session::sign_off`]).
 
 use crate::session::Session;
 use leptos::prelude::*;
@@ -12,24 +14,37 @@ pub fn SignOff(
     id: u32,
 ) -> impl IntoView {
     let (name, set_name) = signal(String::new());
+    let (refused, set_refused) = signal(None::<String>);
     let signed =
         Memo::new(move |_| session.with(|s| s.image(id).and_then(|i| i.signed_off.clone())));
+    let blocker = Memo::new(move |_| {
+        session.with(|s| {
+            s.image(id)
+                .map_or(Some("no such image".into()), |i| i.sign_off_blocker())
+        })
+    });
+    let sign = move |_| {
+        let when = String::from(js_sys::Date::new_0().to_iso_string());
+        let who = name.get_untracked();
+        let result = session
+            .try_update(|s| s.sign_off(id, &who, &when))
+            .unwrap_or_else(|| Err("the session is gone".into()));
+        set_refused.set(result.err());
+    };
     view! {
         <div class="signoff" data-testid="sign-off">
             {move || match signed.get() {
-                Some((who, when)) => view! { <span data-testid="signed">{format!("Signed off by {who} at {when}")}</span> }.into_any(),
+                Some((who, when)) => view! {
+                    <span data-testid="signed">{format!("Signed off by {who} at {when}; its reviews are final (re-analysing the smear clears the sign-off)")}</span>
+                }.into_any(),
                 None => view! {
                     <input type="text" placeholder="Reviewer name" data-testid="signoff-name"
                         prop:value=move || name.get() on:input=move |ev| set_name.set(event_target_value(&ev)) />
-                    <button data-testid="signoff" disabled=move || name.get().trim().is_empty() on:click=move |_| {
-                        let when = String::from(js_sys::Date::new_0().to_iso_string());
-                        let who = name.get_untracked().trim().to_string();
-                        session.update(|s| {
-                            if let Some(i) = s.image_mut(id) {
-                                i.signed_off = Some((who, when));
-                            }
-                        });
-                    }>"Sign off smear"</button>
+                    <button data-testid="signoff" disabled=move || name.get().trim().is_empty() || blocker.get().is_some()
+                        on:click=sign>"Sign off smear"</button>
+                    {move || blocker.get().or_else(|| refused.get()).map(|why| view! {
+                        <span class="hint" data-testid="signoff-blocked">{format!("Not yet: {why}.")}</span>
+                    })}
                 }.into_any(),
             }}
         </div>
