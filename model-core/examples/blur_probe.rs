@@ -7,8 +7,7 @@
 mod probe;
 
 use image::{ImageBuffer, Rgb};
-use model_core::detect::DetectOptions;
-use model_core::preprocess::{to_model_input, CellCrop};
+use model_core::preprocess::CellCrop;
 
 /// Mean squared 4-neighbour Laplacian over the interior pixels and the 3 channels.
 fn sharpness(c: &CellCrop) -> f64 {
@@ -58,18 +57,8 @@ fn main() {
         .iter()
         .position(|n| n == "platelet")
         .expect("a platelet class");
-    let val: Vec<(CellCrop, usize)> = probe::pbc_val()
-        .into_iter()
-        .map(|(img, l)| (to_model_input(&img, 64), l))
-        .collect();
-    let mut bccd = Vec::new();
-    for p in probe::bccd_fields() {
-        let opts = DetectOptions {
-            rbc_diameter_px: None,
-        };
-        let (_, cells) = model_core::smear::prepare(&probe::read(&p), &opts, 64);
-        bccd.extend(cells.into_iter().map(|c| c.input));
-    }
+    let val = probe::pbc_val_crops();
+    let bccd = probe::bccd_crops();
     let sharp_bccd = median(bccd.iter().map(sharpness).collect());
     println!(
         "sharpness (median mean squared Laplacian of the 64x64 input): BCCD {sharp_bccd:.5} ({} cells)",

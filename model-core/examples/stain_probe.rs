@@ -5,8 +5,7 @@
 //! `cargo run --release -p model-core --example stain_probe`.
 mod probe;
 
-use model_core::detect::DetectOptions;
-use model_core::preprocess::{to_model_input, CellCrop};
+use model_core::preprocess::CellCrop;
 
 /// Per channel (mean, standard deviation) of a crop.
 fn stats(c: &CellCrop) -> [(f32, f32); 3] {
@@ -46,20 +45,10 @@ fn normalise(c: &CellCrop, target: &[(f32, f32); 3], k: f32) -> CellCrop {
 
 fn main() {
     let (clf, names) = probe::shipped();
-    let val: Vec<(CellCrop, usize)> = probe::pbc_val()
-        .into_iter()
-        .map(|(img, l)| (to_model_input(&img, 64), l))
-        .collect();
+    let val = probe::pbc_val_crops();
     let target = mean_stats(val.iter().map(|(c, _)| c));
     eprintln!("PBC val target {target:?}");
-    let mut bccd = Vec::new();
-    for p in probe::bccd_fields() {
-        let opts = DetectOptions {
-            rbc_diameter_px: None,
-        };
-        let (_, cells) = model_core::smear::prepare(&probe::read(&p), &opts, 64);
-        bccd.extend(cells.into_iter().map(|c| c.input));
-    }
+    let bccd = probe::bccd_crops();
     let bt = mean_stats(bccd.iter());
     eprintln!("BCCD crops {} mean stats {bt:?}", bccd.len());
     for k in [0.0f32, 1.0] {

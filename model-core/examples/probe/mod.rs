@@ -6,7 +6,9 @@ use burn::prelude::Device;
 use image::RgbImage;
 use model_core::dataset::{manifest_rows, Split};
 use model_core::decode::decode_image;
+use model_core::detect::DetectOptions;
 use model_core::engine::CellClassifier;
+use model_core::preprocess::{to_model_input, CellCrop};
 use std::path::{Path, PathBuf};
 
 /// The shared data folder.
@@ -48,4 +50,24 @@ pub fn bccd_fields() -> Vec<PathBuf> {
         .collect();
     paths.sort();
     paths.into_iter().step_by(3).collect()
+}
+
+/// [`pbc_val`] as 64x64 model inputs, with their labels.
+pub fn pbc_val_crops() -> Vec<(CellCrop, usize)> {
+    pbc_val()
+        .into_iter()
+        .map(|(img, l)| (to_model_input(&img, 64), l))
+        .collect()
+}
+
+/// The 64x64 model inputs of the white cells detected in [`bccd_fields`] (scale estimated).
+pub fn bccd_crops() -> Vec<CellCrop> {
+    let opts = DetectOptions {
+        rbc_diameter_px: None,
+    };
+    bccd_fields()
+        .iter()
+        .flat_map(|p| model_core::smear::prepare(&read(p), &opts, 64).1)
+        .map(|c| c.input)
+        .collect()
 }
