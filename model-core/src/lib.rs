@@ -12,6 +12,7 @@ pub mod colour_gate;
 pub mod decode;
 pub mod detect;
 pub mod diagnosis;
+pub mod differential;
 pub mod ema;
 pub mod engine;
 pub mod error;

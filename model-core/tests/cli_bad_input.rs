@@ -262,3 +262,83 @@ fn bad_screen_and_colour_gate_settings_are_refused_before_any_work() {
         );
     }
 }
+
+#[test]
+fn the_differential_of_the_classified_cells_ends_the_output() {
+    // Two cells of each of four classes, one file that is not an image: the differential counts
+    // the eight classified cells as the lines before it say, and the exit code still says a
+    // file failed.
+    let dir = temp_dir("differential");
+    let mut files: Vec<PathBuf> = ["neutrophil", "lymphocyte", "erythroblast", "platelet"]
+        .iter()
+        .flat_map(|class| {
+            std::fs::read_dir(data_root().join("pbc/128").join(class))
+                .expect("pbc")
+                .take(2)
+                .map(|e| e.expect("entry").path())
+        })
+        .collect();
+    files.push(write(&dir, "not-an-image.jpg", b"text"));
+    let (out, stdout, lines) = classify_json(&["--differential"], &files);
+    assert!(!out.status.success(), "a file failed:\n{stdout}");
+    let (summary, rest) = lines.split_last().expect("lines");
+    let cells: Vec<&serde_json::Value> = rest.iter().filter(|l| l["error"].is_null()).collect();
+    assert_eq!(cells.len(), 8, "{stdout}");
+    assert_eq!(summary["cells"], 8);
+    let awaiting = cells.iter().filter(|c| c["triage"] != "auto").count();
+    assert_eq!(summary["awaiting_review"], awaiting);
+
+    let d = &summary["differential"];
+    let counted = |c: &serde_json::Value| -> String {
+        if c["unusual_colour"] == true {
+            "unusual colour".into()
+        } else {
+            c["class"].as_str().expect("class").into()
+        }
+    };
+    let leukocytes = [
+        "neutrophil",
+        "lymphocyte",
+        "monocyte",
+        "eosinophil",
+        "basophil",
+        "ig",
+    ];
+    let n = cells
+        .iter()
+        .filter(|c| leukocytes.contains(&counted(c).as_str()))
+        .count();
+    assert_eq!(d["leukocytes"], n);
+    let rows = d["classes"].as_array().expect("classes");
+    assert_eq!(rows.len(), 6, "every leukocyte class");
+    let mut total = 0.0;
+    for (row, class) in rows.iter().zip(leukocytes) {
+        assert_eq!(row["class"], class);
+        let k = cells.iter().filter(|c| counted(c) == class).count();
+        assert_eq!(row["count"], k, "{class}");
+        let pct = row["percent"].as_f64().expect("percent");
+        total += pct;
+        if n > 0 {
+            let iv = row["interval"].as_array().expect("interval");
+            let (lo, hi) = (iv[0].as_f64().expect("lo"), iv[1].as_f64().expect("hi"));
+            assert!(lo <= pct && pct <= hi && (0.0..=100.0).contains(&lo) && hi <= 100.0);
+        }
+    }
+    if n > 0 {
+        assert!((total - 100.0).abs() < 1e-6, "percentages sum to {total}");
+    }
+    let nrbc = cells
+        .iter()
+        .filter(|c| counted(c) == "erythroblast")
+        .count();
+    assert_eq!(d["nucleated_red"], nrbc);
+    let others: u64 = d["not_counted"]
+        .as_object()
+        .expect("not_counted")
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert_eq!(n + nrbc + others as usize, 8, "every cell in one place");
+    // The shipped model gets most of these right: the differential is not empty.
+    assert!(n >= 3, "{stdout}");
+}

@@ -53,6 +53,10 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(await boxes.first().getAttribute('data-class'), want);
     assert.equal(await page.locator(`[data-testid=differential-row][data-class=${want}]`).count(), 1);
     assert.equal(await page.locator('[data-testid=differential-row][data-class="unusual colour"]').count(), 0);
+    // The differential: the one leukocyte is 100 %, its exact 95 % interval 2.5-100 %.
+    const reviewedRow = page.locator(`[data-testid=differential-row][data-class=${want}]`);
+    assert.deepEqual(await reviewedRow.locator('td').allTextContents(), [want, '1', '100.0', '2.5–100.0', '']);
+    assert.match(await page.getByTestId('flags').textContent(), /^1 leukocyte counted, fewer than the routine 100/);
 
     // Gallery groups the crops by final class; the reviewed cell left the review queue.
     await page.locator(`[data-testid=gallery-group][data-class=${want}]`).waitFor();
@@ -106,6 +110,10 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.ok(Math.abs(Object.values(cell.probs).reduce((a, b) => a + b, 0) - 1) < 1e-3);
     assert.ok(['auto', 'review', 'anomaly'].includes(cell.triage));
     assert.equal(doc.differential[want], 1);
+    assert.equal(doc.leukocyte_differential.leukocytes, 1);
+    const share = doc.leukocyte_differential.classes.find((c) => c.class === want);
+    assert.equal(share.percent, 100);
+    assert.ok(Math.abs(share.interval[0] - 2.5) < 1e-6 && share.interval[1] === 100, `interval ${share.interval}`);
     assert.equal(doc.signed_off.by, 'Dr Test');
 
     // CSV: a header and one row per cell, columns matching the cell fields.
@@ -282,6 +290,24 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=queue-item]').length === n, waiting - 2);
     assert.equal(await page.locator(`[data-testid=cell-box][data-class=${label}]`).count(), 1, 'only the clicked cell has the button\'s label');
     assert.ok(await page.locator(`[data-testid=cell-box][data-class=${guess1}]`).count() >= 1, 'the next cell has its model\'s class');
+
+    // The three fields make one differential. The two reviewed cells are its only classified
+    // ones; the others, still of unusual colour, are listed but not in the percentages; every
+    // leukocyte class has its row, in report order.
+    const all = page.locator('.side [data-testid=session-differential]');
+    assert.equal(await all.locator('h3').textContent(), 'All 3 fields together');
+    const leukocytes = ['neutrophil', 'lymphocyte', 'monocyte', 'eosinophil', 'basophil', 'ig'];
+    const rows = all.getByTestId('differential-row');
+    assert.deepEqual((await Promise.all((await rows.all()).map((r) => r.getAttribute('data-class')))).slice(0, 6), leukocytes);
+    const n = 1 + (leukocytes.includes(guess1) ? 1 : 0);
+    const cellsOf = (c) => all.locator(`[data-testid=differential-row][data-class="${c}"] td`).allTextContents();
+    assert.deepEqual((await cellsOf(label)).slice(0, 4), [label, '1', (100 / n).toFixed(1), n === 1 ? '2.5–100.0' : '1.3–98.7']);
+    const boxes = await page.getByTestId('cell-box').count();
+    assert.deepEqual((await cellsOf('unusual colour')).slice(0, 3), ['unusual colour', String(boxes - 2), 'not in the percentages']);
+    assert.match(await all.getByTestId('flags').textContent(), new RegExp(`^${n} leukocytes? counted, fewer than the routine 100`));
+    await page.getByTestId('open-report').click();
+    assert.equal(await page.getByTestId('report').getByTestId('session-differential').count(), 1, 'the report has it too');
+    await page.getByTestId('report-close').click();
     assert.deepEqual(rec.errors, []);
   });
 });

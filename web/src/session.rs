@@ -3,6 +3,7 @@
 //! Plain Rust, tested natively.
 
 use crate::protocol::{CellResult, ImageFindings};
+use model_core::differential::Differential;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ pub const UNCLASSIFIABLE: &str = "unclassifiable";
 /// What a cell counts as while its colours are unlike the calibration cells' (the model's colour
 /// gate flagged it) and no reviewer has classified it: the model's class for such a cell is not
 /// to be trusted, so it is neither counted nor drawn as that class.
-pub const UNUSUAL_COLOUR: &str = "unusual colour";
+pub use model_core::differential::UNUSUAL_COLOUR;
 
 /// What a key press does in the viewer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,6 +367,21 @@ pub fn differential(image: &ImageRecord) -> BTreeMap<String, usize> {
     d
 }
 
+/// The leukocyte differential of the cells of `images` together ([`Differential`]): each
+/// cell counted as its [`CellRecord::final_class`], cells that are not white cells left out.
+/// Several fields of one smear make one count, as at the microscope.
+pub fn leukocyte_differential<'a>(
+    images: impl IntoIterator<Item = &'a ImageRecord>,
+) -> Differential {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for image in images {
+        for (class, n) in differential(image) {
+            *counts.entry(class).or_insert(0) += n;
+        }
+    }
+    Differential::of_counts(counts.iter().map(|(k, v)| (k.as_str(), *v)))
+}
+
 /// The JSON export of one image (schema in the README).
 pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
     let cells: Vec<Value> = image
@@ -395,6 +411,7 @@ pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
         "scale_um_per_px": f.and_then(|f| f.scale_um_per_px),
         "rbc_count": f.map(|f| f.rbc_count), "platelet_count": f.map(|f| f.platelet_count),
         "cells": cells, "differential": differential(image),
+        "leukocyte_differential": leukocyte_differential([image]),
         "signed_off": image.signed_off.as_ref().map(|(who, when)| json!({"by": who, "at": when})),
     })
 }
@@ -575,6 +592,51 @@ mod tests {
         assert_eq!(s.images[0].cells[1].reviewed_class, None);
         assert_eq!(s.undo_last(), None);
         assert!(!s.reclassify(0, "9-9", None), "unknown cell");
+    }
+
+    #[test]
+    fn the_fields_of_a_smear_make_one_leukocyte_differential() {
+        let mut s = session();
+        let mut second = s.images[0].clone();
+        second.id = 1;
+        second.cells = vec![
+            cell(0, "neutrophil", "auto", 0.1),
+            cell(1, "erythroblast", "auto", 0.1),
+            cell(2, "platelet", "review", 0.4),
+            cell(3, "neutrophil", "review", 0.4),
+        ];
+        second.cells[3].result.unusual_colour = true;
+        s.images.push(second);
+        assert!(s.reclassify(0, "0-3", Some(NOT_A_WBC.into())));
+        let d = leukocyte_differential(&s.images);
+        // Neutrophil 2, monocyte 1, ig 1: the reviewer's "not a white cell", the nucleated red
+        // cell, the platelet and the cell of unusual colour are not leukocytes counted.
+        assert_eq!(d.leukocytes, 4);
+        let count = |class: &str| d.classes.iter().find(|c| c.class == class).map(|c| c.count);
+        assert_eq!(count("neutrophil"), Some(2));
+        assert_eq!(count("lymphocyte"), Some(0));
+        assert_eq!(count("ig"), Some(1));
+        assert_eq!(d.nucleated_red, 1);
+        assert_eq!(d.nucleated_red_per_100, Some(25.0));
+        assert_eq!(d.not_counted.get("platelet"), Some(&1));
+        assert_eq!(d.not_counted.get(UNUSUAL_COLOUR), Some(&1));
+        assert_eq!(
+            d.not_counted.get(NOT_A_WBC),
+            None,
+            "not a white cell: not counted at all"
+        );
+        let one = leukocyte_differential(&s.images[..1]);
+        assert_eq!(one.leukocytes, 3, "the first field alone");
+        let doc = export_json(&s.images[1], None);
+        assert_eq!(doc["leukocyte_differential"]["leukocytes"], 1);
+        assert_eq!(
+            doc["leukocyte_differential"]["nucleated_red_per_100"],
+            100.0
+        );
+        assert_eq!(
+            doc["leukocyte_differential"]["classes"][0]["class"],
+            "neutrophil"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::backend_line::{BackendInfo, BackendLine};
 use super::cell_panel::{accept_selected, review_selected, undo_review, CellPanel};
-use super::differential::Differential;
+use super::differential::{Differential, SessionDifferential};
 use super::export::ExportButtons;
 use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
 use super::gallery::CellGallery;
@@ -585,6 +585,7 @@ pub fn App() -> impl IntoView {
                 <div class="side">
                     <CellPanel session=session selected=selected crops=crops classes=classes />
                     <ReviewQueue session=session selected=selected />
+                    <SessionDifferential session=session />
                     <CellGallery session=session crops=crops selected=selected />
                 </div>
             </div>

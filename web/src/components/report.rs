@@ -1,10 +1,11 @@
-//! The printable report: per smear, a thumbnail, the findings, the differential, the flagged
-//! cells' crops and the sign-off, with the model and version used. Shown over the page; when it
-//! is open, printing (to paper or PDF) prints the report alone.
+//! The printable report: the differential of all smear fields together, and per field a
+//! thumbnail, the findings, the differential, the flagged cells' crops and the sign-off, with the
+//! model and version used. Shown over the page; when it is open, printing (to paper or PDF)
+//! prints the report alone.
 
 use super::app::Entry;
 use super::canvas::{put_rgba, PixelCanvas};
-use super::differential::Differential;
+use super::differential::{Differential, SessionDifferential};
 use crate::session::{ImageRecord, Session};
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -122,6 +123,7 @@ pub fn Report(
             <p>{format!("Generated {when} in this browser; no image or result left the machine.")}</p>
             <p class="report-warning">"For research and education only — not a medical device. Every result needs review by a qualified person."</p>
             {if smears.is_empty() { Some(view! { <p>"No analysed smear yet."</p> }) } else { None }}
+            <SessionDifferential session=session />
             {smears.into_iter().map(|(record, entry)| view! { <SmearReport record=record entry=entry crops=crops /> }).collect_view()}
         </div>
     }

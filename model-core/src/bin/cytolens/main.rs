@@ -271,6 +271,12 @@ enum Command {
         /// line per cell, with its box); a field without white cells is an error.
         #[arg(long)]
         smear: bool,
+        /// After the cells, the leukocyte differential of all of them (as one smear): each
+        /// leukocyte class's percentage with its exact 95 % interval, nucleated red cells per
+        /// 100 leukocytes, the rest not in the percentages; a cell of unusual colour counts as
+        /// such, not as its class. With `--json`, one last line `{"differential": ...}`.
+        #[arg(long)]
+        differential: bool,
         /// Images of single cells (any size; centre-cropped and resized like the training data),
         /// or smear fields with `--smear`.
         files: Vec<PathBuf>,
@@ -511,8 +517,9 @@ fn run(cli: Cli) -> Result<(), String> {
             json,
             model,
             smear,
+            differential,
             files,
-        } => commands::classify(&model, &files, json, smear),
+        } => commands::classify(&model, &files, json, smear, differential),
         Command::Bench { model, cells } => {
             let data = SplitSource::new(&cli.data, Split::Test).thinned(cells);
             commands::bench(&model, &data)

@@ -1,8 +1,11 @@
-//! `classify`: one line per image (or per detected white cell of a smear).
+//! `classify`: one line per image (or per detected white cell of a smear), and with
+//! `--differential` the leukocyte differential of all of them at the end.
 
 use super::{err, CmdResult};
 use burn::prelude::*;
 use model_core::decode::decode_with_notes;
+use model_core::diagnosis::Triage;
+use model_core::differential::{Differential, UNUSUAL_COLOUR};
 use model_core::evaluate::diagnose_all;
 use model_core::preprocess::to_model_input;
 use model_core::weights::{ModelFiles, MODEL_STEM};
@@ -42,7 +45,55 @@ fn file_cells(
     Ok((decoded.notes, out))
 }
 
-pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool, smear: bool) -> CmdResult {
+/// Print the leukocyte differential of the classified cells' `counted` labels: one JSON line
+/// (`{"differential": ..., "cells", "awaiting_review"}`), or a table.
+fn print_differential(counted: &[&str], awaiting: usize, as_json: bool) {
+    let mut counts = std::collections::BTreeMap::new();
+    for label in counted {
+        *counts.entry(*label).or_insert(0) += 1;
+    }
+    let d = Differential::of_counts(counts);
+    if as_json {
+        println!(
+            "{}",
+            json!({"differential": d, "cells": counted.len(), "awaiting_review": awaiting})
+        );
+        return;
+    }
+    println!(
+        "differential of {} cells: {} leukocytes ({awaiting} cells await review: counted unreviewed)",
+        counted.len(),
+        d.leukocytes
+    );
+    for c in &d.classes {
+        let interval = c
+            .interval
+            .map(|[lo, hi]| format!("\t95 % interval {lo:.1}-{hi:.1} %"))
+            .unwrap_or_default();
+        let percent = match d.leukocytes {
+            0 => "-".to_string(),
+            _ => format!("{:.1} %", c.percent),
+        };
+        println!("{}\t{}\t{percent}{interval}", c.class, c.count);
+    }
+    if let Some(per_100) = d.nucleated_red_per_100.filter(|_| d.nucleated_red > 0) {
+        println!(
+            "erythroblast\t{}\t{per_100:.1} per 100 leukocytes",
+            d.nucleated_red
+        );
+    }
+    for (label, n) in &d.not_counted {
+        println!("{label}\t{n}\tnot in the percentages");
+    }
+}
+
+pub fn classify(
+    model_dir: &Path,
+    files: &[PathBuf],
+    as_json: bool,
+    smear: bool,
+    differential: bool,
+) -> CmdResult {
     let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
     let clf = model.classifier(Device::flex()).map_err(err)?;
     let size = model.card.denoiser.image_size;
@@ -53,6 +104,9 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool, smear: bool)
         .collect();
     let diagnoses = diagnose_all(&clf, &cells, |_| {}).map_err(err)?;
     let mut failed = 0;
+    // What each classified cell counts as in the differential, and how many await review.
+    let mut counted: Vec<&str> = Vec::new();
+    let mut awaiting = 0;
     for (f, result) in files.iter().zip(per_file) {
         let name = f.display().to_string();
         let (notes, found) = match result {
@@ -70,6 +124,12 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool, smear: bool)
         for (bbox, i) in found {
             let d = diagnoses.get(i).ok_or("internal: diagnosis count")?;
             let class = &model.card.classes[d.class];
+            counted.push(if d.unusual_colour {
+                UNUSUAL_COLOUR
+            } else {
+                class
+            });
+            awaiting += usize::from(d.triage != Triage::Auto);
             if as_json {
                 let probs: serde_json::Map<String, serde_json::Value> = model
                     .card
@@ -108,6 +168,9 @@ pub fn classify(model_dir: &Path, files: &[PathBuf], as_json: bool, smear: bool)
                 println!("{name}\tnote: {n}");
             }
         }
+    }
+    if differential {
+        print_differential(&counted, awaiting, as_json);
     }
     if failed > 0 {
         Err(format!(
