@@ -296,14 +296,7 @@ fn the_differential_of_the_classified_cells_ends_the_output() {
             c["class"].as_str().expect("class").into()
         }
     };
-    let leukocytes = [
-        "neutrophil",
-        "lymphocyte",
-        "monocyte",
-        "eosinophil",
-        "basophil",
-        "ig",
-    ];
+    let leukocytes = model_core::differential::LEUKOCYTES;
     let n = cells
         .iter()
         .filter(|c| leukocytes.contains(&counted(c).as_str()))
