@@ -91,6 +91,19 @@ pub struct ClassShare {
     pub interval: Option<[f64; 2]>,
 }
 
+impl ClassShare {
+    /// The class's absolute count from the leukocyte count `wbc` (any unit, e.g. 10^9/L):
+    /// `(count, [lower, upper])`, the interval that of the percentage (the leukocyte count's
+    /// own imprecision not included); `None` when no leukocyte was counted.
+    pub fn absolute(&self, wbc: f64) -> Option<(f64, [f64; 2])> {
+        let [lo, hi] = self.interval?;
+        Some((
+            wbc * self.percent / 100.0,
+            [wbc * lo / 100.0, wbc * hi / 100.0],
+        ))
+    }
+}
+
 /// A differential count.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Differential {
@@ -245,6 +258,16 @@ mod tests {
             .map(|(k, v)| (k.as_str(), *v))
             .collect();
         assert_eq!(listed, [("platelet", 2), ("unusual colour", 3)]);
+    }
+
+    #[test]
+    fn absolute_counts_scale_the_percentages_and_their_intervals() {
+        let d = Differential::of_counts([("neutrophil", 5), ("lymphocyte", 95)]);
+        let (n, [lo, hi]) = d.classes[0].absolute(8.0).expect("counted");
+        assert!((n - 0.4).abs() < 1e-12, "5 % of 8.0");
+        assert!((lo - 8.0 * 0.01643188).abs() < 1e-6 && (hi - 8.0 * 0.11283491).abs() < 1e-6);
+        let none = Differential::of_counts([("platelet", 3)]);
+        assert_eq!(none.classes[0].absolute(8.0), None);
     }
 
     #[test]

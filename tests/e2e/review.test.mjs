@@ -39,7 +39,8 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(shownClass, 'unusual colour');
     assert.match(await page.getByTestId('cell-confidence').textContent(), /^\d+\.\d % \(calibrated on other colours: not valid here\)$/);
     assert.match(await page.getByTestId('cell-title').textContent(), /: unusual colour \(the model's untrusted guess: [a-z]+\)/);
-    assert.equal(await page.locator('[data-testid=differential-row][data-class="unusual colour"]').count(), 1);
+    const field = page.locator('.entry');
+    assert.equal(await field.locator('[data-testid=differential-row][data-class="unusual colour"]').count(), 1);
     assert.match(await page.getByTestId('queue-item').first().textContent(), /— unusual colour \(anomaly/);
     // No sign-off while a cell awaits review.
     await page.getByTestId('signoff-name').fill('Dr Test');
@@ -51,12 +52,27 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     await page.keyboard.press('5');
     await page.getByTestId('reviewed-badge').waitFor();
     assert.equal(await boxes.first().getAttribute('data-class'), want);
-    assert.equal(await page.locator(`[data-testid=differential-row][data-class=${want}]`).count(), 1);
-    assert.equal(await page.locator('[data-testid=differential-row][data-class="unusual colour"]').count(), 0);
+    assert.equal(await field.locator(`[data-testid=differential-row][data-class=${want}]`).count(), 1);
+    assert.equal(await field.locator('[data-testid=differential-row][data-class="unusual colour"]').count(), 0);
     // The differential: the one leukocyte is 100 %, its exact 95 % interval 2.5-100 %.
-    const reviewedRow = page.locator(`[data-testid=differential-row][data-class=${want}]`);
+    const reviewedRow = field.locator(`[data-testid=differential-row][data-class=${want}]`);
     assert.deepEqual(await reviewedRow.locator('td').allTextContents(), [want, '1', '100.0', '2.5–100.0', '']);
-    assert.match(await page.getByTestId('flags').textContent(), /^1 leukocyte counted, fewer than the routine 100/);
+    assert.match(await field.getByTestId('flags').textContent(), /^1 leukocyte counted, fewer than the routine 100/);
+    // The smear's differential (one field) with the patient's leukocyte count: a bad count is
+    // refused with a message; a good one adds absolute counts (10^9/L, with the interval).
+    const smear = page.locator('.side [data-testid=session-differential]');
+    assert.equal(await smear.locator('h3').textContent(), 'The smear: 1 field');
+    const wbc = page.getByTestId('wbc-input');
+    await wbc.fill('abc');
+    await wbc.press('Tab');
+    assert.match(await page.getByTestId('wbc-error').textContent(), /"abc" is not a number/);
+    assert.equal(await smear.getByTestId('differential-absolute').count(), 0);
+    await wbc.fill('8');
+    await wbc.press('Tab');
+    await smear.getByTestId('differential-absolute').first().waitFor();
+    assert.equal(await page.getByTestId('wbc-error').count(), 0);
+    assert.equal(await smear.locator(`[data-testid=differential-row][data-class=${want}] [data-testid=differential-absolute]`).textContent(), '8.00 (0.20–8.00)');
+    assert.equal(await field.getByTestId('differential-absolute').count(), 0, 'a field alone has no absolute counts');
 
     // Gallery groups the crops by final class; the reviewed cell left the review queue.
     await page.locator(`[data-testid=gallery-group][data-class=${want}]`).waitFor();
@@ -68,6 +84,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     await page.getByTestId('cell-box').first().waitFor({ timeout: 60_000 });
     assert.equal(await boxes.count(), annotatedWbc('BloodImage_00001.jpg'));
     assert.equal(await boxes.first().getAttribute('data-class'), want, 'the review edit survived the reload');
+    assert.equal(await page.getByTestId('wbc-input').inputValue(), '8', 'and the leukocyte count');
     await boxes.first().click();
     await page.getByTestId('reviewed-badge').waitFor();
     await page.getByTestId('cell-crop').waitFor();
@@ -295,7 +312,7 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     // ones; the others, still of unusual colour, are listed but not in the percentages; every
     // leukocyte class has its row, in report order.
     const all = page.locator('.side [data-testid=session-differential]');
-    assert.equal(await all.locator('h3').textContent(), 'All 3 fields together');
+    assert.equal(await all.locator('h3').textContent(), 'The smear: 3 fields together');
     const leukocytes = ['neutrophil', 'lymphocyte', 'monocyte', 'eosinophil', 'basophil', 'ig'];
     const rows = all.getByTestId('differential-row');
     assert.deepEqual((await Promise.all((await rows.all()).map((r) => r.getAttribute('data-class')))).slice(0, 6), leukocytes);
@@ -305,8 +322,18 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     const boxes = await page.getByTestId('cell-box').count();
     assert.deepEqual((await cellsOf('unusual colour')).slice(0, 3), ['unusual colour', String(boxes - 2), 'not in the percentages']);
     assert.match(await all.getByTestId('flags').textContent(), new RegExp(`^${n} leukocytes? counted, fewer than the routine 100`));
+    // With the leukocyte count (a decimal comma), absolute counts; the report has them too.
+    await page.getByTestId('wbc-input').fill('7,5');
+    await page.getByTestId('wbc-input').press('Tab');
+    const absolute = n === 1 ? '7.50 (0.19–7.50)' : '3.75 (0.09–7.41)';
+    await all.getByTestId('differential-absolute').first().waitFor();
+    assert.equal(await all.locator(`[data-testid=differential-row][data-class="${label}"] [data-testid=differential-absolute]`).textContent(), absolute);
     await page.getByTestId('open-report').click();
-    assert.equal(await page.getByTestId('report').getByTestId('session-differential').count(), 1, 'the report has it too');
+    const inReport = page.getByTestId('report').getByTestId('session-differential');
+    assert.equal(await inReport.count(), 1, 'the report has it too');
+    assert.equal(await inReport.getByTestId('wbc-shown').textContent(), 'Leukocyte count 7.5 × 10⁹/L (given by the user)');
+    assert.equal(await inReport.locator(`[data-testid=differential-row][data-class="${label}"] [data-testid=differential-absolute]`).textContent(), absolute);
+    assert.equal(await inReport.getByTestId('wbc-input').count(), 0, 'no input in the report');
     await page.getByTestId('report-close').click();
     assert.deepEqual(rec.errors, []);
   });

@@ -239,6 +239,32 @@ pub struct Session {
     pub undo: Vec<Edit>,
     /// Model in use.
     pub model: Option<ModelInfo>,
+    /// The patient's leukocyte count (10^9/L, from a haematology analyser), if the user gave
+    /// it: the differential then gives absolute counts ([`parse_wbc_count`]).
+    #[serde(default)]
+    pub wbc_count: Option<f64>,
+}
+
+/// The largest leukocyte count accepted (10^9/L): above the highest counts seen in leukaemia.
+pub const MAX_WBC_COUNT: f64 = 1000.0;
+
+/// A leukocyte count typed by the user, in 10^9/L: `Ok(None)` for an empty field, a number
+/// above 0 and at most [`MAX_WBC_COUNT`] (a decimal comma is read as a point), else a message
+/// that says what is wrong.
+pub fn parse_wbc_count(text: &str) -> Result<Option<f64>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let v: f64 = t.replace(',', ".").parse().map_err(|_| {
+        format!("\"{t}\" is not a number: give the leukocyte count in 10^9/L, e.g. 7.5")
+    })?;
+    if !(v > 0.0 && v <= MAX_WBC_COUNT) {
+        return Err(format!(
+            "{t} × 10^9/L is not a leukocyte count: give a number above 0 and at most {MAX_WBC_COUNT}"
+        ));
+    }
+    Ok(Some(v))
 }
 
 impl Session {
@@ -490,6 +516,12 @@ pub fn restore(json: &str) -> (Session, Vec<String>) {
             Err(e) => problems.push(format!("stored model info dropped: {e}")),
         }
     }
+    if let Some(w) = value.get("wbc_count").filter(|w| !w.is_null()) {
+        match w.as_f64().map(|v| parse_wbc_count(&v.to_string())) {
+            Some(Ok(v)) => session.wbc_count = v,
+            _ => problems.push(format!("stored leukocyte count {w} dropped")),
+        }
+    }
     for (i, img) in value
         .get("images")
         .and_then(Value::as_array)
@@ -637,6 +669,30 @@ mod tests {
             doc["leukocyte_differential"]["classes"][0]["class"],
             "neutrophil"
         );
+    }
+
+    #[test]
+    fn a_leukocyte_count_is_read_checked_and_kept() {
+        assert_eq!(parse_wbc_count(" 7.5 "), Ok(Some(7.5)));
+        assert_eq!(parse_wbc_count("7,5"), Ok(Some(7.5)), "a decimal comma");
+        assert_eq!(parse_wbc_count(""), Ok(None), "cleared");
+        for bad in ["abc", "0", "-3", "1e9", "NaN", "inf"] {
+            let e = parse_wbc_count(bad).expect_err(bad);
+            assert!(e.contains(bad) || e.contains("not a number"), "{bad}: {e}");
+        }
+        let mut s = session();
+        s.wbc_count = Some(7.5);
+        let json = serde_json::to_string(&s).expect("json");
+        let (back, problems) = restore(&json);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(back.wbc_count, Some(7.5));
+        // Stored before the count existed: none; stored out of range: dropped, said so.
+        let (old, problems) = restore(&json.replace(",\"wbc_count\":7.5", ""));
+        assert_eq!((old.wbc_count, problems.len()), (None, 0));
+        let (bad, problems) = restore(&json.replace("\"wbc_count\":7.5", "\"wbc_count\":-1"));
+        assert_eq!(bad.wbc_count, None);
+        assert_eq!(problems, ["stored leukocyte count -1 dropped"]);
+        assert_eq!(bad.images.len(), 1, "the rest restored");
     }
 
     #[test]

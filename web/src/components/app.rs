@@ -585,7 +585,7 @@ pub fn App() -> impl IntoView {
                 <div class="side">
                     <CellPanel session=session selected=selected crops=crops classes=classes />
                     <ReviewQueue session=session selected=selected />
-                    <SessionDifferential session=session />
+                    <SessionDifferential session=session editable=true />
                     <CellGallery session=session crops=crops selected=selected />
                 </div>
             </div>

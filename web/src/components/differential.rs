@@ -1,9 +1,10 @@
 //! The leukocyte differential, as a haematologist reads it: each leukocyte class as a percentage
-//! of the leukocytes counted with its exact 95 % interval, nucleated red cells per 100
-//! leukocytes, and what was not counted; of one smear field, and of all fields together.
+//! of the leukocytes counted with its exact 95 % interval (and, given the patient's leukocyte
+//! count, as an absolute count), nucleated red cells per 100 leukocytes, and what was not
+//! counted; of one smear field, and of all fields together.
 
 use super::smear_view::class_colour;
-use crate::session::{leukocyte_differential, ImageRecord, Session};
+use crate::session::{leukocyte_differential, parse_wbc_count, ImageRecord, Session};
 use leptos::prelude::*;
 use model_core::differential::Differential as DifferentialCount;
 
@@ -20,6 +21,8 @@ fn DifferentialTable(
     awaiting: usize,
     /// Cells triaged as anomalies among those counted.
     anomalies: usize,
+    /// The patient's leukocyte count (10^9/L), for absolute counts.
+    wbc: Option<f64>,
 ) -> impl IntoView {
     let n = d.leukocytes;
     let counted = match n {
@@ -37,7 +40,9 @@ fn DifferentialTable(
     let nrbc = d.nucleated_red_per_100.filter(|_| d.nucleated_red > 0);
     view! {
         <table class="differential" data-testid="differential">
-            <thead><tr><th>"Class"</th><th>"Count"</th><th>"%"</th><th>"95 % interval"</th><th></th></tr></thead>
+            <thead><tr><th>"Class"</th><th>"Count"</th><th>"%"</th><th>"95 % interval"</th>
+                {wbc.map(|_| view! { <th>"× 10⁹/L (95 %)"</th> })}
+                <th></th></tr></thead>
             <tbody>
                 {d.classes.into_iter().map(|c| {
                     // No leukocyte counted: no percentage either.
@@ -48,6 +53,10 @@ fn DifferentialTable(
                         <tr data-testid="differential-row" data-class=c.class.clone()>
                             <td>{c.class.clone()}</td><td>{c.count}</td><td>{percent}</td>
                             <td data-testid="differential-interval">{interval}</td>
+                            {wbc.map(|w| {
+                                let text = c.absolute(w).map(|(v, [lo, hi])| format!("{v:.2} ({lo:.2}–{hi:.2})")).unwrap_or_default();
+                                view! { <td data-testid="differential-absolute">{text}</td> }
+                            })}
                             <td><span class="bar" style:width=format!("{}px", (c.percent * 2.0) as u32) style:background=class_colour(&c.class)></span></td>
                         </tr>
                     }
@@ -55,12 +64,12 @@ fn DifferentialTable(
                 {(d.nucleated_red > 0).then(|| view! {
                     <tr data-testid="differential-row" data-class="erythroblast" class="per-100">
                         <td>"erythroblast (nucleated red)"</td><td>{d.nucleated_red}</td>
-                        <td colspan="3">{nrbc.map(|v| format!("{v:.1} per 100 leukocytes")).unwrap_or_else(|| "no leukocyte to count them against".into())}</td>
+                        <td colspan=if wbc.is_some() { "4" } else { "3" }>{nrbc.map(|v| format!("{v:.1} per 100 leukocytes")).unwrap_or_else(|| "no leukocyte to count them against".into())}</td>
                     </tr>
                 })}
                 {d.not_counted.into_iter().map(|(label, count)| view! {
                     <tr data-testid="differential-row" data-class=label.clone() class="not-counted">
-                        <td>{label.clone()}</td><td>{count}</td><td colspan="3">"not in the percentages"</td>
+                        <td>{label.clone()}</td><td>{count}</td><td colspan=if wbc.is_some() { "4" } else { "3" }>"not in the percentages"</td>
                     </tr>
                 }).collect_view()}
             </tbody>
@@ -92,7 +101,7 @@ pub fn Differential(
     view! {
         {move || record.get().map(|r| {
             let (awaiting, anomalies) = review_counts([&r]);
-            view! { <DifferentialTable d=leukocyte_differential([&r]) awaiting=awaiting anomalies=anomalies /> }
+            view! { <DifferentialTable d=leukocyte_differential([&r]) awaiting=awaiting anomalies=anomalies wbc=None /> }
         })}
     }
 }
@@ -102,26 +111,62 @@ fn analysed(s: &Session) -> Vec<&ImageRecord> {
     s.images.iter().filter(|i| i.findings.is_some()).collect()
 }
 
-/// The differential of all analysed fields of the session together, shown once there are two
-/// or more (with one, it is that field's).
+/// The patient's leukocyte count, typed in 10^9/L, kept in the session; a bad value is said
+/// and changes nothing.
+#[component]
+fn WbcCountInput(session: RwSignal<Session>) -> impl IntoView {
+    let (problem, set_problem) = signal(None::<String>);
+    let shown = session
+        .get_untracked()
+        .wbc_count
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    view! {
+        <label class="wbc">"Leukocyte count (× 10⁹/L, from the analyser) for absolute counts: "
+            <input type="text" inputmode="decimal" size="6" data-testid="wbc-input" value=shown
+                on:change=move |ev| match parse_wbc_count(&event_target_value(&ev)) {
+                    Ok(v) => {
+                        set_problem.set(None);
+                        session.update(|s| s.wbc_count = v);
+                    }
+                    Err(e) => set_problem.set(Some(e)),
+                } />
+        </label>
+        {move || problem.get().map(|e| view! { <p class="error" data-testid="wbc-error">{e}</p> })}
+    }
+}
+
+/// The differential of all analysed fields of the session together (the smear), with the
+/// patient's leukocyte count for absolute counts: editable on the page (the field is made once,
+/// not with every result, so typing in it is never lost), as text in the report.
 #[component]
 pub fn SessionDifferential(
     /// The session.
     session: RwSignal<Session>,
+    /// Whether the leukocyte count can be typed here (not in the printed report).
+    #[prop(optional)]
+    editable: bool,
 ) -> impl IntoView {
     view! {
-        {move || session.with(|s| {
-            let images = analysed(s);
-            (images.len() >= 2).then(|| {
-                let (awaiting, anomalies) = review_counts(images.iter().copied());
-                let d = leukocyte_differential(images.iter().copied());
-                view! {
-                    <section class="session-differential" data-testid="session-differential">
-                        <h3>{format!("All {} fields together", images.len())}</h3>
-                        <DifferentialTable d=d awaiting=awaiting anomalies=anomalies />
-                    </section>
-                }
-            })
-        })}
+        <Show when=move || session.with(|s| !analysed(s).is_empty())>
+            <section class="session-differential" data-testid="session-differential">
+                {move || session.with(|s| {
+                    let images = analysed(s);
+                    let (awaiting, anomalies) = review_counts(images.iter().copied());
+                    let d = leukocyte_differential(images.iter().copied());
+                    let fields = match images.len() {
+                        1 => "The smear: 1 field".to_string(),
+                        n => format!("The smear: {n} fields together"),
+                    };
+                    let wbc = s.wbc_count;
+                    view! {
+                        <h3>{fields}</h3>
+                        {(!editable).then(|| wbc.map(|w| view! { <p data-testid="wbc-shown">{format!("Leukocyte count {w} × 10⁹/L (given by the user)")}</p> }))}
+                        <DifferentialTable d=d awaiting=awaiting anomalies=anomalies wbc=wbc />
+                    }
+                })}
+                {editable.then(|| view! { <WbcCountInput session=session /> })}
+            </section>
+        </Show>
     }
 }
