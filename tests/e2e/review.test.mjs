@@ -113,7 +113,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     const docs = JSON.parse(readFileSync(await jsonDl.path(), 'utf8'));
     assert.equal(docs.length, 1);
     const doc = docs[0];
-    for (const k of ['image', 'width', 'height', 'backend', 'model', 'scale_um_per_px', 'rbc_count', 'platelet_count', 'cells', 'differential']) assert.ok(k in doc, `missing ${k}`);
+    for (const k of ['image', 'width', 'height', 'backend', 'model', 'scale_um_per_px', 'rbc_count', 'platelet_count', 'cells', 'differential', 'leukocyte_differential', 'wbc_count']) assert.ok(k in doc, `missing ${k}`);
     assert.equal(doc.width, 640);
     assert.equal(doc.backend, 'cpu');
     assert.match(doc.model.sha256, /^[0-9a-f]{64}$/);
@@ -128,6 +128,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.ok(['auto', 'review', 'anomaly'].includes(cell.triage));
     assert.equal(doc.differential[want], 1);
     assert.equal(doc.leukocyte_differential.leukocytes, 1);
+    assert.equal(doc.wbc_count, 8, 'the leukocyte count given');
     const share = doc.leukocyte_differential.classes.find((c) => c.class === want);
     assert.equal(share.percent, 100);
     assert.ok(Math.abs(share.interval[0] - 2.5) < 1e-6 && share.interval[1] === 100, `interval ${share.interval}`);

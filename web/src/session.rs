@@ -408,8 +408,10 @@ pub fn leukocyte_differential<'a>(
     Differential::of_counts(counts.iter().map(|(k, v)| (k.as_str(), *v)))
 }
 
-/// The JSON export of one image (schema in the README).
-pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
+/// The JSON export of one image of `session` (schema in the README), with the session's model
+/// and the patient's leukocyte count, if given.
+pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
+    let model = session.model.as_ref();
     let cells: Vec<Value> = image
         .cells
         .iter()
@@ -438,6 +440,7 @@ pub fn export_json(image: &ImageRecord, model: Option<&ModelInfo>) -> Value {
         "rbc_count": f.map(|f| f.rbc_count), "platelet_count": f.map(|f| f.platelet_count),
         "cells": cells, "differential": differential(image),
         "leukocyte_differential": leukocyte_differential([image]),
+        "wbc_count": session.wbc_count,
         "signed_off": image.signed_off.as_ref().map(|(who, when)| json!({"by": who, "at": when})),
     })
 }
@@ -659,7 +662,7 @@ mod tests {
         );
         let one = leukocyte_differential(&s.images[..1]);
         assert_eq!(one.leukocytes, 3, "the first field alone");
-        let doc = export_json(&s.images[1], None);
+        let doc = export_json(&s, &s.images[1]);
         assert_eq!(doc["leukocyte_differential"]["leukocytes"], 1);
         assert_eq!(
             doc["leukocyte_differential"]["nucleated_red_per_100"],
@@ -669,6 +672,9 @@ mod tests {
             doc["leukocyte_differential"]["classes"][0]["class"],
             "neutrophil"
         );
+        assert!(doc["wbc_count"].is_null(), "no count given");
+        s.wbc_count = Some(6.5);
+        assert_eq!(export_json(&s, &s.images[1])["wbc_count"], 6.5);
     }
 
     #[test]
@@ -709,7 +715,7 @@ mod tests {
         assert_eq!(d.get(UNUSUAL_COLOUR), Some(&1));
         assert_eq!(d.get("ig"), None, "the untrusted class is not counted");
         assert_eq!(d.values().sum::<usize>(), 4, "still a white cell");
-        let doc = export_json(img, None);
+        let doc = export_json(&s, img);
         assert_eq!(doc["differential"][UNUSUAL_COLOUR], 1);
         assert_eq!(doc["cells"][2]["class"], "ig");
         assert_eq!(doc["cells"][2]["counted_as"], UNUSUAL_COLOUR);
@@ -1000,7 +1006,7 @@ mod tests {
     #[test]
     fn exports_follow_the_schema() {
         let s = session();
-        let j = export_json(&s.images[0], None);
+        let j = export_json(&s, &s.images[0]);
         for key in [
             "image",
             "width",

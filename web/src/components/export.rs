@@ -42,7 +42,7 @@ pub fn ExportButtons(
         <div class="export">
             <button data-testid="export-json" on:click=move |_| {
                 let s = session.get_untracked();
-                let docs: Vec<serde_json::Value> = s.images.iter().filter(|i| !i.cells.is_empty()).map(|i| export_json(i, s.model.as_ref())).collect();
+                let docs: Vec<serde_json::Value> = s.images.iter().filter(|i| !i.cells.is_empty()).map(|i| export_json(&s, i)).collect();
                 download("cytolens.json", "application/json", &serde_json::to_string_pretty(&docs).unwrap_or_default());
             }>"Export JSON"</button>
             <button data-testid="export-csv" on:click=move |_| {
