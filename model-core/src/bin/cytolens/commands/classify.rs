@@ -48,11 +48,7 @@ fn file_cells(
 /// Print the leukocyte differential of the classified cells' `counted` labels: one JSON line
 /// (`{"differential": ..., "cells", "awaiting_review"}`), or a table.
 fn print_differential(counted: &[&str], awaiting: usize, as_json: bool) {
-    let mut counts = std::collections::BTreeMap::new();
-    for label in counted {
-        *counts.entry(*label).or_insert(0) += 1;
-    }
-    let d = Differential::of_counts(counts);
+    let d = Differential::of_counts(counted.iter().map(|label| (*label, 1)));
     if as_json {
         println!(
             "{}",
