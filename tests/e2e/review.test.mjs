@@ -60,8 +60,8 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.match(await field.getByTestId('flags').textContent(), /^1 leukocyte counted, fewer than the routine 100/);
     // The smear's differential (one field) with the patient's leukocyte count: a bad count is
     // refused with a message; a good one adds absolute counts (10^9/L, with the interval).
-    const smear = page.locator('.side [data-testid=session-differential]');
-    assert.equal(await smear.locator('h3').textContent(), 'The smear: 1 field');
+    const smear = page.locator('.side [data-testid=slide-differential]');
+    assert.equal(await smear.locator('h3').textContent(), 'Slide 1: 1 field');
     const wbc = page.getByTestId('wbc-input');
     await wbc.fill('abc');
     await wbc.press('Tab');
@@ -113,7 +113,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     const docs = JSON.parse(readFileSync(await jsonDl.path(), 'utf8'));
     assert.equal(docs.length, 1);
     const doc = docs[0];
-    for (const k of ['image', 'width', 'height', 'backend', 'model', 'scale_um_per_px', 'rbc_count', 'platelet_count', 'cells', 'differential', 'leukocyte_differential', 'wbc_count']) assert.ok(k in doc, `missing ${k}`);
+    for (const k of ['image', 'width', 'height', 'backend', 'model', 'scale_um_per_px', 'rbc_count', 'platelet_count', 'cells', 'differential', 'leukocyte_differential', 'slide', 'wbc_count']) assert.ok(k in doc, `missing ${k}`);
     assert.equal(doc.width, 640);
     assert.equal(doc.backend, 'cpu');
     assert.match(doc.model.sha256, /^[0-9a-f]{64}$/);
@@ -129,6 +129,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(doc.differential[want], 1);
     assert.equal(doc.leukocyte_differential.leukocytes, 1);
     assert.equal(doc.wbc_count, 8, 'the leukocyte count given');
+    assert.equal(doc.slide, 'Slide 1');
     const share = doc.leukocyte_differential.classes.find((c) => c.class === want);
     assert.equal(share.percent, 100);
     assert.ok(Math.abs(share.interval[0] - 2.5) < 1e-6 && share.interval[1] === 100, `interval ${share.interval}`);
@@ -140,8 +141,8 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
-    assert.match(lines[0], /,unusual_colour,counted_as$/);
-    assert.match(lines[1], new RegExp(`,1,${want}$`));
+    assert.match(lines[0], /,unusual_colour,counted_as,slide$/);
+    assert.match(lines[1], new RegExp(`,1,${want},Slide 1$`));
 
     // The sign-off survives a reload.
     await page.reload();
@@ -312,8 +313,8 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     // The three fields make one differential. The two reviewed cells are its only classified
     // ones; the others, still of unusual colour, are listed but not in the percentages; every
     // leukocyte class has its row, in report order.
-    const all = page.locator('.side [data-testid=session-differential]');
-    assert.equal(await all.locator('h3').textContent(), 'The smear: 3 fields together');
+    const all = page.locator('.side [data-testid=slide-differential]');
+    assert.equal(await all.locator('h3').textContent(), 'Slide 1: 3 fields together');
     const leukocytes = ['neutrophil', 'lymphocyte', 'monocyte', 'eosinophil', 'basophil', 'ig'];
     const rows = all.getByTestId('differential-row');
     assert.deepEqual((await Promise.all((await rows.all()).map((r) => r.getAttribute('data-class')))).slice(0, 6), leukocytes);
@@ -330,12 +331,55 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     await all.getByTestId('differential-absolute').first().waitFor();
     assert.equal(await all.locator(`[data-testid=differential-row][data-class="${label}"] [data-testid=differential-absolute]`).textContent(), absolute);
     await page.getByTestId('open-report').click();
-    const inReport = page.getByTestId('report').getByTestId('session-differential');
+    const inReport = page.getByTestId('report').getByTestId('slide-differential');
     assert.equal(await inReport.count(), 1, 'the report has it too');
     assert.equal(await inReport.getByTestId('wbc-shown').textContent(), 'Leukocyte count 7.5 × 10⁹/L (given by the user)');
     assert.equal(await inReport.locator(`[data-testid=differential-row][data-class="${label}"] [data-testid=differential-absolute]`).textContent(), absolute);
     assert.equal(await inReport.getByTestId('wbc-input').count(), 0, 'no input in the report');
     await page.getByTestId('report-close').click();
+
+    // Another patient's field is never counted with these: a new slide, labelled (a label in
+    // use is refused), and the third field moved to it. Each slide has its own differential and
+    // leukocyte count, on the page, in the report and after a reload.
+    await page.getByTestId('new-slide').click();
+    assert.equal(await page.getByTestId('slide-label').inputValue(), 'Slide 2');
+    await page.getByTestId('slide-label').fill('Slide 1');
+    await page.getByTestId('slide-label').press('Tab');
+    assert.match(await page.getByTestId('slide-error').textContent(), /another slide is labelled "Slide 1"/);
+    await page.getByTestId('slide-label').fill(' P-2 ');
+    await page.getByTestId('slide-label').press('Tab');
+    await page.waitForFunction(() => !document.querySelector('[data-testid=slide-error]'));
+    assert.equal(await page.getByTestId('slide-select').inputValue(), 'P-2', 'the new slide takes the images opened next');
+    const third = page.getByTestId('entry').nth(2);
+    const thirdBoxes = await third.getByTestId('cell-box').count();
+    await third.getByTestId('image-slide').selectOption('P-2');
+    const slide2 = page.locator('.side [data-testid=slide-differential][data-slide="P-2"]');
+    await slide2.waitFor();
+    const slide1 = page.locator('.side [data-testid=slide-differential][data-slide="Slide 1"]');
+    const headings = async () => page.locator('.side [data-testid=slide-differential] h3').allTextContents();
+    assert.deepEqual(await headings(), ['Slide 1: 2 fields together', 'P-2: 1 field']);
+    const counted = async (sec) => (await sec.locator('[data-testid=differential-row] td:nth-child(2)').allTextContents()).reduce((a, t) => a + Number(t), 0);
+    assert.equal(await counted(slide2), thirdBoxes, 'the third field\'s cells, and only they');
+    assert.equal(await counted(slide1) + await counted(slide2), boxes, 'every cell counted once');
+    assert.ok(await slide1.getByTestId('differential-absolute').count() > 0, 'slide 1 keeps its leukocyte count');
+    assert.equal(await slide2.getByTestId('differential-absolute').count(), 0, 'P-2 has none yet');
+    assert.equal(await slide2.getByTestId('wbc-input').inputValue(), '');
+    // The review queue names each cell's slide now that there are two.
+    const items = await page.getByTestId('queue-item').allTextContents();
+    assert.ok(items.length > 0);
+    for (const t of items) assert.match(t, t.startsWith('2-') ? /^2-\d+ \(P-2\) — / : /^[01]-\d+ \(Slide 1\) — /);
+    await page.getByTestId('open-report').click();
+    const reportSlides = page.getByTestId('report').getByTestId('report-slide');
+    assert.deepEqual(await Promise.all((await reportSlides.all()).map((r) => r.getAttribute('data-slide'))), ['Slide 1', 'P-2']);
+    assert.deepEqual(await Promise.all((await reportSlides.all()).map((r) => r.getByTestId('report-smear').count())), [2, 1]);
+    await page.getByTestId('report-close').click();
+    await page.reload();
+    await app.backend();
+    await page.locator('.side [data-testid=slide-differential][data-slide="P-2"]').waitFor({ timeout: 60_000 });
+    assert.deepEqual(await headings(), ['Slide 1: 2 fields together', 'P-2: 1 field']);
+    assert.equal(await page.getByTestId('entry').nth(2).getByTestId('image-slide').inputValue(), 'P-2');
+    assert.equal(await page.getByTestId('slide-select').inputValue(), 'P-2');
+    assert.equal(await slide1.getByTestId('wbc-input').inputValue(), '7.5');
     assert.deepEqual(rec.errors, []);
   });
 });

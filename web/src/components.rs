@@ -13,4 +13,5 @@ pub mod report;
 pub mod review_queue;
 pub mod samples;
 pub mod sign_off;
+pub mod slides;
 pub mod smear_view;

@@ -5,6 +5,7 @@ pub mod pool;
 pub mod protocol;
 pub mod session;
 pub mod share;
+pub mod slides;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bridge;

@@ -3,6 +3,7 @@
 //! Plain Rust, tested natively.
 
 use crate::protocol::{CellResult, ImageFindings};
+use crate::slides::restore_slides;
 use model_core::differential::Differential;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -188,6 +189,18 @@ pub struct ImageRecord {
     pub cells: Vec<CellRecord>,
     /// Who signed the smear off, and when (ISO time), if anyone.
     pub signed_off: Option<(String, String)>,
+    /// The slide (one patient's smear) this image is a field of: its cells count in that
+    /// slide's differential only ([`crate::slides`]). Sessions stored before slides existed
+    /// restore into [`FIRST_SLIDE`].
+    #[serde(default = "first_slide")]
+    pub slide: String,
+}
+
+/// The slide images join when none was named.
+pub const FIRST_SLIDE: &str = "Slide 1";
+
+fn first_slide() -> String {
+    FIRST_SLIDE.to_string()
 }
 
 impl ImageRecord {
@@ -239,10 +252,15 @@ pub struct Session {
     pub undo: Vec<Edit>,
     /// Model in use.
     pub model: Option<ModelInfo>,
-    /// The patient's leukocyte count (10^9/L, from a haematology analyser), if the user gave
-    /// it: the differential then gives absolute counts ([`parse_wbc_count`]).
+    /// The slide that images opened next join (`None`: [`FIRST_SLIDE`]); see
+    /// [`Session::current_slide`].
     #[serde(default)]
-    pub wbc_count: Option<f64>,
+    pub current_slide: Option<String>,
+    /// Each slide's patient's leukocyte count (10^9/L, from a haematology analyser), where the
+    /// user gave it: that slide's differential then gives absolute counts
+    /// ([`parse_wbc_count`]).
+    #[serde(default)]
+    pub wbc_counts: BTreeMap<String, f64>,
 }
 
 /// The largest leukocyte count accepted (10^9/L): above the highest counts seen in leukaemia.
@@ -408,8 +426,8 @@ pub fn leukocyte_differential<'a>(
     Differential::of_counts(counts.iter().map(|(k, v)| (k.as_str(), *v)))
 }
 
-/// The JSON export of one image of `session` (schema in the README), with the session's model
-/// and the patient's leukocyte count, if given.
+/// The JSON export of one image of `session` (schema in the README), with the session's model,
+/// the image's slide and that slide's patient's leukocyte count, if given.
 pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
     let model = session.model.as_ref();
     let cells: Vec<Value> = image
@@ -440,7 +458,7 @@ pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
         "rbc_count": f.map(|f| f.rbc_count), "platelet_count": f.map(|f| f.platelet_count),
         "cells": cells, "differential": differential(image),
         "leukocyte_differential": leukocyte_differential([image]),
-        "wbc_count": session.wbc_count,
+        "slide": image.slide, "wbc_count": session.wbc_counts.get(&image.slide),
         "signed_off": image.signed_off.as_ref().map(|(who, when)| json!({"by": who, "at": when})),
     })
 }
@@ -461,7 +479,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push_str(",unusual_colour,counted_as\n");
+    out.push_str(",unusual_colour,counted_as,slide\n");
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -491,6 +509,8 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             }
             out.push_str(if r.unusual_colour { ",1," } else { ",0," });
             out.push_str(&csv_field(c.final_class()));
+            out.push(',');
+            out.push_str(&csv_field(&img.slide));
             out.push('\n');
         }
     }
@@ -519,12 +539,6 @@ pub fn restore(json: &str) -> (Session, Vec<String>) {
             Err(e) => problems.push(format!("stored model info dropped: {e}")),
         }
     }
-    if let Some(w) = value.get("wbc_count").filter(|w| !w.is_null()) {
-        match w.as_f64().map(|v| parse_wbc_count(&v.to_string())) {
-            Some(Ok(v)) => session.wbc_count = v,
-            _ => problems.push(format!("stored leukocyte count {w} dropped")),
-        }
-    }
     for (i, img) in value
         .get("images")
         .and_then(Value::as_array)
@@ -538,6 +552,7 @@ pub fn restore(json: &str) -> (Session, Vec<String>) {
             Err(e) => problems.push(format!("stored image {} could not be restored: {e}", i + 1)),
         }
     }
+    restore_slides(&value, &mut session, &mut problems);
     // Edits that refer to a restored cell stay undoable; the others are dropped.
     for e in value
         .get("undo")
@@ -558,10 +573,11 @@ pub fn restore(json: &str) -> (Session, Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn cell(i: usize, class: &str, triage: &str, unc: f32) -> CellRecord {
+    /// A cell of image 0 with the model's `class`, `triage` and uncertainty `unc`.
+    pub(crate) fn cell(i: usize, class: &str, triage: &str, unc: f32) -> CellRecord {
         CellRecord {
             id: format!("0-{i}"),
             result: CellResult {
@@ -601,6 +617,7 @@ mod tests {
                     cell(3, "lymphocyte", "review", 0.7),
                 ],
                 signed_off: None,
+                slide: FIRST_SLIDE.into(),
             }],
             ..Session::default()
         }
@@ -673,8 +690,15 @@ mod tests {
             "neutrophil"
         );
         assert!(doc["wbc_count"].is_null(), "no count given");
-        s.wbc_count = Some(6.5);
+        assert_eq!(doc["slide"], FIRST_SLIDE);
+        s.set_wbc_count(FIRST_SLIDE, Some(6.5));
         assert_eq!(export_json(&s, &s.images[1])["wbc_count"], 6.5);
+        s.move_to_slide(1, "P-2").expect("moved");
+        let doc = export_json(&s, &s.images[1]);
+        assert_eq!(
+            (doc["slide"].as_str(), doc["wbc_count"].as_f64()),
+            (Some("P-2"), None)
+        );
     }
 
     #[test]
@@ -687,16 +711,20 @@ mod tests {
             assert!(e.contains(bad) || e.contains("not a number"), "{bad}: {e}");
         }
         let mut s = session();
-        s.wbc_count = Some(7.5);
+        s.set_wbc_count(FIRST_SLIDE, Some(7.5));
         let json = serde_json::to_string(&s).expect("json");
         let (back, problems) = restore(&json);
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(back.wbc_count, Some(7.5));
-        // Stored before the count existed: none; stored out of range: dropped, said so.
-        let (old, problems) = restore(&json.replace(",\"wbc_count\":7.5", ""));
-        assert_eq!((old.wbc_count, problems.len()), (None, 0));
-        let (bad, problems) = restore(&json.replace("\"wbc_count\":7.5", "\"wbc_count\":-1"));
-        assert_eq!(bad.wbc_count, None);
+        assert_eq!(back.wbc_count(FIRST_SLIDE), Some(7.5));
+        // Stored before the count existed: none; stored out of range (in the one count of a
+        // session stored before slides existed): dropped, said so.
+        let mut v: Value = serde_json::from_str(&json).expect("json");
+        v.as_object_mut().expect("session").remove("wbc_counts");
+        let (old, problems) = restore(&v.to_string());
+        assert_eq!((old.wbc_count(FIRST_SLIDE), problems.len()), (None, 0));
+        v["wbc_count"] = (-1).into();
+        let (bad, problems) = restore(&v.to_string());
+        assert_eq!(bad.wbc_count(FIRST_SLIDE), None);
         assert_eq!(problems, ["stored leukocyte count -1 dropped"]);
         assert_eq!(bad.images.len(), 1, "the rest restored");
     }
@@ -722,7 +750,7 @@ mod tests {
         assert_eq!(doc["cells"][1]["counted_as"], "monocyte");
         let csv = export_csv(&s, &["ig".to_string()]);
         let row = csv.lines().nth(3).expect("the third cell's row");
-        assert!(row.ends_with(",1,unusual colour"), "{row}");
+        assert!(row.ends_with(",1,unusual colour,Slide 1"), "{row}");
         // A reviewer's class counts; undoing it brings the flag back.
         assert!(s.reclassify(0, "0-2", Some("basophil".into())));
         assert_eq!(differential(&s.images[0]).get("basophil"), Some(&1));
@@ -1018,6 +1046,9 @@ mod tests {
             "platelet_count",
             "cells",
             "differential",
+            "leukocyte_differential",
+            "slide",
+            "wbc_count",
         ] {
             assert!(j.get(key).is_some(), "missing {key}");
         }
@@ -1041,8 +1072,8 @@ mod tests {
         let csv = export_csv(&s, &["neutrophil".into(), "other".into()]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
-        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour,counted_as"));
-        assert!(lines[1].ends_with(",0,neutrophil"), "{}", lines[1]);
+        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour,counted_as,slide"));
+        assert!(lines[1].ends_with(",0,neutrophil,Slide 1"), "{}", lines[1]);
         assert!(
             lines[1].starts_with("\"a,b.jpg\",0-0,1,2,3,4,neutrophil,0.900000"),
             "{}",

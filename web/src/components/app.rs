@@ -12,6 +12,7 @@ use super::report::Report;
 use super::review_queue::ReviewQueue;
 use super::samples::SampleGallery;
 use super::sign_off::SignOff;
+use super::slides::{ImageSlide, SlideBar};
 use super::smear_view::SmearView;
 use crate::bridge::WorkerPool;
 use crate::pool::worker_count;
@@ -436,6 +437,7 @@ pub fn App() -> impl IntoView {
                 findings: None,
                 cells: Vec::new(),
                 signed_off: None,
+                slide: s.current_slide().to_string(),
             })
         });
         send(
@@ -530,6 +532,7 @@ pub fn App() -> impl IntoView {
             {move || fatal.get().map(|m| view! { <p class="error" data-testid="fatal">{m}</p> })}
             <FileOpener on_file=on_file />
             <SampleGallery on_file=on_file />
+            <SlideBar session=session />
             {move || notice.get().map(|m| view! { <p class="notice" data-testid="restore-notice">{m}</p> })}
             <div class="export-row">
                 <ExportButtons session=session classes=classes report_open=report_open />
@@ -547,6 +550,7 @@ pub fn App() -> impl IntoView {
                             view! {
                                 <article class="entry" data-testid="entry">
                                     <h2>{entry.name.clone()}</h2>
+                                    <ImageSlide session=session id=id />
                                     {entry.error.clone().map(|err| view! { <p class="error" data-testid="file-error">{format!("{}: {err}", entry.name)}</p> })}
                                     {entry.notes.iter().map(|n| view! { <p class="notice" data-testid="file-notice">{format!("{}: {n}", entry.name)}</p> }).collect_view()}
                                     {match entry.image.clone() {
@@ -585,7 +589,7 @@ pub fn App() -> impl IntoView {
                 <div class="side">
                     <CellPanel session=session selected=selected crops=crops classes=classes />
                     <ReviewQueue session=session selected=selected />
-                    <SessionDifferential session=session editable=true />
+                    <SessionDifferential session=session />
                     <CellGallery session=session crops=crops selected=selected />
                 </div>
             </div>

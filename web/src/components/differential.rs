@@ -1,7 +1,7 @@
 //! The leukocyte differential, as a haematologist reads it: each leukocyte class as a percentage
 //! of the leukocytes counted with its exact 95 % interval (and, given the patient's leukocyte
 //! count, as an absolute count), nucleated red cells per 100 leukocytes, and what was not
-//! counted; of one smear field, and of all fields together.
+//! counted; of one smear field, and of all fields of a slide (one patient's smear) together.
 
 use super::smear_view::class_colour;
 use crate::session::{leukocyte_differential, parse_wbc_count, ImageRecord, Session};
@@ -75,7 +75,10 @@ fn DifferentialTable(
             </tbody>
         </table>
         <p class="flags" data-testid="flags">
-            {format!("{precision}; {awaiting} awaiting review; {anomalies} flagged as anomalies")}
+            {format!("{precision}; {awaiting} awaiting review; {}", match anomalies {
+                1 => "1 flagged as an anomaly".to_string(),
+                n => format!("{n} flagged as anomalies"),
+            })}
         </p>
     }
 }
@@ -106,19 +109,20 @@ pub fn Differential(
     }
 }
 
-/// The analysed images of the session (those whose cells were found).
-fn analysed(s: &Session) -> Vec<&ImageRecord> {
-    s.images.iter().filter(|i| i.findings.is_some()).collect()
+/// The analysed images of slide `slide` (those whose cells were found).
+fn analysed<'a>(s: &'a Session, slide: &'a str) -> Vec<&'a ImageRecord> {
+    s.slide_images(slide)
+        .filter(|i| i.findings.is_some())
+        .collect()
 }
 
-/// The patient's leukocyte count, typed in 10^9/L, kept in the session; a bad value is said
-/// and changes nothing.
+/// Slide `slide`'s patient's leukocyte count, typed in 10^9/L, kept in the session; a bad value
+/// is said and changes nothing.
 #[component]
-fn WbcCountInput(session: RwSignal<Session>) -> impl IntoView {
+fn WbcCountInput(session: RwSignal<Session>, slide: String) -> impl IntoView {
     let (problem, set_problem) = signal(None::<String>);
     let shown = session
-        .get_untracked()
-        .wbc_count
+        .with_untracked(|s| s.wbc_count(&slide))
         .map(|v| v.to_string())
         .unwrap_or_default();
     view! {
@@ -127,7 +131,7 @@ fn WbcCountInput(session: RwSignal<Session>) -> impl IntoView {
                 on:change=move |ev| match parse_wbc_count(&event_target_value(&ev)) {
                     Ok(v) => {
                         set_problem.set(None);
-                        session.update(|s| s.wbc_count = v);
+                        session.update(|s| s.set_wbc_count(&slide, v));
                     }
                     Err(e) => set_problem.set(Some(e)),
                 } />
@@ -136,37 +140,65 @@ fn WbcCountInput(session: RwSignal<Session>) -> impl IntoView {
     }
 }
 
-/// The differential of all analysed fields of the session together (the smear), with the
-/// patient's leukocyte count for absolute counts: editable on the page (the field is made once,
-/// not with every result, so typing in it is never lost), as text in the report.
+/// The differential of all analysed fields of slide `slide` together (one patient's smear),
+/// with the patient's leukocyte count for absolute counts: editable on the page (the field is
+/// made once, not with every result, so typing in it is never lost), as text in the report.
 #[component]
-pub fn SessionDifferential(
+pub fn SlideDifferential(
     /// The session.
     session: RwSignal<Session>,
+    /// The slide's label.
+    slide: String,
     /// Whether the leukocyte count can be typed here (not in the printed report).
     #[prop(optional)]
     editable: bool,
 ) -> impl IntoView {
+    let (label, attr) = (slide.clone(), slide.clone());
     view! {
-        <Show when=move || session.with(|s| !analysed(s).is_empty())>
-            <section class="session-differential" data-testid="session-differential">
-                {move || session.with(|s| {
-                    let images = analysed(s);
-                    let (awaiting, anomalies) = review_counts(images.iter().copied());
-                    let d = leukocyte_differential(images.iter().copied());
-                    let fields = match images.len() {
-                        1 => "The smear: 1 field".to_string(),
-                        n => format!("The smear: {n} fields together"),
-                    };
-                    let wbc = s.wbc_count;
-                    view! {
-                        <h3>{fields}</h3>
-                        {(!editable).then(|| wbc.map(|w| view! { <p data-testid="wbc-shown">{format!("Leukocyte count {w} × 10⁹/L (given by the user)")}</p> }))}
-                        <DifferentialTable d=d awaiting=awaiting anomalies=anomalies wbc=wbc />
-                    }
-                })}
-                {editable.then(|| view! { <WbcCountInput session=session /> })}
-            </section>
+        <section class="slide-differential" data-testid="slide-differential" data-slide=attr>
+            {move || session.with(|s| {
+                let images = analysed(s, &label);
+                let (awaiting, anomalies) = review_counts(images.iter().copied());
+                let d = leukocyte_differential(images.iter().copied());
+                let fields = match images.len() {
+                    1 => format!("{label}: 1 field"),
+                    n => format!("{label}: {n} fields together"),
+                };
+                let wbc = s.wbc_count(&label);
+                view! {
+                    <h3>{fields}</h3>
+                    {(!editable).then(|| wbc.map(|w| view! { <p data-testid="wbc-shown">{format!("Leukocyte count {w} × 10⁹/L (given by the user)")}</p> }))}
+                    <DifferentialTable d=d awaiting=awaiting anomalies=anomalies wbc=wbc />
+                }
+            })}
+            {editable.then(|| view! { <WbcCountInput session=session slide=slide /> })}
+        </section>
+    }
+}
+
+/// The differential of each slide with an analysed field, in the order the slides were first
+/// used: fields of one slide make one count, as at the microscope; two slides (two patients)
+/// are never counted together.
+#[component]
+pub fn SessionDifferential(
+    /// The session.
+    session: RwSignal<Session>,
+) -> impl IntoView {
+    let slides = Memo::new(move |_| {
+        session.with(|s| {
+            s.slides()
+                .into_iter()
+                .filter(|l| !analysed(s, l).is_empty())
+                .collect::<Vec<_>>()
+        })
+    });
+    view! {
+        <Show when=move || !slides.get().is_empty()>
+            <div class="session-differential" data-testid="session-differential">
+                <For each=move || slides.get() key=|l| l.clone() let:slide>
+                    <SlideDifferential session=session slide=slide editable=true />
+                </For>
+            </div>
         </Show>
     }
 }

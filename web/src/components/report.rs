@@ -1,11 +1,11 @@
-//! The printable report: the differential of all smear fields together, and per field a
-//! thumbnail, the findings, the differential, the flagged cells' crops and the sign-off, with the
-//! model and version used. Shown over the page; when it is open, printing (to paper or PDF)
+//! The printable report, slide by slide: the differential of the slide's fields together, and
+//! per field a thumbnail, the findings, the differential, the flagged cells' crops and the
+//! sign-off, with the model and version used. Shown over the page; when it is open, printing (to paper or PDF)
 //! prints the report alone.
 
 use super::app::Entry;
 use super::canvas::{put_rgba, PixelCanvas};
-use super::differential::{Differential, SessionDifferential};
+use super::differential::{Differential, SlideDifferential};
 use crate::session::{ImageRecord, Session};
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -103,14 +103,22 @@ pub fn Report(
         .as_string()
         .unwrap_or_default();
     let entries = entries.get_untracked();
-    let smears: Vec<_> = s
-        .images
+    // Per slide, its analysed fields with their opened files.
+    let slides: Vec<(String, Vec<_>)> = s
+        .slides()
         .into_iter()
-        .filter(|i| i.findings.is_some())
-        .map(|r| {
-            let e = entries.iter().find(|e| e.id == r.id).cloned();
-            (r, e)
+        .map(|slide| {
+            let fields: Vec<_> = s
+                .slide_images(&slide)
+                .filter(|i| i.findings.is_some())
+                .map(|r| {
+                    let e = entries.iter().find(|e| e.id == r.id).cloned();
+                    (r.clone(), e)
+                })
+                .collect();
+            (slide, fields)
         })
+        .filter(|(_, fields)| !fields.is_empty())
         .collect();
     view! {
         <div class="report" data-testid="report">
@@ -122,9 +130,16 @@ pub fn Report(
             <p data-testid="report-model">{model}</p>
             <p>{format!("Generated {when} in this browser; no image or result left the machine.")}</p>
             <p class="report-warning">"For research and education only — not a medical device. Every result needs review by a qualified person."</p>
-            {if smears.is_empty() { Some(view! { <p>"No analysed smear yet."</p> }) } else { None }}
-            <SessionDifferential session=session />
-            {smears.into_iter().map(|(record, entry)| view! { <SmearReport record=record entry=entry crops=crops /> }).collect_view()}
+            {if slides.is_empty() { Some(view! { <p>"No analysed smear yet."</p> }) } else { None }}
+            {slides.into_iter().map(|(slide, fields)| {
+                let attr = slide.clone();
+                view! {
+                    <section class="report-slide" data-testid="report-slide" data-slide=attr>
+                        <SlideDifferential session=session slide=slide />
+                        {fields.into_iter().map(|(record, entry)| view! { <SmearReport record=record entry=entry crops=crops /> }).collect_view()}
+                    </section>
+                }
+            }).collect_view()}
         </div>
     }
 }

@@ -1,5 +1,6 @@
 //! The review queue: every cell triaged `review` or `anomaly` and not yet reviewed, anomalies
-//! first, then the most uncertain; a click selects the cell.
+//! first, then the most uncertain; a click selects the cell. While the session's images are on
+//! more than one slide, each cell names its slide.
 
 use super::cell_panel::select_cell;
 use crate::session::Session;
@@ -15,11 +16,15 @@ pub fn ReviewQueue(
 ) -> impl IntoView {
     let queue = Memo::new(move |_| {
         session.with(|s| {
+            let first = s.images.first().map(|i| i.slide.as_str());
+            let slides = s.images.iter().any(|i| Some(i.slide.as_str()) != first);
             s.review_queue()
                 .into_iter()
                 .filter_map(|(img, id)| {
-                    let c = s.image(img)?.cells.iter().find(|c| c.id == id)?.clone();
-                    Some((img, c))
+                    let image = s.image(img)?;
+                    let c = image.cells.iter().find(|c| c.id == id)?.clone();
+                    let slide = slides.then(|| format!(" ({})", image.slide));
+                    Some((img, c, slide.unwrap_or_default()))
                 })
                 .collect::<Vec<_>>()
         })
@@ -28,13 +33,13 @@ pub fn ReviewQueue(
         <section class="queue" data-testid="review-queue">
             <h3>{move || format!("Review queue ({})", queue.get().len())}</h3>
             <ol>
-                {move || queue.get().into_iter().map(|(img, c)| {
+                {move || queue.get().into_iter().map(|(img, c, slide)| {
                     let id = c.id.clone();
                     view! {
                         <li>
                             <button data-testid="queue-item" class=format!("triage-{}", c.result.triage)
                                 on:click=move |ev| select_cell(selected, (img, id.clone()), &ev)>
-                                {format!("{} — {} ({}, uncertainty {:.2})", c.id, c.final_class(), c.result.triage, c.result.uncertainty)}
+                                {format!("{}{slide} — {} ({}, uncertainty {:.2})", c.id, c.final_class(), c.result.triage, c.result.uncertainty)}
                             </button>
                         </li>
                     }
