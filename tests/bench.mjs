@@ -4,20 +4,25 @@
 // (2) On the CPU: throughput over a batch of PBC test cells opened at once, with one compute
 // worker and with the default pool (one per core, at most 4), so the gain of the pool is
 // measured on this machine. (3) On the CPU: one large smear (a mosaic of nine BCCD fields), with
-// one worker and with the default pool, whose idle workers share its cells. (4) The sizes of
-// the wasm files and the weights.
+// one worker and with the default pool, whose idle workers share its cells; and two smears of
+// unequal size opened at once. (4) The sizes of the wasm files and the weights.
 // Run after a build: `node tests/bench.mjs [batch size, default 48]` (or `cd tests && npm run bench`).
+// `node tests/bench.mjs --pool TAG` runs (2) and (3) with the default pool only, each line
+// starting with TAG: for A/B runs of two builds copied to dist/ in turn (docs/browser-bench.txt).
 import { statSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execSync } from 'node:child_process';
 import { serveDist, launch, AppPage, dist, pbc, bccd, mosaic } from './e2e/support.mjs';
 
+const poolAt = process.argv.indexOf('--pool');
+const poolOnly = poolAt >= 0 ? process.argv[poolAt + 1] ?? 'pool' : null;
+const queries = poolOnly ? [''] : ['?workers=1', ''];
 const mb = (p) => (statSync(p).size / 1e6).toFixed(1) + ' MB';
 for (const f of readdirSync(dist).filter((f) => f.endsWith('.wasm'))) console.log(`size ${f}: ${mb(join(dist, f))}`);
 console.log(`size weights: ${mb(join(dist, 'model/cytolens-diffusion.bpk'))}`);
 
 const server = await serveDist();
-for (const webgpu of [false, true]) {
+for (const webgpu of poolOnly ? [] : [false, true]) {
   const ctx = await launch({ webgpu });
   try {
     const page = await ctx.newPage();
@@ -49,7 +54,7 @@ for (const webgpu of [false, true]) {
 }
 
 // A batch of single-cell images, the same classes in turn, opened at once.
-const batch = Number(process.argv[2] ?? 48);
+const batch = poolOnly ? 48 : Number(process.argv[2] ?? 48);
 const byClass = new Map();
 for (const line of readFileSync(join(pbc, 'manifest.csv'), 'utf8').trim().split('\n').slice(1)) {
   const [path, label, , split] = line.split(',');
@@ -81,16 +86,24 @@ async function timed(label, query, files) {
     // Resident memory of every Chromium process (this browser is the only one running).
     const rss = execSync('ps -C chromium -o rss=', { encoding: 'utf8' }).trim().split(/\s+/).reduce((a, b) => a + Number(b), 0);
     const used = new Set([...workers].flatMap((w) => w.split(' ')));
-    console.log(`cpu, ${label} (${query || 'default pool'}): ${cells} cells in ${secs.toFixed(1)} s, ${(cells / secs).toFixed(2)} cells/s over ${used.size} worker(s) (decoding and detection included); Chromium resident memory ${(rss / 1024).toFixed(0)} MB; ${line}`);
+    console.log(`${poolOnly ? `${poolOnly} ` : ''}cpu, ${label} (${query || 'default pool'}): ${cells} cells in ${secs.toFixed(1)} s, ${(cells / secs).toFixed(2)} cells/s over ${used.size} worker(s) (decoding and detection included); Chromium resident memory ${(rss / 1024).toFixed(0)} MB; ${line}`);
   } finally {
     await ctx.close();
   }
 }
-for (const query of ['?workers=1', '']) await timed(`batch of ${files.length} PBC test images opened at once`, query, files);
+for (const query of queries) await timed(`batch of ${files.length} PBC test images opened at once`, query, files);
 
 // One large smear: nine BCCD fields (five with two annotated white cells) as a 3x3 mosaic.
 const fields = ['00374', '00313', '00249', '00195', '00193', '00000', '00001', '00012', '00022']
   .map((n) => join(bccd, `BloodImage_${n}.jpg`));
 const smear = async (page) => [{ name: 'mosaic.png', mimeType: 'image/png', buffer: await mosaic(page, fields, 3) }];
-for (const query of ['?workers=1', '']) await timed('one 1920x1440 smear of nine BCCD fields', query, smear);
+for (const query of queries) await timed('one 1920x1440 smear of nine BCCD fields', query, smear);
+
+// Two smears of unequal size opened at once (nine fields and four): the worker that ends the
+// small one should help with the large one rather than sit idle.
+const two = async (page) => [
+  { name: 'mosaic9.png', mimeType: 'image/png', buffer: await mosaic(page, fields, 3) },
+  { name: 'mosaic4.png', mimeType: 'image/png', buffer: await mosaic(page, fields.slice(0, 4), 2) },
+];
+for (const query of queries) await timed('two smears at once, of nine and of four BCCD fields', query, two);
 await server.close();

@@ -1,6 +1,6 @@
-// Several compute workers on the CPU: images are spread over them, the cells of one smear are
-// shared by the idle ones, the diagnoses do not depend on which worker (or how many) computed
-// them, and cancelling one image stops that image only.
+// Several compute workers on the CPU: images are spread over them, the cells of a smear are
+// shared in parts that whichever worker is free takes, the diagnoses do not depend on which
+// worker (or how many) computed them, and cancelling one image stops that image only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -125,6 +125,39 @@ test('the cells of one smear are shared by the idle workers, with the diagnoses 
   });
 });
 
+test('two smears opened at once: their parts go to whichever worker is free, with the diagnoses of one worker', async () => {
+  const fields = ['00374', '00313', '00249', '00195', '00193', '00000', '00001', '00012', '00022'].map((n) => join(bccd, `BloodImage_${n}.jpg`));
+  let pngs;
+  let one;
+  await withQuery('?workers=1', async ({ page, rec, app }) => {
+    await app.backend();
+    pngs = [
+      { name: 'mosaic9.png', mimeType: 'image/png', buffer: await mosaic(page, fields, 3) },
+      { name: 'mosaic4.png', mimeType: 'image/png', buffer: await mosaic(page, fields.slice(0, 4), 2) },
+    ];
+    one = await analyseAll(page, app, pngs);
+    assert.deepEqual([...one.workers.values()], ['0', '0']);
+    assert.deepEqual(rec.errors, []);
+  });
+  await withQuery('?workers=2', async ({ page, rec, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    assert.match(await app.backendLine().textContent(), /2 workers in parallel/);
+    const two = await analyseAll(page, app, pngs);
+    console.log(`# workers per smear: ${JSON.stringify([...two.workers])}`);
+    for (const [name, cells] of one.docs) {
+      assert.ok(cells.length >= 4, `${name}: only ${cells.length} white cells`);
+      // Every cell once, in detection order, with the very same numbers.
+      assert.deepEqual(two.docs.get(name), cells, `${name} differs between 1 and 2 workers`);
+      const entry = page.getByTestId('entry').filter({ has: page.locator('h2', { hasText: name }) });
+      assert.match(await entry.getByTestId('progress-text').textContent(), new RegExp(`^done: ${cells.length} cells`));
+    }
+    const used = new Set([...two.workers.values()].flatMap((w) => w.split(' ')));
+    assert.deepEqual([...used].sort(), ['0', '1']);
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+  });
+});
+
 test('the worker count follows the cores, and a bad ?workers= is reported', async () => {
   await withQuery('', async ({ page, app }) => {
     assert.equal(await app.backend(), 'cpu');
@@ -144,10 +177,14 @@ test('the worker count follows the cores, and a bad ?workers= is reported', asyn
 test('cancelling a queued image stops that image only; re-analysis waits for the end', async () => {
   await withQuery('?workers=1', async ({ page, rec, app }) => {
     await app.backend();
-    const names = ['BloodImage_00000.jpg', 'BloodImage_00001.jpg', 'BloodImage_00002.jpg'];
-    await app.openFiles(names.map((n) => join(bccd, n)));
+    // A large smear first (several seconds on one worker), so the last image surely still
+    // waits when it is cancelled.
+    const fields = ['00374', '00313', '00249', '00195', '00193', '00000'].map((n) => join(bccd, `BloodImage_${n}.jpg`));
+    const names = ['mosaic.png', 'BloodImage_00001.jpg', 'BloodImage_00002.jpg'];
+    const jpeg = (n) => ({ name: n, mimeType: 'image/jpeg', buffer: readFileSync(join(bccd, n)) });
+    await app.openFiles([{ name: names[0], mimeType: 'image/png', buffer: await mosaic(page, fields, 3) }, jpeg(names[1]), jpeg(names[2])]);
     const entry = (n) => page.getByTestId('entry').filter({ has: page.locator('h2', { hasText: n }) });
-    // The last image waits behind the others on the one worker: cancel it.
+    // The last image waits behind the others for the one worker: cancel it.
     await entry(names[2]).getByTestId('cancel').click({ timeout: 60_000 });
     // While an image is being analysed, its re-analysis is not offered.
     const running = entry(names[0]);

@@ -1,10 +1,11 @@
 //! Page side of the worker protocol: start the worker, send requests, receive responses.
 
-use crate::pool::{Dispatch, Parts};
+use crate::pool::{Dispatch, Job, Parts};
 use crate::protocol::{Request, Response};
 use crate::share::SharedCells;
 use js_sys::{Array, Uint8Array};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -117,19 +118,28 @@ pub async fn fetched_bytes(fetch: js_sys::Promise, what: &str) -> Result<Vec<u8>
 }
 
 /// The page's compute workers: the first decodes, probes the backend, self-tests and, on
-/// WebGPU, classifies; on the CPU it is joined by more workers and each image's analysis goes
-/// to the least busy one ([`Dispatch`]). Responses reach the page with the index of the
-/// worker that sent them.
+/// WebGPU, classifies; on the CPU it is joined by more workers, and the page's work queue
+/// ([`Dispatch`]) gives each idle worker the next job: a part of a smear already started, else
+/// the next image's analysis. Responses reach the page with the index of the worker that sent
+/// them.
 #[derive(Clone)]
 pub struct WorkerPool {
     inner: Rc<PoolInner>,
 }
 
+/// An analysis waiting for a worker: its request and the file's bytes.
+type Queued = (Request, Option<Vec<u8>>);
+
+/// A shared smear's cells: the file name, their description and their packed bytes.
+type Smear = (String, SharedCells, Vec<u8>);
+
 struct PoolInner {
     workers: RefCell<Vec<WorkerHandle>>,
-    dispatch: RefCell<Dispatch>,
-    /// Shared images whose parts' reports are merged.
+    dispatch: RefCell<Dispatch<Queued>>,
+    /// Shared smears whose parts' reports are merged.
     parts: RefCell<Parts>,
+    /// The cells of shared smears with parts still to hand out.
+    shared: RefCell<HashMap<u32, Smear>>,
     /// CPU workers to run.
     size: usize,
     on_response: Box<OnResponse>,
@@ -148,6 +158,7 @@ impl WorkerPool {
             workers: RefCell::new(Vec::new()),
             dispatch: RefCell::new(Dispatch::new()),
             parts: RefCell::new(Parts::default()),
+            shared: RefCell::new(HashMap::new()),
             size: size.max(1),
             on_response: Box::new(on_response),
         });
@@ -156,16 +167,17 @@ impl WorkerPool {
         Ok(Self { inner })
     }
 
-    /// Send a request: an analysis to the worker [`Dispatch`] picks, a cancel to every worker
-    /// holding (a part of) that image, anything else to the first worker.
+    /// Send a request: an analysis joins the work queue, a cancel goes to every worker running
+    /// a job of that image (and drops its queued ones), anything else to the first worker.
     pub fn send(&self, request: &Request, bytes: Option<&[u8]>) {
-        let targets = match request {
-            Request::Analyze { id, .. } => vec![self.inner.dispatch.borrow_mut().assign(*id)],
-            Request::Cancel { id } => self.inner.dispatch.borrow_mut().cancel(*id),
-            _ => vec![0],
-        };
-        for w in targets {
-            send_to(&self.inner, w, request, bytes);
+        match request {
+            Request::Analyze { id, .. } => {
+                let queued = (request.clone(), bytes.map(<[u8]>::to_vec));
+                self.inner.dispatch.borrow_mut().analyze(*id, queued);
+                pump(&self.inner);
+            }
+            Request::Cancel { id } => cancel(&self.inner, *id),
+            _ => send_to(&self.inner, 0, request, bytes),
         }
     }
 }
@@ -177,38 +189,99 @@ fn send_to(inner: &PoolInner, worker: usize, request: &Request, bytes: Option<&[
     }
 }
 
-/// Worker `owner` offers image `id`'s cells: hand a part each to the idle workers, tell the
-/// owner how many parts there are, and merge the parts' reports from now on.
-fn share(inner: &PoolInner, owner: usize, id: u32, name: String, cells: SharedCells, bytes: &[u8]) {
-    let total = cells.cells.len();
-    let helpers = inner.dispatch.borrow_mut().share(id, owner, total);
-    let parts = helpers.len() + 1;
-    if parts > 1 {
-        let workers = std::iter::once(owner)
-            .chain(helpers.iter().copied())
-            .collect();
-        inner.parts.borrow_mut().start(id, workers, total);
+/// Give every idle worker its next job.
+fn pump(inner: &PoolInner) {
+    let jobs = inner.dispatch.borrow_mut().pump();
+    for (w, job) in jobs {
+        match job {
+            Job::Analyze {
+                payload: (request, bytes),
+                ..
+            } => send_to(inner, w, &request, bytes.as_deref()),
+            Job::Part { id, part, parts } => {
+                // Each worker is sent its part's cells only. A buffer that does not match its
+                // description is sent whole: the worker's unpack reports the mismatch and its
+                // part ends with that error, as every other failure.
+                let mine = inner.shared.borrow().get(&id).map(|(name, cells, bytes)| {
+                    let (cells, bytes) = cells
+                        .part(bytes, part, parts)
+                        .unwrap_or_else(|_| (cells.clone(), bytes.clone()));
+                    (name.clone(), cells, bytes)
+                });
+                let Some((name, cells, bytes)) = mine else {
+                    // The smear's cells are gone (a cancel drops its parts with them): the part
+                    // ends unrun, and the smear's Done comes when nothing of it is left.
+                    inner.dispatch.borrow_mut().finish(w, id);
+                    let over = inner.parts.borrow_mut().dropped(id, 1);
+                    if let Some(done) = over {
+                        (inner.on_response)(done, None, w);
+                    }
+                    continue;
+                };
+                inner.parts.borrow_mut().began(id, w, part);
+                let request = Request::ClassifyPart {
+                    id,
+                    name,
+                    part,
+                    parts,
+                    cells,
+                };
+                send_to(inner, w, &request, Some(&bytes));
+            }
+        }
     }
-    send_to(inner, owner, &Request::Plan { id, parts }, None);
-    for (k, &h) in helpers.iter().enumerate() {
-        // Each helper is sent its own cells only (the owner keeps its part).
-        let (mine, mine_bytes) = match cells.part(bytes, k + 1, parts) {
-            Ok(p) => p,
-            // A buffer that does not match its description is sent whole: the helper's unpack
-            // reports the mismatch and its part ends with that error, as every other failure.
-            Err(_) => (cells.clone(), bytes.to_vec()),
-        };
-        let request = Request::ClassifyPart {
-            id,
-            name: name.clone(),
-            part: k + 1,
-            parts,
-            cells: mine,
-        };
-        send_to(inner, h, &request, Some(&mine_bytes));
+    // The cells of smears with no part left to hand out are no longer needed.
+    let dispatch = inner.dispatch.borrow();
+    inner
+        .shared
+        .borrow_mut()
+        .retain(|&id, _| dispatch.waiting_parts(id));
+}
+
+/// The page cancels image `id`: tell the workers running a job of it; its queued analyses end
+/// at once as cancelled, and its queued parts are dropped.
+fn cancel(inner: &PoolInner, id: u32) {
+    let c = inner.dispatch.borrow_mut().cancel(id);
+    for &w in &c.running {
+        send_to(inner, w, &Request::Cancel { id }, None);
+    }
+    let cancelled = Response::Done {
+        id,
+        cancelled: true,
+        first_ms: None,
+        total_ms: 0.0,
+    };
+    for _ in 0..c.analyses {
+        (inner.on_response)(cancelled.clone(), None, 0);
+    }
+    if c.parts > 0 {
+        inner.shared.borrow_mut().remove(&id);
+        let over = inner.parts.borrow_mut().dropped(id, c.parts);
+        if let Some(done) = over {
+            (inner.on_response)(done, None, 0);
+        }
     }
 }
 
+/// Worker `owner`'s analysis of image `id` offers its cells: cut them into parts (the owner
+/// classifies part 0), keep the others for idle workers and merge the parts' reports.
+fn share(
+    inner: &PoolInner,
+    owner: usize,
+    id: u32,
+    name: String,
+    cells: SharedCells,
+    bytes: Vec<u8>,
+) {
+    let total = cells.cells.len();
+    let parts = inner.dispatch.borrow_mut().share(id, total);
+    if parts > 1 {
+        inner.parts.borrow_mut().start(id, owner, total, parts);
+        inner.shared.borrow_mut().insert(id, (name, cells, bytes));
+    }
+    send_to(inner, owner, &Request::Plan { id, parts }, None);
+    pump(inner);
+}
 /// Start worker `index` of the pool, its responses routed through [`on_member_response`].
 fn start_member(inner: &Rc<PoolInner>, index: usize) -> Result<WorkerHandle, String> {
     let weak = Rc::downgrade(inner);
@@ -250,26 +323,23 @@ fn on_member_response(inner: &Rc<PoolInner>, index: usize, r: Response, bytes: O
             }
         }
         Response::Share { id, name, cells } => {
-            share(
-                inner,
-                index,
-                id,
-                name,
-                cells,
-                bytes.as_deref().unwrap_or_default(),
-            );
+            share(inner, index, id, name, cells, bytes.unwrap_or_default());
             return;
-        }
-        Response::Done { id, .. } => {
-            inner.dispatch.borrow_mut().finish(index, id);
-            r
         }
         r => r,
     };
-    let Some(r) = inner.parts.borrow_mut().merge(index, r) else {
-        return;
+    let ended = match &r {
+        Response::Done { id, .. } => Some(*id),
+        _ => None,
     };
-    (inner.on_response)(r, bytes, index);
+    let merged = inner.parts.borrow_mut().merge(index, r);
+    if let Some(r) = merged {
+        (inner.on_response)(r, bytes, index);
+    }
+    if let Some(id) = ended {
+        inner.dispatch.borrow_mut().finish(index, id);
+        pump(inner);
+    }
 }
 
 /// Start the CPU workers the pool still lacks (each initialised on the CPU).
@@ -281,5 +351,6 @@ fn start_cpu_members(inner: &Rc<PoolInner>) -> Result<(), String> {
         inner.workers.borrow_mut().push(w);
         inner.dispatch.borrow_mut().add_worker();
     }
+    pump(inner);
     Ok(())
 }

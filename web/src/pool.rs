@@ -1,13 +1,17 @@
-//! Spreading the analyses of several images over several compute workers.
+//! Spreading the work of several images over several compute workers.
 //!
 //! burn's CPU backend runs on one thread in WebAssembly (rayon has no threads there), so on the
-//! CPU the page starts one worker per logical core, each with its own copy of the model, and
-//! gives each image to the least busy one. On WebGPU everything goes to the first worker: the
-//! GPU is one device, and a second model on it would only compete for it. Pure bookkeeping,
-//! tested natively; the workers themselves are in `bridge`.
+//! CPU the page starts one worker per logical core, each with its own copy of the model. The
+//! page keeps the work queue: each worker is given one job at a time, when it is idle, so no
+//! worker sits idle while another has work queued. A job is an image's analysis (detection and
+//! the first part of its cells) or a part of a smear's cells that its analysis shared: a smear's
+//! cells are cut into parts of a few cells, and whichever worker is idle takes the next part,
+//! before any new image (an image started is finished first). On WebGPU everything goes to the
+//! first worker: the GPU is one device, and a second model on it would only compete for it.
+//! Pure bookkeeping, tested natively; the workers themselves are in `bridge`.
 
 use crate::protocol::Response;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Most workers started from the browser's core count: each adds 100-150 MB of memory
 /// (measured by `tests/bench.mjs`), and the logical cores a browser reports are often
@@ -65,36 +69,72 @@ pub fn worker_count(search: &str, hardware_concurrency: f64) -> WorkerCount {
     }
 }
 
-/// Which worker holds which image's analysis.
+/// Cells per part of a shared smear: one batch of the worker's classifier, so a part is over in
+/// about a second on the CPU and an idle worker never waits long for the next.
+pub const CELLS_PER_PART: usize = 4;
+
+/// A job for one worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job<P> {
+    /// Detect and classify image `id` (its request, `payload`, is the caller's).
+    Analyze {
+        /// Image id.
+        id: u32,
+        /// What the caller sends the worker.
+        payload: P,
+    },
+    /// Classify part `part` of `parts` of image `id`'s shared cells ([`crate::share`]).
+    Part {
+        /// Image id.
+        id: u32,
+        /// This part.
+        part: usize,
+        /// Parts in all.
+        parts: usize,
+    },
+}
+
+/// What a cancel of an image found: the workers running a job of it (to be told), and how many
+/// of its analyses and parts were still queued (now dropped, never run).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Cancelled {
+    /// Workers running a job of the image.
+    pub running: Vec<usize>,
+    /// Queued analyses dropped.
+    pub analyses: usize,
+    /// Queued parts dropped.
+    pub parts: usize,
+}
+
+/// The page's work queue and which worker runs what. `P` is the payload of an analysis (the
+/// request and its bytes in the page; `()` in tests).
 #[derive(Debug, Clone)]
-pub struct Dispatch {
-    /// Workers known.
-    workers: usize,
-    /// Image id to (worker, analyses of it outstanding there); each worker's load is derived
-    /// from it and from `helpers`.
-    owner: HashMap<u32, (usize, usize)>,
-    /// Image id to the workers classifying a part of its cells beside its owner, one entry
-    /// per outstanding part.
-    helpers: HashMap<u32, Vec<usize>>,
-    /// Images cancelled while analyses of them are outstanding: their cells are not shared.
+pub struct Dispatch<P> {
+    /// Per worker, the image whose job it runs (one job at most).
+    running: Vec<Option<u32>>,
+    /// Analyses waiting for a worker, in the order asked.
+    analyses: VecDeque<(u32, P)>,
+    /// Parts of shared smears waiting for a worker, oldest first.
+    parts: VecDeque<(u32, usize, usize)>,
+    /// Images cancelled while a job of them runs: their cells are not shared.
     cancelled: HashSet<u32>,
-    /// The first worker computes on WebGPU: every new analysis goes to it.
+    /// The first worker computes on WebGPU: every job goes to it.
     gpu: bool,
 }
 
-impl Default for Dispatch {
+impl<P> Default for Dispatch<P> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Dispatch {
+impl<P> Dispatch<P> {
     /// One worker (index 0, the one that also decodes, probes the backend and self-tests).
     pub fn new() -> Self {
         Self {
-            workers: 1,
-            owner: HashMap::new(),
-            helpers: HashMap::new(),
+            running: vec![None],
+            analyses: VecDeque::new(),
+            parts: VecDeque::new(),
             cancelled: HashSet::new(),
             gpu: false,
         }
@@ -102,127 +142,141 @@ impl Dispatch {
 
     /// Workers known.
     pub fn workers(&self) -> usize {
-        self.workers
+        self.running.len()
     }
 
     /// Register one more worker; returns its index.
     pub fn add_worker(&mut self) -> usize {
-        self.workers += 1;
-        self.workers - 1
+        self.running.push(None);
+        self.running.len() - 1
     }
 
-    /// Whether worker 0 computes on WebGPU (then it takes every new analysis).
+    /// Whether worker 0 computes on WebGPU (then it takes every job).
     pub fn set_gpu(&mut self, gpu: bool) {
         self.gpu = gpu;
     }
 
-    /// The worker for a new analysis of image `id`: the one already analysing that image (so a
-    /// second analysis queues behind the first), else worker 0 on WebGPU, else the worker with
-    /// the fewest outstanding analyses (the lowest index on a tie: worker 0 is started, and
-    /// loads the model, first).
-    pub fn assign(&mut self, id: u32) -> usize {
-        let w = match self.owner.get(&id) {
-            Some(&(w, _)) => w,
-            None if self.gpu => 0,
-            None => {
-                let load = self.load();
-                (0..self.workers).min_by_key(|&w| (load[w], w)).unwrap_or(0)
+    /// Queue an analysis of image `id`.
+    pub fn analyze(&mut self, id: u32, payload: P) {
+        self.analyses.push_back((id, payload));
+    }
+
+    /// Hand out work: to each idle worker in index order (on WebGPU worker 0 only) the oldest
+    /// waiting part of a shared smear, else the oldest waiting analysis. The jobs to send.
+    pub fn pump(&mut self) -> Vec<(usize, Job<P>)> {
+        let usable = if self.gpu { 1 } else { self.running.len() };
+        let mut out = Vec::new();
+        for w in 0..usable {
+            if self.running[w].is_some() {
+                continue;
             }
+            let job = if let Some((id, part, parts)) = self.parts.pop_front() {
+                Job::Part { id, part, parts }
+            } else if let Some((id, payload)) = self.analyses.pop_front() {
+                Job::Analyze { id, payload }
+            } else {
+                break;
+            };
+            self.running[w] = Some(match &job {
+                Job::Analyze { id, .. } | Job::Part { id, .. } => *id,
+            });
+            out.push((w, job));
+        }
+        out
+    }
+
+    /// The analysis of image `id` found `cells` cells and offers to share them: into how many
+    /// parts to cut them. Its worker classifies part 0 at once; the others wait here for idle
+    /// workers ([`Dispatch::pump`]), the analysis's own worker too once it is done. One part per
+    /// worker when every other worker is idle (an even split, no more messages than needed);
+    /// while some are busy, enough parts for the idle ones and of at most [`CELLS_PER_PART`]
+    /// cells, so the busy ones join in as they end. 1 (nothing shared) on WebGPU, for a single
+    /// cell, and for an image cancelled meanwhile (the cancel may have crossed the offer).
+    pub fn share(&mut self, id: u32, cells: usize) -> usize {
+        if self.gpu || self.cancelled.contains(&id) || cells < 2 {
+            return 1;
+        }
+        let idle = self.running.iter().filter(|r| r.is_none()).count();
+        let even = (idle + 1).min(cells);
+        let parts = if idle + 1 >= self.running.len() {
+            even
+        } else {
+            cells.div_ceil(CELLS_PER_PART).max(even)
         };
-        self.owner.entry(id).or_insert((w, 0)).1 += 1;
-        w
+        self.parts.extend((1..parts).map(|k| (id, k, parts)));
+        parts
     }
 
-    /// The workers holding image `id`: its owner first, then those classifying parts of it.
-    pub fn holders(&self, id: u32) -> Vec<usize> {
-        let owner = self.owner.get(&id).map(|&(w, _)| w);
-        let helpers = self.helpers.get(&id).into_iter().flatten().copied();
-        owner.into_iter().chain(helpers).collect()
-    }
-
-    /// Worker `owner` found `cells` cells in image `id` and offers to share them: the idle
-    /// workers (nothing outstanding) that will classify a part each, at most one per cell
-    /// beyond the owner's first, none on WebGPU and none for a cancelled image (the cancel
-    /// may have crossed the offer). Part `k + 1` goes to the `k`-th returned.
-    pub fn share(&mut self, id: u32, owner: usize, cells: usize) -> Vec<usize> {
-        if self.gpu || self.cancelled.contains(&id) {
-            return Vec::new();
-        }
-        let load = self.load();
-        let idle: Vec<usize> = (0..self.workers)
-            .filter(|&w| w != owner && load[w] == 0)
-            .take(cells.saturating_sub(1))
-            .collect();
-        if !idle.is_empty() {
-            self.helpers.entry(id).or_default().extend(&idle);
-        }
-        idle
-    }
-
-    /// Worker `worker` says an analysis of image `id`, or its part of one, ended (done,
-    /// cancelled or failed). An end that matches nothing outstanding there is ignored.
+    /// Worker `worker` says its job on image `id` ended (done, cancelled or failed). An end
+    /// that matches nothing running there is ignored.
     pub fn finish(&mut self, worker: usize, id: u32) {
-        if let Some(helpers) = self.helpers.get_mut(&id) {
-            if let Some(i) = helpers.iter().position(|&w| w == worker) {
-                helpers.remove(i);
-                if helpers.is_empty() {
-                    self.helpers.remove(&id);
-                }
-                return;
+        if let Some(r) = self.running.get_mut(worker).filter(|r| **r == Some(id)) {
+            *r = None;
+            if !self.running.contains(&Some(id)) {
+                self.cancelled.remove(&id);
             }
-        }
-        let Some(entry) = self.owner.get_mut(&id) else {
-            return;
-        };
-        if entry.0 != worker {
-            return;
-        }
-        entry.1 -= 1;
-        if entry.1 == 0 {
-            self.owner.remove(&id);
-            self.cancelled.remove(&id);
         }
     }
 
-    /// The page cancels image `id`: the workers to tell ([`Dispatch::holders`]).
-    pub fn cancel(&mut self, id: u32) -> Vec<usize> {
-        let holders = self.holders(id);
-        if !holders.is_empty() {
+    /// The page cancels image `id`: its queued analyses and parts are dropped, and the workers
+    /// running a job of it are to be told.
+    pub fn cancel(&mut self, id: u32) -> Cancelled {
+        let before = (self.analyses.len(), self.parts.len());
+        self.analyses.retain(|(i, _)| *i != id);
+        self.parts.retain(|(i, _, _)| *i != id);
+        let running = self.holders(id);
+        if !running.is_empty() {
             self.cancelled.insert(id);
         }
-        holders
+        Cancelled {
+            running,
+            analyses: before.0 - self.analyses.len(),
+            parts: before.1 - self.parts.len(),
+        }
     }
 
-    /// Analyses, and parts of shared ones, outstanding on each worker.
+    /// The workers running a job of image `id`.
+    pub fn holders(&self, id: u32) -> Vec<usize> {
+        (0..self.running.len())
+            .filter(|&w| self.running[w] == Some(id))
+            .collect()
+    }
+
+    /// Whether parts of image `id` still wait for a worker.
+    pub fn waiting_parts(&self, id: u32) -> bool {
+        self.parts.iter().any(|(i, _, _)| *i == id)
+    }
+
+    /// Jobs running on each worker (0 or 1).
     pub fn load(&self) -> Vec<usize> {
-        let mut load = vec![0; self.workers];
-        for &(w, n) in self.owner.values() {
-            load[w] += n;
-        }
-        for &w in self.helpers.values().flatten() {
-            load[w] += 1;
-        }
-        load
+        self.running
+            .iter()
+            .map(|r| usize::from(r.is_some()))
+            .collect()
     }
 }
 
-/// The reports of the parts of shared images, merged into the one report per image that the
+/// The reports of the parts of shared smears, merged into the one report per image that the
 /// page expects: a `Progress` summing the parts' and one `Done` when every part has ended.
 #[derive(Debug, Clone, Default)]
 pub struct Parts {
     images: HashMap<u32, Merge>,
 }
 
-/// One shared image: per part (indexed by part), its worker and latest figures.
+/// One shared smear.
 #[derive(Debug, Clone)]
 struct Merge {
-    workers: Vec<usize>,
+    /// The worker whose analysis found the cells (it classifies part 0).
+    owner: usize,
+    /// Per part: cells done, and cells per second while it runs.
     done: Vec<usize>,
     cells_per_second: Vec<f64>,
+    /// The part each worker runs now.
+    running: HashMap<usize, usize>,
+    /// Parts ended (done, cancelled, failed or dropped).
+    ended: usize,
     /// Cells in all.
     total: usize,
-    /// Parts still running.
-    running: usize,
     cancelled: bool,
     /// Part 0's `first_ms`: counted from the start of the whole analysis on the owner.
     first_ms: Option<f64>,
@@ -230,18 +284,18 @@ struct Merge {
 }
 
 impl Parts {
-    /// Image `id`'s `total` cells are classified in parts, part `k` by `workers[k]` (part 0
-    /// by the image's owner).
-    pub fn start(&mut self, id: u32, workers: Vec<usize>, total: usize) {
-        let n = workers.len();
+    /// Image `id`'s `total` cells are classified in `parts` parts; part 0 by `owner`, the
+    /// worker whose analysis found them.
+    pub fn start(&mut self, id: u32, owner: usize, total: usize, parts: usize) {
         self.images.insert(
             id,
             Merge {
-                workers,
-                done: vec![0; n],
-                cells_per_second: vec![0.0; n],
+                owner,
+                done: vec![0; parts],
+                cells_per_second: vec![0.0; parts],
+                running: HashMap::from([(owner, 0)]),
+                ended: 0,
                 total,
-                running: n,
                 cancelled: false,
                 first_ms: None,
                 total_ms: 0.0,
@@ -249,10 +303,42 @@ impl Parts {
         );
     }
 
-    /// Pass worker `worker`'s response on as the page should see it: a shared image's
-    /// `Progress` as the sum of its parts', its `Done` held (`None`) until the last part ends
-    /// and then merged (cancelled if any part was; `first_ms` from part 0; `total_ms` the
-    /// longest part's own); everything else as it is.
+    /// Worker `worker` was given part `part` of image `id`.
+    pub fn began(&mut self, id: u32, worker: usize, part: usize) {
+        if let Some(m) = self.images.get_mut(&id) {
+            m.running.insert(worker, part);
+        }
+    }
+
+    /// `n` parts of image `id` were dropped by a cancel before any worker took them: the
+    /// merged `Done` when that leaves no part to wait for.
+    pub fn dropped(&mut self, id: u32, n: usize) -> Option<Response> {
+        let m = self.images.get_mut(&id)?;
+        m.ended += n;
+        m.cancelled |= n > 0;
+        self.done_if_over(id)
+    }
+
+    fn done_if_over(&mut self, id: u32) -> Option<Response> {
+        let m = self.images.get(&id)?;
+        if m.ended < m.done.len() {
+            return None;
+        }
+        let done = Response::Done {
+            id,
+            cancelled: m.cancelled,
+            first_ms: m.first_ms,
+            total_ms: m.total_ms,
+        };
+        self.images.remove(&id);
+        Some(done)
+    }
+
+    /// Pass worker `worker`'s response on as the page should see it: a shared smear's
+    /// `Progress` as the sum of its parts' (cells done; cells per second of the parts running),
+    /// its `Done` held (`None`) until the last part ends and then merged (cancelled if any part
+    /// was; `first_ms` from part 0; `total_ms` the longest part's own); a report of a worker
+    /// that runs no part of it dropped; everything else as it is.
     pub fn merge(&mut self, worker: usize, r: Response) -> Option<Response> {
         let id = match &r {
             Response::Progress { id, .. } | Response::Done { id, .. } => *id,
@@ -261,9 +347,7 @@ impl Parts {
         let Some(m) = self.images.get_mut(&id) else {
             return Some(r);
         };
-        let Some(part) = m.workers.iter().position(|&w| w == worker) else {
-            return Some(r);
-        };
+        let part = *m.running.get(&worker)?;
         match r {
             Response::Progress {
                 done,
@@ -272,11 +356,12 @@ impl Parts {
             } => {
                 m.done[part] = done;
                 m.cells_per_second[part] = cells_per_second;
+                let rate = m.running.values().map(|&p| m.cells_per_second[p]).sum();
                 Some(Response::Progress {
                     id,
                     done: m.done.iter().sum(),
                     total: m.total,
-                    cells_per_second: m.cells_per_second.iter().sum(),
+                    cells_per_second: rate,
                 })
             }
             Response::Done {
@@ -285,23 +370,14 @@ impl Parts {
                 total_ms,
                 ..
             } => {
-                m.running = m.running.saturating_sub(1);
+                m.running.remove(&worker);
+                m.ended += 1;
                 m.cancelled |= cancelled;
-                if part == 0 {
+                if part == 0 && worker == m.owner {
                     m.first_ms = first_ms;
                 }
                 m.total_ms = m.total_ms.max(total_ms);
-                if m.running > 0 {
-                    return None;
-                }
-                let done = Response::Done {
-                    id,
-                    cancelled: m.cancelled,
-                    first_ms: m.first_ms,
-                    total_ms: m.total_ms,
-                };
-                self.images.remove(&id);
-                Some(done)
+                self.done_if_over(id)
             }
             r => Some(r),
         }
@@ -342,79 +418,179 @@ mod tests {
         }
     }
 
+    fn analysis(id: u32) -> Job<()> {
+        Job::Analyze { id, payload: () }
+    }
+
     #[test]
-    fn images_go_to_the_least_busy_worker() {
+    fn each_idle_worker_takes_the_next_job_one_at_a_time() {
         let mut d = Dispatch::new();
         d.add_worker();
         d.add_worker();
         assert_eq!(d.workers(), 3);
-        assert_eq!([d.assign(10), d.assign(11), d.assign(12)], [0, 1, 2]);
-        assert_eq!(d.assign(13), 0);
+        assert!(d.pump().is_empty(), "nothing to do");
+        for id in 10..15 {
+            d.analyze(id, ());
+        }
+        assert_eq!(
+            d.pump(),
+            [(0, analysis(10)), (1, analysis(11)), (2, analysis(12))]
+        );
+        assert!(d.pump().is_empty(), "everyone busy: the rest wait here");
+        assert_eq!(d.load(), [1, 1, 1]);
+        // Worker 1 ends first: it takes the next, not the first worker's queue.
         d.finish(1, 11);
-        assert_eq!(d.load(), [2, 0, 1]);
-        assert_eq!(d.assign(14), 1);
-        assert_eq!(d.holders(13), [0]);
+        assert_eq!(d.pump(), [(1, analysis(13))]);
+        d.finish(1, 99); // a stray end: ignored
+        d.finish(0, 11); // not its image: ignored
+        assert_eq!(d.load(), [1, 1, 1]);
+        assert_eq!(d.holders(13), [1]);
         assert!(d.holders(11).is_empty());
     }
 
     #[test]
-    fn a_second_analysis_of_an_image_queues_on_the_same_worker() {
+    fn a_shared_smear_s_parts_go_first_to_any_idle_worker_the_owner_too() {
         let mut d = Dispatch::new();
-        d.add_worker();
-        assert_eq!(d.assign(5), 0);
-        assert_eq!(d.assign(5), 0, "behind the first, not beside it");
-        d.finish(0, 5);
-        assert_eq!(d.holders(5), [0], "one of the two is still running");
-        d.finish(0, 5);
-        assert!(d.holders(5).is_empty());
-        assert_eq!(d.load(), [0, 0]);
-    }
-
-    #[test]
-    fn on_webgpu_everything_goes_to_the_first_worker_and_stray_ends_are_ignored() {
-        let mut d = Dispatch::new();
-        d.add_worker();
-        d.set_gpu(true);
-        assert_eq!([d.assign(1), d.assign(2)], [0, 0]);
-        d.finish(1, 1); // not its worker
-        d.finish(0, 99); // never assigned
-        assert_eq!(d.load(), [2, 0]);
-        d.set_gpu(false);
-        assert_eq!(d.assign(3), 1);
-    }
-
-    #[test]
-    fn a_smear_is_shared_with_the_idle_workers_only() {
-        let mut d = Dispatch::new();
-        for _ in 0..3 {
+        for _ in 0..2 {
             d.add_worker();
         }
-        assert_eq!([d.assign(1), d.assign(2)], [0, 1]);
-        // Worker 0 found 5 cells in image 1: workers 2 and 3 are idle, worker 1 is not.
-        assert_eq!(d.share(1, 0, 5), [2, 3]);
-        assert_eq!(d.holders(1), [0, 2, 3]);
-        assert_eq!(d.load(), [1, 1, 1, 1]);
-        // No more helpers than cells beyond the owner's first, and only idle ones.
-        assert!(d.share(2, 1, 9).is_empty(), "nobody is idle");
-        d.finish(2, 1);
-        assert_eq!(d.holders(1), [0, 3]);
-        d.finish(0, 1);
-        d.finish(3, 1);
-        assert!(d.holders(1).is_empty());
-        assert_eq!(d.load(), [0, 1, 0, 0]);
-        assert_eq!(d.share(2, 1, 2), [0], "two cells: one helper");
-        d.finish(0, 2);
+        d.analyze(1, ());
+        d.analyze(2, ());
+        assert_eq!(d.pump(), [(0, analysis(1)), (1, analysis(2))]);
+        d.analyze(3, ());
+        // Worker 0 found 10 cells in image 1; worker 2 is idle: three parts of at most 4
+        // cells, worker 0 keeps part 0, the idle worker takes part 1 before image 3.
+        assert_eq!(d.share(1, 10), 3);
+        assert_eq!(
+            d.pump(),
+            [(
+                2,
+                Job::Part {
+                    id: 1,
+                    part: 1,
+                    parts: 3
+                }
+            )]
+        );
+        assert!(d.waiting_parts(1));
+        assert_eq!(d.holders(1), [0, 2]);
+        // Worker 1 ends image 2 (a small one): it takes image 1's last part, then image 3.
         d.finish(1, 2);
-        // A cancel that crosses the owner's offer: nothing is shared.
-        assert_eq!(d.assign(3), 0);
-        assert_eq!(d.cancel(3), [0]);
-        assert!(d.share(3, 0, 5).is_empty(), "cancelled");
-        d.finish(0, 3);
-        assert!(d.cancel(3).is_empty(), "nothing left to cancel");
-        assert_eq!(d.assign(3), 0);
-        assert_eq!(d.share(3, 0, 5), [1, 2, 3], "a new analysis shares again");
+        assert_eq!(
+            d.pump(),
+            [(
+                1,
+                Job::Part {
+                    id: 1,
+                    part: 2,
+                    parts: 3
+                }
+            )]
+        );
+        assert!(!d.waiting_parts(1));
+        d.finish(0, 1);
+        assert_eq!(d.pump(), [(0, analysis(3))]);
+        // Few cells: as many parts as workers to share them, one cell each at least.
+        d.finish(2, 1);
+        assert_eq!(d.share(3, 2), 2, "two cells, one idle worker");
+        assert_eq!(d.share(3, 1), 1, "one cell is not shared");
+        // Nobody idle: one part per 4 cells, waiting for whoever ends first.
+        assert_eq!(
+            d.pump(),
+            [(
+                2,
+                Job::Part {
+                    id: 3,
+                    part: 1,
+                    parts: 2
+                }
+            )]
+        );
+        assert_eq!(d.share(3, 9), 3);
         d.set_gpu(true);
-        assert!(d.share(4, 0, 8).is_empty(), "never on WebGPU");
+        assert_eq!(d.share(3, 8), 1, "never on WebGPU");
+    }
+
+    #[test]
+    fn with_every_other_worker_idle_a_smear_is_split_evenly() {
+        let mut d = Dispatch::new();
+        for _ in 0..2 {
+            d.add_worker();
+        }
+        d.analyze(1, ());
+        assert_eq!(d.pump(), [(0, analysis(1))]);
+        assert_eq!(d.share(1, 13), 3, "one part each, not parts of 4 cells");
+        assert_eq!(
+            d.pump(),
+            [
+                (
+                    1,
+                    Job::Part {
+                        id: 1,
+                        part: 1,
+                        parts: 3
+                    }
+                ),
+                (
+                    2,
+                    Job::Part {
+                        id: 1,
+                        part: 2,
+                        parts: 3
+                    }
+                )
+            ]
+        );
+        assert!(!d.waiting_parts(1));
+    }
+
+    #[test]
+    fn on_webgpu_every_job_goes_to_the_first_worker() {
+        let mut d = Dispatch::new();
+        d.add_worker();
+        d.set_gpu(true);
+        d.analyze(1, ());
+        d.analyze(2, ());
+        assert_eq!(d.pump(), [(0, analysis(1))]);
+        assert!(d.pump().is_empty(), "worker 1 is not used");
+        d.finish(0, 1);
+        assert_eq!(d.pump(), [(0, analysis(2))]);
+        d.set_gpu(false);
+        d.analyze(3, ());
+        assert_eq!(d.pump(), [(1, analysis(3))]);
+    }
+
+    #[test]
+    fn a_cancel_drops_what_waits_and_names_the_workers_running_it() {
+        let mut d = Dispatch::new();
+        d.add_worker();
+        d.analyze(1, ());
+        d.analyze(2, ());
+        d.analyze(1, ());
+        assert_eq!(d.pump(), [(0, analysis(1)), (1, analysis(2))]);
+        assert_eq!(d.share(1, 12), 3);
+        let c = d.cancel(1);
+        assert_eq!(
+            c,
+            Cancelled {
+                running: vec![0],
+                analyses: 1,
+                parts: 2
+            }
+        );
+        assert!(!d.waiting_parts(1));
+        assert_eq!(
+            d.share(1, 12),
+            1,
+            "a cancel that crossed the offer: nothing shared"
+        );
+        d.finish(0, 1);
+        assert!(d.pump().is_empty(), "nothing of image 1 is left to run");
+        assert_eq!(d.cancel(1), Cancelled::default(), "nothing left to cancel");
+        // A new analysis of it shares again.
+        d.analyze(1, ());
+        assert_eq!(d.pump(), [(0, analysis(1))]);
+        assert_eq!(d.share(1, 5), 2);
     }
 
     fn progress(id: u32, done: usize, total: usize, rate: f64) -> Response {
@@ -436,21 +612,35 @@ mod tests {
     }
 
     #[test]
-    fn the_parts_of_a_shared_image_report_as_one() {
+    fn the_parts_of_a_shared_smear_report_as_one() {
         let mut p = Parts::default();
-        p.start(7, vec![0, 2], 5);
+        // Owner 0 runs part 0 of 3; worker 2 part 1.
+        p.start(7, 0, 9, 3);
+        p.began(7, 2, 1);
         assert_eq!(
-            p.merge(0, progress(7, 2, 3, 1.5)),
-            Some(progress(7, 2, 5, 1.5))
+            p.merge(0, progress(7, 2, 4, 1.5)),
+            Some(progress(7, 2, 9, 1.5))
         );
         assert_eq!(
-            p.merge(2, progress(7, 1, 2, 2.0)),
-            Some(progress(7, 3, 5, 3.5)),
-            "done cells and rates add up; the total is the image's"
+            p.merge(2, progress(7, 1, 4, 2.0)),
+            Some(progress(7, 3, 9, 3.5)),
+            "done cells and the running parts' rates add up; the total is the image's"
+        );
+        assert_eq!(
+            p.merge(1, progress(7, 1, 1, 9.0)),
+            None,
+            "worker 1 runs no part"
         );
         assert_eq!(p.merge(2, done(7, false, Some(40.0), 900.0)), None);
+        // Worker 2 takes the last part: worker 2's earlier part counts as done.
+        p.began(7, 2, 2);
         assert_eq!(
-            p.merge(0, done(7, true, Some(700.0), 1200.0)),
+            p.merge(2, progress(7, 1, 1, 1.0)),
+            Some(progress(7, 4, 9, 2.5))
+        );
+        assert_eq!(p.merge(0, done(7, true, Some(700.0), 1200.0)), None);
+        assert_eq!(
+            p.merge(2, done(7, false, None, 300.0)),
             Some(done(7, true, Some(700.0), 1200.0)),
             "one Done, when the last part ends; first_ms is the owner's"
         );
@@ -465,5 +655,21 @@ mod tests {
         );
         let other = Response::Ready;
         assert_eq!(p.merge(0, other.clone()), Some(other));
+    }
+
+    #[test]
+    fn parts_dropped_by_a_cancel_end_the_smear_once_the_running_ones_end() {
+        let mut p = Parts::default();
+        p.start(3, 1, 12, 3);
+        assert_eq!(p.dropped(3, 2), None, "part 0 still runs");
+        assert_eq!(
+            p.merge(1, done(3, true, None, 50.0)),
+            Some(done(3, true, None, 50.0))
+        );
+        // Every part dropped while none runs (the owner's ended first): the Done at once.
+        p.start(4, 0, 12, 3);
+        assert_eq!(p.merge(0, done(4, false, Some(5.0), 60.0)), None);
+        assert_eq!(p.dropped(4, 2), Some(done(4, true, Some(5.0), 60.0)));
+        assert_eq!(p.dropped(4, 1), None, "over");
     }
 }

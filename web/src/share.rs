@@ -1,9 +1,9 @@
 //! One smear's cells shared among several compute workers.
 //!
 //! The worker that detects the cells of an image (its owner) packs every cell's model input and
-//! preview into one buffer and sends it to the page; the page hands it to the idle workers, and
-//! each worker, the owner included, classifies its own part: cell `i` belongs to part
-//! `i % parts`. A cell's diagnosis does not depend on the cells classified beside it (tested in
+//! preview into one buffer and sends it to the page; the page cuts it into parts (cell `i`
+//! belongs to part `i % parts`), the owner classifies part 0, and each other part goes, with its
+//! cells only, to whichever worker is idle next ([`crate::pool`]). A cell's diagnosis does not depend on the cells classified beside it (tested in
 //! `model-core/tests/shipped_model.rs`), so the answers are those of one worker. Pure data
 //! handling, tested natively.
 

@@ -384,8 +384,9 @@ fn on_gpu() -> bool {
 }
 
 /// Detect the white cells of an image and classify them: all of them here, or, on the CPU with
-/// more than one cell, the first part of them while idle workers take the others (the page
-/// decides how many parts, see [`crate::share`]).
+/// more than one cell, the first part of them while the page hands the other parts to idle
+/// workers, this one included once it is done (the page decides how many parts, see
+/// [`crate::pool`]).
 async fn analyze(
     id: u32,
     name: String,
