@@ -422,6 +422,10 @@ mod tests {
         Job::Analyze { id, payload: () }
     }
 
+    fn part(id: u32, part: usize, parts: usize) -> Job<()> {
+        Job::Part { id, part, parts }
+    }
+
     #[test]
     fn each_idle_worker_takes_the_next_job_one_at_a_time() {
         let mut d = Dispatch::new();
@@ -461,32 +465,12 @@ mod tests {
         // Worker 0 found 10 cells in image 1; worker 2 is idle: three parts of at most 4
         // cells, worker 0 keeps part 0, the idle worker takes part 1 before image 3.
         assert_eq!(d.share(1, 10), 3);
-        assert_eq!(
-            d.pump(),
-            [(
-                2,
-                Job::Part {
-                    id: 1,
-                    part: 1,
-                    parts: 3
-                }
-            )]
-        );
+        assert_eq!(d.pump(), [(2, part(1, 1, 3))]);
         assert!(d.waiting_parts(1));
         assert_eq!(d.holders(1), [0, 2]);
         // Worker 1 ends image 2 (a small one): it takes image 1's last part, then image 3.
         d.finish(1, 2);
-        assert_eq!(
-            d.pump(),
-            [(
-                1,
-                Job::Part {
-                    id: 1,
-                    part: 2,
-                    parts: 3
-                }
-            )]
-        );
+        assert_eq!(d.pump(), [(1, part(1, 2, 3))]);
         assert!(!d.waiting_parts(1));
         d.finish(0, 1);
         assert_eq!(d.pump(), [(0, analysis(3))]);
@@ -495,17 +479,7 @@ mod tests {
         assert_eq!(d.share(3, 2), 2, "two cells, one idle worker");
         assert_eq!(d.share(3, 1), 1, "one cell is not shared");
         // Nobody idle: one part per 4 cells, waiting for whoever ends first.
-        assert_eq!(
-            d.pump(),
-            [(
-                2,
-                Job::Part {
-                    id: 3,
-                    part: 1,
-                    parts: 2
-                }
-            )]
-        );
+        assert_eq!(d.pump(), [(2, part(3, 1, 2))]);
         assert_eq!(d.share(3, 9), 3);
         d.set_gpu(true);
         assert_eq!(d.share(3, 8), 1, "never on WebGPU");
@@ -520,27 +494,7 @@ mod tests {
         d.analyze(1, ());
         assert_eq!(d.pump(), [(0, analysis(1))]);
         assert_eq!(d.share(1, 13), 3, "one part each, not parts of 4 cells");
-        assert_eq!(
-            d.pump(),
-            [
-                (
-                    1,
-                    Job::Part {
-                        id: 1,
-                        part: 1,
-                        parts: 3
-                    }
-                ),
-                (
-                    2,
-                    Job::Part {
-                        id: 1,
-                        part: 2,
-                        parts: 3
-                    }
-                )
-            ]
-        );
+        assert_eq!(d.pump(), [(1, part(1, 1, 3)), (2, part(1, 2, 3))]);
         assert!(!d.waiting_parts(1));
     }
 
