@@ -65,6 +65,13 @@ pub struct ColourGate {
 impl ColourGate {
     /// Fit on `crops` (val cells): flag what lies beyond their `quantile` (0.5 to 1).
     pub fn fit(crops: &[CellCrop], quantile: f32) -> Result<Self> {
+        Self::fit_counted(crops, quantile).map(|(gate, _)| gate)
+    }
+
+    /// As [`ColourGate::fit`], with how many of `crops` the fitted gate flags (about
+    /// `1 - quantile` of them; fewer where scores tie at the threshold), counted on the scores
+    /// the fit computed anyway.
+    pub fn fit_counted(crops: &[CellCrop], quantile: f32) -> Result<(Self, usize)> {
         if crops.len() < 10 {
             return Err(Error::Invalid(format!(
                 "the colour gate needs at least 10 cells, got {}",
@@ -82,7 +89,8 @@ impl ColourGate {
         scores.sort_by(f32::total_cmp);
         let at = ((quantile * scores.len() as f32).ceil() as usize).clamp(1, scores.len()) - 1;
         gate.threshold = scores[at];
-        Ok(gate)
+        let flagged = scores.iter().filter(|&&s| gate.flags(s)).count();
+        Ok((gate, flagged))
     }
 
     /// A crop's score: the Mahalanobis distance of its colour features from the val cells'.
@@ -151,8 +159,10 @@ mod tests {
     fn the_gate_passes_its_own_stain_and_flags_another() {
         // "PBC": bright red, high contrast.
         let val = stain(400, [0.74, 0.49, 0.44], 0.3);
-        let gate = ColourGate::fit(&val, 0.99).expect("fit");
+        let (gate, counted) = ColourGate::fit_counted(&val, 0.99).expect("fit");
+        assert_eq!(gate, ColourGate::fit(&val, 0.99).expect("fit"));
         let flagged = val.iter().filter(|c| gate.flags(gate.score(c))).count();
+        assert_eq!(counted, flagged, "the fit's count is the gate's own");
         assert!(
             flagged <= 4,
             "{flagged} of 400 val cells flagged at the 99th percentile"

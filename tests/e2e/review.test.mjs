@@ -368,6 +368,10 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     const items = await page.getByTestId('queue-item').allTextContents();
     assert.ok(items.length > 0);
     for (const t of items) assert.match(t, t.startsWith('2-') ? /^2-\d+ \(P-2\) — / : /^[01]-\d+ \(Slide 1\) — /);
+    // The cell panel says where a cell comes from: its field and its slide.
+    await third.getByTestId('cell-box').first().click();
+    assert.match(await page.getByTestId('cell-origin').textContent(), /^BloodImage_\d+\.jpg · P-2$/);
+    assert.equal(await page.getByTestId('cell-origin').textContent(), `${await third.locator('h2').textContent()} · P-2`);
     await page.getByTestId('open-report').click();
     const reportSlides = page.getByTestId('report').getByTestId('report-slide');
     assert.deepEqual(await Promise.all((await reportSlides.all()).map((r) => r.getAttribute('data-slide'))), ['Slide 1', 'P-2']);

@@ -50,6 +50,13 @@ impl Session {
         out
     }
 
+    /// Whether the session's images lie on more than one slide (then lists that mix them name
+    /// each cell's slide).
+    pub fn shows_slides(&self) -> bool {
+        let first = self.images.first().map(|i| &i.slide);
+        self.images.iter().any(|i| Some(&i.slide) != first)
+    }
+
     /// The images of slide `slide`, in opening order.
     pub fn slide_images<'a>(&'a self, slide: &'a str) -> impl Iterator<Item = &'a ImageRecord> {
         self.images.iter().filter(move |i| i.slide == slide)
@@ -276,7 +283,9 @@ mod tests {
         let together = leukocyte_differential(s.slide_images(FIRST_SLIDE));
         assert_eq!(together.leukocytes, 3);
         // The second field is another patient's: moved to a slide of its own.
+        assert!(!s.shows_slides(), "one slide");
         assert_eq!(s.move_to_slide(1, "P-2"), Ok(()));
+        assert!(s.shows_slides());
         assert_eq!(
             leukocyte_differential(s.slide_images(FIRST_SLIDE)).leukocytes,
             2

@@ -98,6 +98,11 @@ pub fn CellPanel(
             .map(|c| sequential(&c.result.disagreement))
             .unwrap_or_default()
     });
+    // Where the selected cell comes from: its image and slide.
+    let origin = Memo::new(move |_| {
+        let (img, _) = selected.get()?;
+        session.with(|s| s.image(img).map(|i| format!("{} · {}", i.name, i.slide)))
+    });
     // The selected cell's smear, if signed off: its reviews are final.
     let locked = Memo::new(move |_| {
         let (img, _) = selected.get()?;
@@ -122,6 +127,7 @@ pub fn CellPanel(
                             {reviewed_class.as_ref().map(|_| view! { <span class="reviewed" data-testid="reviewed-badge">{format!(" (reviewed; model said {})", r.class)}</span> })}
                             {aside.map(|a| view! { <span class="reviewed">{a}</span> })}
                         </h3>
+                        <p class="hint" data-testid="cell-origin">{move || origin.get()}</p>
                         <div class="maps">
                             <figure><PixelCanvas rgba=crop side=128 class="crop" testid="cell-crop" /><figcaption>"crop"</figcaption></figure>
                             {move || { let s = side.get(); view! {

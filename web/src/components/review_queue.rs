@@ -16,8 +16,7 @@ pub fn ReviewQueue(
 ) -> impl IntoView {
     let queue = Memo::new(move |_| {
         session.with(|s| {
-            let first = s.images.first().map(|i| i.slide.as_str());
-            let slides = s.images.iter().any(|i| Some(i.slide.as_str()) != first);
+            let slides = s.shows_slides();
             s.review_queue()
                 .into_iter()
                 .filter_map(|(img, id)| {

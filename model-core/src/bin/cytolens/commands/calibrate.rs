@@ -405,8 +405,7 @@ pub fn to_half(model_dir: &Path, stem: &str) -> CmdResult {
 /// The colour gate fitted on `val`'s crops, with its figures on stderr.
 fn fit_gate(val: &CellSet, quantile: f32) -> Result<ColourGate, String> {
     let crops = val.crops();
-    let gate = ColourGate::fit(&crops, quantile).map_err(err)?;
-    let flagged = crops.iter().filter(|c| gate.flags(gate.score(c))).count();
+    let (gate, flagged) = ColourGate::fit_counted(&crops, quantile).map_err(err)?;
     eprintln!(
         "colour gate: threshold {:.2} (the {} quantile of {} val cells' scores; {flagged} of them above it)",
         gate.threshold,
