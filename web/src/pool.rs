@@ -246,14 +246,6 @@ impl<P> Dispatch<P> {
     pub fn waiting_parts(&self, id: u32) -> bool {
         self.parts.iter().any(|(i, _, _)| *i == id)
     }
-
-    /// Jobs running on each worker (0 or 1).
-    pub fn load(&self) -> Vec<usize> {
-        self.running
-            .iter()
-            .map(|r| usize::from(r.is_some()))
-            .collect()
-    }
 }
 
 /// The reports of the parts of shared smears, merged into the one report per image that the
@@ -418,6 +410,11 @@ mod tests {
         }
     }
 
+    /// Jobs running on each worker (0 or 1).
+    fn load(d: &Dispatch<()>) -> Vec<usize> {
+        d.running.iter().map(|r| usize::from(r.is_some())).collect()
+    }
+
     fn analysis(id: u32) -> Job<()> {
         Job::Analyze { id, payload: () }
     }
@@ -441,13 +438,13 @@ mod tests {
             [(0, analysis(10)), (1, analysis(11)), (2, analysis(12))]
         );
         assert!(d.pump().is_empty(), "everyone busy: the rest wait here");
-        assert_eq!(d.load(), [1, 1, 1]);
+        assert_eq!(load(&d), [1, 1, 1]);
         // Worker 1 ends first: it takes the next, not the first worker's queue.
         d.finish(1, 11);
         assert_eq!(d.pump(), [(1, analysis(13))]);
         d.finish(1, 99); // a stray end: ignored
         d.finish(0, 11); // not its image: ignored
-        assert_eq!(d.load(), [1, 1, 1]);
+        assert_eq!(load(&d), [1, 1, 1]);
         assert_eq!(d.holders(13), [1]);
         assert!(d.holders(11).is_empty());
     }

@@ -458,7 +458,7 @@ pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
         "rbc_count": f.map(|f| f.rbc_count), "platelet_count": f.map(|f| f.platelet_count),
         "cells": cells, "differential": differential(image),
         "leukocyte_differential": leukocyte_differential([image]),
-        "slide": image.slide, "wbc_count": session.wbc_counts.get(&image.slide),
+        "slide": image.slide, "wbc_count": session.wbc_count(&image.slide),
         "signed_off": image.signed_off.as_ref().map(|(who, when)| json!({"by": who, "at": when})),
     })
 }

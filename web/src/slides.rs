@@ -62,6 +62,12 @@ impl Session {
         self.images.iter().filter(move |i| i.slide == slide)
     }
 
+    /// The analysed fields of slide `slide` (images whose cells were found), in opening order:
+    /// what its differential and its part of the report count.
+    pub fn analysed_fields<'a>(&'a self, slide: &'a str) -> impl Iterator<Item = &'a ImageRecord> {
+        self.slide_images(slide).filter(|i| i.findings.is_some())
+    }
+
     /// Make `text` the slide that images opened next join: an existing slide's label adds
     /// fields to that slide, another label starts a new one. Refused, with the reason, for a
     /// bad label ([`parse_slide_label`]).
@@ -282,6 +288,18 @@ mod tests {
         s.set_wbc_count(FIRST_SLIDE, Some(8.0));
         let together = leukocyte_differential(s.slide_images(FIRST_SLIDE));
         assert_eq!(together.leukocytes, 3);
+        // Only fields whose cells were found count as analysed.
+        assert_eq!(s.analysed_fields(FIRST_SLIDE).count(), 0);
+        s.images[1].findings = Some(crate::protocol::ImageFindings {
+            wbc: 1,
+            rbc_count: 0,
+            platelet_count: 0,
+            rbc_diameter_px: None,
+            scale_um_per_px: None,
+            single_cell: false,
+        });
+        let ids = |s: &Session, slide| s.analysed_fields(slide).map(|i| i.id).collect::<Vec<_>>();
+        assert_eq!(ids(&s, FIRST_SLIDE), [1]);
         // The second field is another patient's: moved to a slide of its own.
         assert!(!s.shows_slides(), "one slide");
         assert_eq!(s.move_to_slide(1, "P-2"), Ok(()));
@@ -290,6 +308,7 @@ mod tests {
             leukocyte_differential(s.slide_images(FIRST_SLIDE)).leukocytes,
             2
         );
+        assert_eq!((ids(&s, FIRST_SLIDE), ids(&s, "P-2")), (vec![], vec![1]));
         let other = leukocyte_differential(s.slide_images("P-2"));
         assert_eq!(other.leukocytes, 1);
         assert_eq!(other.classes[2].class, "monocyte");

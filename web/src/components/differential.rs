@@ -109,13 +109,6 @@ pub fn Differential(
     }
 }
 
-/// The analysed images of slide `slide` (those whose cells were found).
-fn analysed<'a>(s: &'a Session, slide: &'a str) -> Vec<&'a ImageRecord> {
-    s.slide_images(slide)
-        .filter(|i| i.findings.is_some())
-        .collect()
-}
-
 /// Slide `slide`'s patient's leukocyte count, typed in 10^9/L, kept in the session; a bad value
 /// is said and changes nothing.
 #[component]
@@ -157,7 +150,7 @@ pub fn SlideDifferential(
     view! {
         <section class="slide-differential" data-testid="slide-differential" data-slide=attr>
             {move || session.with(|s| {
-                let images = analysed(s, &label);
+                let images: Vec<_> = s.analysed_fields(&label).collect();
                 let (awaiting, anomalies) = review_counts(images.iter().copied());
                 let d = leukocyte_differential(images.iter().copied());
                 let fields = match images.len() {
@@ -188,7 +181,7 @@ pub fn SessionDifferential(
         session.with(|s| {
             s.slides()
                 .into_iter()
-                .filter(|l| !analysed(s, l).is_empty())
+                .filter(|l| s.analysed_fields(l).next().is_some())
                 .collect::<Vec<_>>()
         })
     });

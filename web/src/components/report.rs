@@ -109,8 +109,7 @@ pub fn Report(
         .into_iter()
         .map(|slide| {
             let fields: Vec<_> = s
-                .slide_images(&slide)
-                .filter(|i| i.findings.is_some())
+                .analysed_fields(&slide)
                 .map(|r| {
                     let e = entries.iter().find(|e| e.id == r.id).cloned();
                     (r.clone(), e)

@@ -2,6 +2,7 @@
 //! classified every white cell it found and no cell awaits review; the smear's reviews are final
 //! then ([`Session::sign_off`]).
 
+use super::refusal;
 use crate::session::Session;
 use leptos::prelude::*;
 
@@ -26,10 +27,7 @@ pub fn SignOff(
     let sign = move |_| {
         let when = String::from(js_sys::Date::new_0().to_iso_string());
         let who = name.get_untracked();
-        let result = session
-            .try_update(|s| s.sign_off(id, &who, &when))
-            .unwrap_or_else(|| Err("the session is gone".into()));
-        set_refused.set(result.err());
+        set_refused.set(refusal(session, |s| s.sign_off(id, &who, &when)));
     };
     view! {
         <div class="signoff" data-testid="sign-off">

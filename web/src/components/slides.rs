@@ -1,6 +1,7 @@
 //! The slide controls: which slide (one patient's smear) the images opened next join, a new
 //! slide, its label; and, per image, the slide it is a field of ([`crate::slides`]).
 
+use super::refusal;
 use crate::session::Session;
 use leptos::prelude::*;
 
@@ -27,15 +28,12 @@ pub fn SlideBar(
 ) -> impl IntoView {
     let (problem, set_problem) = signal(None::<String>);
     let current = Memo::new(move |_| session.with(|s| s.current_slide().to_string()));
-    let said = move |r: Option<Result<(), String>>| {
-        set_problem.set(r.unwrap_or_else(|| Err("the session is gone".into())).err())
-    };
     view! {
         <div class="slide-bar" data-testid="slide-bar">
             <label>"Images you open are fields of "
                 <select data-testid="slide-select" on:change=move |ev| {
                     let v = event_target_value(&ev);
-                    said(session.try_update(|s| s.set_current_slide(&v)));
+                    set_problem.set(refusal(session, |s| s.set_current_slide(&v)));
                 }>
                     <SlideOptions session=session chosen=current />
                 </select>
@@ -49,7 +47,7 @@ pub fn SlideBar(
                     on:change=move |ev| {
                         let v = event_target_value(&ev);
                         let from = current.get_untracked();
-                        said(session.try_update(|s| s.rename_slide(&from, &v)));
+                        set_problem.set(refusal(session, |s| s.rename_slide(&from, &v)));
                     } />
             </label>
             {move || problem.get().map(|e| view! { <p class="error" data-testid="slide-error">{e}</p> })}
@@ -78,8 +76,7 @@ pub fn ImageSlide(
         <label class="image-slide">"Slide: "
             <select data-testid="image-slide" disabled=move || signed.get() on:change=move |ev| {
                 let v = event_target_value(&ev);
-                let r = session.try_update(|s| s.move_to_slide(id, &v));
-                set_problem.set(r.unwrap_or_else(|| Err("the session is gone".into())).err());
+                set_problem.set(refusal(session, |s| s.move_to_slide(id, &v)));
             }>
                 <SlideOptions session=session chosen=slide />
             </select>
