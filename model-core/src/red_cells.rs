@@ -134,8 +134,10 @@ fn peaks(
 
 /// Red-cell diameter and count in `img`, or `None` when no radius gives credible circles.
 ///
-/// Radii from 4 px to a quarter of the shorter side are tried in steps of 5 %.
-pub fn red_cells(img: &RgbImage) -> Option<RedCells> {
+/// Radii from 4 px (or half of `min_diameter_px`, if larger) to a quarter of the shorter side
+/// are tried in steps of 5 %. `min_diameter_px` rules out sizes that other evidence in the
+/// image makes impossible (see [`crate::detect::detect`]); 0 rules out nothing.
+pub fn red_cells(img: &RgbImage, min_diameter_px: f32) -> Option<RedCells> {
     let longest = img.width().max(img.height());
     let factor = if longest > WORK_SIDE {
         WORK_SIDE as f32 / longest as f32
@@ -162,7 +164,7 @@ pub fn red_cells(img: &RgbImage) -> Option<RedCells> {
     let edges = edges(&green);
     let max_r = w.min(h) as f32 / 4.0;
     let mut best: Option<(f32, f32)> = None; // (score, radius)
-    let mut r = 4.0f32;
+    let mut r = (min_diameter_px * factor / 2.0).max(4.0);
     while r <= max_r {
         let top = peaks(
             accumulate(&edges, r, w, h),
@@ -236,7 +238,7 @@ mod tests {
             (320, 230),
             (80, 220),
         ];
-        let found = red_cells(&field(20, &centres)).expect("red cells");
+        let found = red_cells(&field(20, &centres), 0.0).expect("red cells");
         assert!(
             (found.diameter_px - 41.0).abs() < 5.0,
             "diameter {}",
@@ -256,10 +258,16 @@ mod tests {
 
     #[test]
     fn scale_follows_the_cells() {
-        let small =
-            red_cells(&field(12, &[(50, 50), (150, 50), (250, 200), (80, 200)])).expect("small");
-        let large =
-            red_cells(&field(30, &[(60, 60), (200, 80), (300, 220), (90, 220)])).expect("large");
+        let small = red_cells(
+            &field(12, &[(50, 50), (150, 50), (250, 200), (80, 200)]),
+            0.0,
+        )
+        .expect("small");
+        let large = red_cells(
+            &field(30, &[(60, 60), (200, 80), (300, 220), (90, 220)]),
+            0.0,
+        )
+        .expect("large");
         assert!(
             (small.diameter_px - 25.0).abs() < 4.0 && (large.diameter_px - 61.0).abs() < 6.0,
             "{small:?} {large:?}"
@@ -267,8 +275,19 @@ mod tests {
     }
 
     #[test]
+    fn circles_below_the_minimum_are_not_red_cells() {
+        let small = [(50, 50), (150, 50), (250, 200), (80, 200), (330, 120)];
+        let free = red_cells(&field(8, &small), 0.0).expect("small circles");
+        assert!((free.diameter_px - 17.0).abs() < 4.0, "{free:?}");
+        // The same field when something in it (a nucleus) shows red cells are at least 40 px.
+        if let Some(bound) = red_cells(&field(8, &small), 40.0) {
+            assert!(bound.diameter_px >= 40.0 - 1.0, "{bound:?}");
+        }
+    }
+
+    #[test]
     fn a_blank_field_has_no_red_cells() {
         let img = RgbImage::from_pixel(200, 200, image::Rgb([235, 225, 220]));
-        assert_eq!(red_cells(&img), None);
+        assert_eq!(red_cells(&img, 0.0), None);
     }
 }

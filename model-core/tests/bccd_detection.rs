@@ -1,5 +1,6 @@
 //! Detection on real smear fields of BCCD (needs `../shared/data`, as CI has): white cells are
-//! found where the annotation has them and the red-cell scale is near the annotated size.
+//! found where the annotation has them (and few elsewhere) and the red-cell scale is near the
+//! annotated size.
 
 mod common;
 
@@ -12,7 +13,8 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
     let data = data_root();
     let all = fields(&data).expect("BCCD annotations");
     // Every 12th field: about 30 fields, a few seconds.
-    let (mut tp, mut truths, mut scale_ok, mut scaled, mut single) = (0, 0, 0, 0, 0);
+    let (mut tp, mut preds, mut truths) = (0, 0, 0);
+    let (mut scale_ok, mut scaled, mut single) = (0, 0, 0);
     for (path, ann) in all.iter().step_by(12) {
         let img = image::open(path).expect("BCCD image").to_rgb8();
         let found = detect(
@@ -23,8 +25,9 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
         );
         single += usize::from(found.single_cell);
         let boxes: Vec<[u32; 4]> = found.cells.iter().map(|c| c.bbox).collect();
-        let (t, _, n) = match_boxes(&boxes, &ann.wbc, 0.5);
+        let (t, p, n) = match_boxes(&boxes, &ann.wbc, 0.5);
         tp += t;
+        preds += p;
         truths += n;
         if let (Some(d), Some(truth)) = (
             found.rbc_diameter_px,
@@ -44,6 +47,14 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
     );
     let recall = tp as f32 / truths as f32;
     assert!(recall >= 0.9, "white-cell recall {recall} ({tp}/{truths})");
+    // Platelets and lobes must not pass for white cells: at a wrong (too small) red-cell scale
+    // they did, and precision on these fields was 0.78 (32 of 41). Some fields hold white
+    // cells BCCD did not annotate, so precision cannot reach 1.
+    let precision = tp as f32 / preds as f32;
+    assert!(
+        precision >= 0.9,
+        "white-cell precision {precision} ({tp}/{preds})"
+    );
     assert!(
         scale_ok as f32 >= 0.6 * scaled as f32,
         "red-cell diameter within 30 % in only {scale_ok} of {scaled} fields"

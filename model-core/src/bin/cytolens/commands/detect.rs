@@ -58,6 +58,11 @@ pub fn detect_eval(data: &Path, verbose: bool) -> CmdResult {
         median(&diam_err),
         diam_err.len()
     );
+    let within = diam_err.iter().filter(|e| **e < 0.3).count();
+    println!(
+        "red-cell diameter within 30 % of the annotated size: {within} of {} fields",
+        diam_err.len()
+    );
     println!("fields taken for single-cell images: {single}");
     println!("detection time: {ms:.1} ms per 640x480 field (native, 1 thread)");
     Ok(())
