@@ -192,6 +192,47 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     }
 }
 
+/// Half the side of the box of a white cell marked by hand, in red-cell diameters: a white
+/// cell is 1.3 to 2.7 red cells across (10 to 20 um), so a box 1.5 diameters wide covers a
+/// typical one (the crop around it, [`crop_square`], is 4.6 diameters wide whatever the box).
+pub const MARKED_CELL_HALF_SIDE_RBC: f32 = 0.75;
+
+/// The box of a white cell a reviewer marked at `centre` (`[x, y]` in image pixels), on a
+/// `width` x `height` image whose red cells are `rbc_diameter_px` across: centred on the point
+/// and clipped to the image, as the detector clips the boxes of cells at the border, so that
+/// its crop ([`crop_square`]) is taken the way a detected cell's is. An error when the point
+/// lies outside the image or the diameter is not a positive number.
+pub fn marked_cell(
+    centre: [u32; 2],
+    rbc_diameter_px: f32,
+    width: u32,
+    height: u32,
+) -> crate::error::Result<CellBox> {
+    let [x, y] = centre;
+    if x >= width || y >= height {
+        return Err(crate::error::Error::Invalid(format!(
+            "the point ({x}, {y}) lies outside the {width}x{height} image"
+        )));
+    }
+    if !(rbc_diameter_px.is_finite() && rbc_diameter_px > 0.0) {
+        return Err(crate::error::Error::Invalid(format!(
+            "red-cell diameter {rbc_diameter_px} px: a positive number is needed to size the cell"
+        )));
+    }
+    let half = (MARKED_CELL_HALF_SIDE_RBC * rbc_diameter_px)
+        .round()
+        .max(1.0) as u32;
+    Ok(CellBox {
+        bbox: [
+            x.saturating_sub(half),
+            y.saturating_sub(half),
+            (x + half).min(width),
+            (y + half).min(height),
+        ],
+        nucleus_area: 0,
+    })
+}
+
 /// The square a cell is cropped from, `(x0, y0, side)` in image pixels (it may leave the
 /// image): centred on the box, side = red-cell diameter / [`RBC_PER_CROP`], the training data's
 /// magnification. The model's per-pixel maps of the cell cover this square.
@@ -306,6 +347,27 @@ mod tests {
         );
         assert!(f.cells.is_empty());
         assert_eq!(f.platelet_count, 0);
+    }
+
+    #[test]
+    fn a_marked_cell_is_centred_on_its_point_and_clipped_to_the_image() {
+        let c = marked_cell([200, 150], 40.0, 400, 300).expect("inside");
+        assert_eq!(c.bbox, [170, 120, 230, 180]);
+        assert_eq!(
+            crop_square(c.bbox, 40.0).0 + crop_square(c.bbox, 40.0).2 / 2,
+            200
+        );
+        let edge = marked_cell([10, 295], 40.0, 400, 300).expect("inside");
+        assert_eq!(edge.bbox, [0, 265, 40, 300]);
+        for (point, d) in [([400, 10], 40.0), ([10, 300], 40.0), ([10, 10], 0.0)] {
+            let e = marked_cell(point, d, 400, 300).expect_err("refused");
+            assert!(
+                e.to_string()
+                    .contains(if d > 0.0 { "outside" } else { "diameter" }),
+                "{e}"
+            );
+        }
+        assert!(marked_cell([10, 10], f32::NAN, 400, 300).is_err());
     }
 
     #[test]

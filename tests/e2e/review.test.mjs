@@ -141,8 +141,8 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
-    assert.match(lines[0], /,unusual_colour,counted_as,slide$/);
-    assert.match(lines[1], new RegExp(`,1,${want},Slide 1$`));
+    assert.match(lines[0], /,unusual_colour,counted_as,slide,added$/);
+    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0$`));
 
     // The sign-off survives a reload.
     await page.reload();
@@ -385,5 +385,100 @@ test('a key reviews the selected cell and moves on through the queue, Enter conf
     assert.equal(await page.getByTestId('slide-select').inputValue(), 'P-2');
     assert.equal(await slide1.getByTestId('wbc-input').inputValue(), '7.5');
     assert.deepEqual(rec.errors, []);
+  });
+});
+
+test('a white cell the detector missed is marked with a click, classified, counted, exported, kept, and removable until the sign-off', async () => {
+  await withApp(server, async ({ page, rec, app }) => {
+    await app.backend();
+    await app.analyseSample(1);
+    const boxes = page.getByTestId('cell-box');
+    const found = annotatedWbc('BloodImage_00001.jpg');
+    assert.equal(await boxes.count(), found);
+    const added = page.locator('[data-testid=cell-box][data-added=true]');
+    assert.equal(await added.count(), 0);
+    // A point well away from the detected cell, in image pixels.
+    const rect = boxes.first().locator('rect').first();
+    const [bx, bw] = [Number(await rect.getAttribute('x')), Number(await rect.getAttribute('width'))];
+    const point = { x: bx + bw / 2 > 320 ? 120 : 520, y: 240 };
+    const overlay = page.getByTestId('overlay');
+    const at = async () => {
+      const b = await overlay.boundingBox();
+      return { x: point.x * b.width / 640 + 0.5, y: point.y * b.height / 480 + 0.5 };
+    };
+    // Clicking the smear selects nothing and adds nothing until "Add a missed cell" is pressed.
+    await overlay.click({ position: await at() });
+    assert.equal(await boxes.count(), found);
+    const add = page.getByTestId('add-cell');
+    await add.click();
+    assert.match(await page.getByTestId('add-cell-hint').textContent(), /centre of the white cell/);
+    await overlay.click({ position: await at() });
+    await added.waitFor({ timeout: 60_000 });
+    assert.equal(await boxes.count(), found + 1);
+    assert.equal(await page.getByTestId('add-cell-hint').count(), 0, 'one click, one cell');
+    // It is selected: classified like any cell, and named as the reviewer's.
+    assert.match(await page.getByTestId('cell-title').textContent(), new RegExp(`^Cell 0-${found}: `));
+    assert.match(await page.getByTestId('cell-added').textContent(), /Added by the reviewer/);
+    await page.getByTestId('cell-crop').waitFor();
+    assert.match(await page.getByTestId('cell-confidence').textContent(), /\d+\.\d %/);
+    assert.match(await page.getByTestId('findings').textContent(), /1 white cells, .* \+ 1 added by the reviewer$/);
+    assert.equal(await page.getByTestId('add-cell-error').count(), 0);
+
+    // Exported with the others, centred where it was marked, counted in the differential.
+    const exportJson = async () => {
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
+      return JSON.parse(readFileSync(await dl.path(), 'utf8'))[0];
+    };
+    let doc = await exportJson();
+    assert.equal(doc.cells.length, found + 1);
+    const cell = doc.cells[found];
+    assert.equal(cell.added, true);
+    assert.ok(doc.cells.slice(0, found).every((c) => c.added === false));
+    const [x0, y0, x1, y1] = cell.bbox;
+    assert.ok(Math.abs((x0 + x1) / 2 - point.x) <= 1 && Math.abs((y0 + y1) / 2 - point.y) <= 1, `box ${cell.bbox} around ${JSON.stringify(point)}`);
+    assert.ok(x1 - x0 > 40, `a cell-sized box: ${cell.bbox}`);
+    assert.equal(Object.values(doc.differential).reduce((a, b) => a + b, 0), found + 1);
+
+    // Kept across a reload.
+    await page.reload();
+    await app.backend();
+    await added.waitFor({ timeout: 60_000 });
+    assert.equal(await boxes.count(), found + 1);
+
+    // A mistaken mark is removed; a detected cell cannot be (it is reviewed instead).
+    // (Its label may be wider than its box: click the box itself.)
+    await added.locator('rect').first().click();
+    await page.getByTestId('remove-added').click();
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid=cell-box]').length === n, found);
+    assert.equal(await added.count(), 0);
+    assert.doesNotMatch(await page.getByTestId('findings').textContent(), /added/);
+    await boxes.first().click();
+    assert.equal(await page.getByTestId('remove-added').count(), 0);
+
+    // Marked again, every cell reviewed, signed off: the count is final, nothing is added or removed.
+    await add.click();
+    await overlay.click({ position: await at() });
+    await added.waitFor({ timeout: 60_000 });
+    for (let i = 0; i < found + 1; i += 1) {
+      if (await page.getByTestId('queue-item').count() === 0) break;
+      await page.getByTestId('queue-item').first().click();
+      await page.getByTestId('cell-title').click();
+      await page.keyboard.press('5');
+    }
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=queue-item]').length === 0);
+    await page.getByTestId('signoff-name').fill('Dr Test');
+    await page.getByTestId('signoff').click();
+    await page.getByTestId('signed').waitFor();
+    assert.equal(await add.isDisabled(), true);
+    assert.match(await add.getAttribute('title'), /^signed off by Dr Test/);
+    await added.locator('rect').first().click();
+    assert.equal(await page.getByTestId('remove-added').isDisabled(), true);
+    doc = await exportJson();
+    assert.equal(doc.cells.filter((c) => c.added).length, 1);
+    assert.equal(doc.signed_off.by, 'Dr Test');
+
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
   });
 });

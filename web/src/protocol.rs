@@ -53,6 +53,20 @@ pub enum Request {
         /// What the attached buffer holds.
         cells: SharedCells,
     },
+    /// Classify a white cell the reviewer marked where the detector found none: the cell
+    /// centred on `centre` of the attached image file, cropped at `rbc_diameter_px` as the
+    /// detected cells were. Answered by [`Response::CellAdded`] or [`Response::AddFailed`],
+    /// apart from the image's analysis (it neither waits for it nor counts in its progress).
+    AddCell {
+        /// Page-side id of the image.
+        id: u32,
+        /// The cell's index within the image (after the detected cells).
+        index: usize,
+        /// `[x, y]` in image pixels.
+        centre: [u32; 2],
+        /// Red-cell diameter the image's cells were cropped at, pixels.
+        rbc_diameter_px: f32,
+    },
     /// Stop the analysis of image `id` after the current round (or, if it is still queued,
     /// before it starts); other images are not affected.
     Cancel {
@@ -229,6 +243,23 @@ pub enum Response {
         id: u32,
         /// The result.
         cell: CellResult,
+    },
+    /// The diagnosis of a cell the reviewer marked ([`Request::AddCell`]); its 128x128 RGBA
+    /// crop attached.
+    CellAdded {
+        /// Page-side id.
+        id: u32,
+        /// The result (its index the one requested).
+        cell: CellResult,
+    },
+    /// A marked cell could not be classified; the image and its other cells are unaffected.
+    AddFailed {
+        /// Page-side id.
+        id: u32,
+        /// The index requested.
+        index: usize,
+        /// Message for the user.
+        message: String,
     },
     /// An image's analysis ended (one worker's part of it, when shared; the pool passes one
     /// `Done` on, when every part has ended).

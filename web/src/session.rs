@@ -128,6 +128,10 @@ pub struct CellRecord {
     pub result: CellResult,
     /// The reviewer's class, if changed.
     pub reviewed_class: Option<String>,
+    /// Marked by the reviewer where the detector found nothing ([`Session::add_refusal`]),
+    /// rather than found by the detector.
+    #[serde(default)]
+    pub added: bool,
 }
 
 impl CellRecord {
@@ -161,8 +165,13 @@ impl CellRecord {
         } else {
             "not reviewed"
         };
+        let added = if self.added {
+            ", added by the reviewer"
+        } else {
+            ""
+        };
         format!(
-            "{} {shown} ({model}{:.0} %, {}, {reviewed})",
+            "{} {shown} ({model}{:.0} %, {}, {reviewed}{added})",
             self.id,
             100.0 * r.confidence,
             r.triage
@@ -196,6 +205,11 @@ pub struct ImageRecord {
     pub slide: String,
 }
 
+/// The session-wide id of cell `index` of image `image`.
+pub fn cell_id(image: u32, index: usize) -> String {
+    format!("{image}-{index}")
+}
+
 /// The slide images join when none was named.
 pub const FIRST_SLIDE: &str = "Slide 1";
 
@@ -204,6 +218,44 @@ fn first_slide() -> String {
 }
 
 impl ImageRecord {
+    /// Add a classified cell (`added`: marked by the reviewer) in the order of the cells'
+    /// indices, whatever order they arrive in (workers sharing a smear send its cells out of
+    /// order); its id ([`cell_id`]).
+    pub fn insert_cell(&mut self, result: CellResult, added: bool) -> String {
+        let id = cell_id(self.id, result.index);
+        let at = self
+            .cells
+            .partition_point(|c| c.result.index < result.index);
+        self.cells.insert(
+            at,
+            CellRecord {
+                id: id.clone(),
+                result,
+                reviewed_class: None,
+                added,
+            },
+        );
+        id
+    }
+
+    /// The index the next cell a reviewer adds takes: after every cell the detector found and
+    /// every cell added so far, so that cell ids (`image-index`) stay unique.
+    pub fn next_cell_index(&self) -> usize {
+        let found = self.findings.as_ref().map_or(0, |f| f.wbc);
+        let after = self.cells.iter().map(|c| c.result.index + 1).max();
+        after.unwrap_or(0).max(found)
+    }
+
+    /// The detector's findings in one line ([`ImageFindings::summary`]), with the cells the
+    /// reviewer added; `None` before the cells are found.
+    pub fn findings_line(&self) -> Option<String> {
+        let f = self.findings.as_ref()?;
+        Some(match self.cells.iter().filter(|c| c.added).count() {
+            0 => f.summary(),
+            n => format!("{} + {n} added by the reviewer", f.summary()),
+        })
+    }
+
     /// Cells that wait for a reviewer ([`CellRecord::awaits_review`]).
     pub fn awaiting_review(&self) -> usize {
         self.cells.iter().filter(|c| c.awaits_review()).count()
@@ -216,11 +268,11 @@ impl ImageRecord {
         let Some(f) = &self.findings else {
             return Some("the analysis has not found the cells yet".into());
         };
-        if self.cells.len() < f.wbc {
+        let found = self.cells.iter().filter(|c| !c.added).count();
+        if found < f.wbc {
             return Some(format!(
-                "{} of {} white cells classified: wait for the analysis to end, or re-analyse \
-                 the smear if it was cancelled",
-                self.cells.len(),
+                "{found} of {} white cells classified: wait for the analysis to end, or \
+                 re-analyse the smear if it was cancelled",
                 f.wbc
             ));
         }
@@ -343,6 +395,58 @@ impl Session {
         Ok(())
     }
 
+    /// Why the reviewer cannot add a missed white cell to `image` now, if they cannot: the
+    /// analysis has not found the cells yet (the red-cell size, which sets the crop, comes
+    /// with them), the image is a single-cell image (its one cell is the image), or the smear
+    /// is signed off (its count is final). `None`: a cell may be added, at the red-cell
+    /// diameter the detector used, with index [`ImageRecord::next_cell_index`].
+    pub fn add_refusal(&self, image: u32) -> Option<String> {
+        let Some(img) = self.image(image) else {
+            return Some(format!("no image {image}"));
+        };
+        if let Some((by, at)) = &img.signed_off {
+            return Some(format!(
+                "signed off by {by} at {at}: its cells are final (re-analyse it to start again)"
+            ));
+        }
+        match &img.findings {
+            None => Some("wait until the analysis has found the cells".into()),
+            Some(f) if f.single_cell => {
+                Some("a single-cell image holds one cell: the image itself".into())
+            }
+            Some(f) if f.rbc_diameter_px.is_none_or(|d| d <= 0.0) => {
+                Some("the red-cell size is unknown: set the diameter and re-analyse".into())
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Remove a cell the reviewer added (a mistaken mark), with its edits. Refused, with the
+    /// reason, for a cell the detector found (review it as "not a white cell" instead) and for
+    /// a cell of a signed-off smear.
+    pub fn remove_added(&mut self, image: u32, cell: &str) -> Result<(), String> {
+        let img = self
+            .image_mut(image)
+            .ok_or_else(|| format!("no image {image}"))?;
+        if let Some((by, at)) = &img.signed_off {
+            return Err(format!("signed off by {by} at {at}: its cells are final"));
+        }
+        let at = img
+            .cells
+            .iter()
+            .position(|c| c.id == cell)
+            .ok_or_else(|| format!("no cell {cell}"))?;
+        if !img.cells[at].added {
+            return Err(
+                "the detector found this cell: review it as \"not a white cell\" if it is none"
+                    .into(),
+            );
+        }
+        img.cells.remove(at);
+        self.undo.retain(|e| !(e.image == image && e.cell == cell));
+        Ok(())
+    }
+
     /// Undo the last edit; the cell it restored (image id, cell id), `None` when there was no
     /// edit left.
     pub fn undo_last(&mut self) -> Option<(u32, String)> {
@@ -446,7 +550,7 @@ pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
                 "anomaly": c.result.anomaly, "triage": c.result.triage,
                 "reviewed_class": c.reviewed_class, "evals": c.result.evals,
                 "unusual_colour": c.result.unusual_colour, "colour": c.result.colour,
-                "counted_as": c.final_class(),
+                "counted_as": c.final_class(), "added": c.added,
             })
         })
         .collect();
@@ -479,7 +583,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push_str(",unusual_colour,counted_as,slide\n");
+    out.push_str(",unusual_colour,counted_as,slide,added\n");
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -511,7 +615,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             out.push_str(&csv_field(c.final_class()));
             out.push(',');
             out.push_str(&csv_field(&img.slide));
-            out.push('\n');
+            out.push_str(if c.added { ",1\n" } else { ",0\n" });
         }
     }
     out
@@ -598,6 +702,7 @@ pub(crate) mod tests {
                 unusual_colour: false,
             },
             reviewed_class: None,
+            added: false,
         }
     }
 
@@ -750,7 +855,7 @@ pub(crate) mod tests {
         assert_eq!(doc["cells"][1]["counted_as"], "monocyte");
         let csv = export_csv(&s, &["ig".to_string()]);
         let row = csv.lines().nth(3).expect("the third cell's row");
-        assert!(row.ends_with(",1,unusual colour,Slide 1"), "{row}");
+        assert!(row.ends_with(",1,unusual colour,Slide 1,0"), "{row}");
         // A reviewer's class counts; undoing it brings the flag back.
         assert!(s.reclassify(0, "0-2", Some("basophil".into())));
         assert_eq!(differential(&s.images[0]).get("basophil"), Some(&1));
@@ -823,6 +928,99 @@ pub(crate) mod tests {
             Some("the analysis has not found the cells yet")
         );
         assert!(fresh.sign_off(0, "Dr A", when).is_err());
+    }
+
+    #[test]
+    fn a_missed_cell_is_added_counted_and_removable_until_sign_off() {
+        let mut s = session();
+        assert_eq!(
+            s.add_refusal(0).as_deref(),
+            Some("wait until the analysis has found the cells")
+        );
+        let findings = ImageFindings {
+            wbc: 4,
+            rbc_count: 100,
+            platelet_count: 10,
+            rbc_diameter_px: Some(80.0),
+            scale_um_per_px: Some(0.09),
+            single_cell: false,
+        };
+        s.images[0].findings = Some(findings.clone());
+        assert_eq!(s.add_refusal(0), None);
+        assert!(s.add_refusal(9).is_some(), "unknown image");
+        // The index follows the detected cells, also while some are not classified yet; the
+        // cells stay in index order whatever order they come in.
+        let late = s.images[0].cells.split_off(2);
+        assert_eq!(s.images[0].next_cell_index(), 4);
+        let added = cell(4, "basophil", "auto", 0.1).result;
+        assert_eq!(s.images[0].insert_cell(added, true), "0-4");
+        assert_eq!(s.images[0].next_cell_index(), 5);
+        assert_eq!(
+            s.images[0].insert_cell(late[1].result.clone(), false),
+            "0-3"
+        );
+        let order: Vec<&str> = s.images[0].cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(order, ["0-0", "0-1", "0-3", "0-4"]);
+        assert!(s.images[0].cells[3].added && !s.images[0].cells[2].added);
+        s.images[0].cells.remove(2);
+        // An added cell does not stand in for a detected one that is not classified.
+        assert!(s.images[0]
+            .sign_off_blocker()
+            .expect("incomplete")
+            .starts_with("2 of 4 white cells classified"));
+        assert_eq!(differential(&s.images[0]).get("basophil"), Some(&1));
+        assert!(s.images[0]
+            .findings_line()
+            .expect("found")
+            .ends_with(" platelets, 0.090 µm/px + 1 added by the reviewer"));
+        assert!(s.images[0].cells[2]
+            .caption()
+            .ends_with("added by the reviewer)"));
+        let j = export_json(&s, &s.images[0]);
+        assert_eq!(j["cells"][2]["added"], json!(true));
+        assert_eq!(j["cells"][0]["added"], json!(false));
+        assert!(export_csv(&s, &[])
+            .lines()
+            .nth(3)
+            .expect("row")
+            .ends_with(",1"));
+        // A mistaken mark goes, with its edits; a detected cell is reviewed, not removed.
+        assert!(s.reclassify(0, "0-4", Some("eosinophil".into())));
+        assert!(s.reclassify(0, "0-0", Some("monocyte".into())));
+        let refused = s.remove_added(0, "0-0").expect_err("detected");
+        assert!(refused.contains("not a white cell"), "{refused}");
+        assert_eq!(s.remove_added(0, "0-4"), Ok(()));
+        assert!(!s.images[0]
+            .findings_line()
+            .expect("found")
+            .contains("added"));
+        assert_eq!(s.images[0].cells.len(), 2);
+        assert_eq!(s.undo.len(), 1, "the removed cell's edit left the history");
+        assert!(s.remove_added(0, "0-4").is_err(), "gone");
+        // A single-cell image holds its one cell; a signed-off smear is final.
+        s.images[0].findings = Some(ImageFindings {
+            single_cell: true,
+            ..findings.clone()
+        });
+        assert!(s.add_refusal(0).expect("single").contains("single-cell"));
+        s.images[0].findings = Some(findings);
+        s.images[0].signed_off = Some(("Dr A".into(), "now".into()));
+        assert!(s
+            .add_refusal(0)
+            .expect("signed")
+            .starts_with("signed off by Dr A"));
+        let mut again = cell(5, "basophil", "auto", 0.1);
+        again.added = true;
+        s.images[0].cells.push(again);
+        assert!(s.remove_added(0, "0-5").is_err(), "final after sign-off");
+        // Sessions stored before cells could be added restore as detected cells.
+        let old = serde_json::to_string(&session())
+            .expect("json")
+            .replace(",\"added\":false", "");
+        assert!(!old.contains("added"));
+        let (restored, problems) = restore(&old);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(restored.images[0].cells.iter().all(|c| !c.added));
     }
 
     #[test]
@@ -1066,14 +1264,19 @@ pub(crate) mod tests {
             "evals",
             "unusual_colour",
             "counted_as",
+            "added",
         ] {
             assert!(c.get(key).is_some(), "cell missing {key}");
         }
         let csv = export_csv(&s, &["neutrophil".into(), "other".into()]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
-        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour,counted_as,slide"));
-        assert!(lines[1].ends_with(",0,neutrophil,Slide 1"), "{}", lines[1]);
+        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour,counted_as,slide,added"));
+        assert!(
+            lines[1].ends_with(",0,neutrophil,Slide 1,0"),
+            "{}",
+            lines[1]
+        );
         assert!(
             lines[1].starts_with("\"a,b.jpg\",0-0,1,2,3,4,neutrophil,0.900000"),
             "{}",

@@ -5,6 +5,7 @@ use crate::protocol::{CellResult, ImageFindings, Request, Response, AGREEMENT_TO
 use crate::share::{part_of, SharedCell, SharedCells};
 use burn::prelude::*;
 use model_core::detect::DetectOptions;
+use model_core::diagnosis::Diagnosis;
 use model_core::engine::CellClassifier;
 use model_core::preprocess::{CellCrop, SOURCE_SIZE};
 use model_core::unet::{condition, DenoiserConfig};
@@ -508,50 +509,20 @@ async fn classify(
     jobs: Vec<Job>,
     start: f64,
 ) -> Result<Outcome, String> {
-    let gpu = on_gpu();
     let total = jobs.len();
     let mut done = 0;
     let mut first_ms = None;
     let classify_start = now_ms();
     for chunk in jobs.chunks(CELLS_PER_BATCH) {
         let crops: Vec<CellCrop> = chunk.iter().map(|j| j.input.clone()).collect();
-        let mut run = clf.start(crops.clone());
-        while let Some(inputs) = run.next_inputs() {
-            yield_now().await;
-            if take_cancel(id) {
-                return Ok(Outcome {
-                    cancelled: true,
-                    first_ms,
-                });
-            }
-            let pred = if gpu {
-                clf.predict_async(&inputs).await
-            } else {
-                clf.predict(&inputs)
-            }
-            .map_err(|e| e.to_string())?;
-            run.absorb(&pred);
-        }
-        let diagnoses = clf.finish(run.into_scores(), &crops);
+        let Some(diagnoses) = diagnose(clf, crops, || take_cancel(id)).await? else {
+            return Ok(Outcome {
+                cancelled: true,
+                first_ms,
+            });
+        };
         for (d, j) in diagnoses.iter().zip(chunk) {
-            let names = &clf.card.classes;
-            let cell = CellResult {
-                index: j.at.index,
-                bbox: j.at.bbox,
-                class: names[d.class].clone(),
-                probs: names.iter().cloned().zip(d.probs.iter().copied()).collect(),
-                confidence: d.confidence,
-                uncertainty: d.uncertainty,
-                anomaly: d.anomaly,
-                triage: d.triage.name().into(),
-                runner_up: names[d.runner_up].clone(),
-                evals: d.evals,
-                counterfactual: d.map.counterfactual.clone(),
-                disagreement: d.map.disagreement.clone(),
-                map_size: d.map.size,
-                colour: d.colour,
-                unusual_colour: d.unusual_colour,
-            };
+            let cell = cell_result(clf, d, j.at);
             reply(&Response::Cell { id, cell }, Some(&j.preview_rgba));
             first_ms.get_or_insert(now_ms() - start);
         }
@@ -571,6 +542,78 @@ async fn classify(
         cancelled: false,
         first_ms,
     })
+}
+
+/// Diagnose `crops` (one batch of the classifier), round by round, letting the worker's other
+/// tasks run between rounds; `None` when `cancelled` says so before a round.
+async fn diagnose(
+    clf: &CellClassifier,
+    crops: Vec<CellCrop>,
+    cancelled: impl Fn() -> bool,
+) -> Result<Option<Vec<Diagnosis>>, String> {
+    let gpu = on_gpu();
+    let mut run = clf.start(crops.clone());
+    while let Some(inputs) = run.next_inputs() {
+        yield_now().await;
+        if cancelled() {
+            return Ok(None);
+        }
+        let pred = if gpu {
+            clf.predict_async(&inputs).await
+        } else {
+            clf.predict(&inputs)
+        }
+        .map_err(|e| e.to_string())?;
+        run.absorb(&pred);
+    }
+    Ok(Some(clf.finish(run.into_scores(), &crops)))
+}
+
+/// The page's form of the diagnosis of the cell at `at`.
+fn cell_result(clf: &CellClassifier, d: &Diagnosis, at: SharedCell) -> CellResult {
+    let names = &clf.card.classes;
+    CellResult {
+        index: at.index,
+        bbox: at.bbox,
+        class: names[d.class].clone(),
+        probs: names.iter().cloned().zip(d.probs.iter().copied()).collect(),
+        confidence: d.confidence,
+        uncertainty: d.uncertainty,
+        anomaly: d.anomaly,
+        triage: d.triage.name().into(),
+        runner_up: names[d.runner_up].clone(),
+        evals: d.evals,
+        counterfactual: d.map.counterfactual.clone(),
+        disagreement: d.map.disagreement.clone(),
+        map_size: d.map.size,
+        colour: d.colour,
+        unusual_colour: d.unusual_colour,
+    }
+}
+
+/// Classify the cell a reviewer marked at `centre` of the image file `bytes`
+/// ([`Request::AddCell`]): its result and its 128x128 RGBA preview. Runs beside the analyses
+/// (one cell: a fraction of a second), so the reviewer does not wait for a queue.
+async fn add_cell(
+    index: usize,
+    centre: [u32; 2],
+    rbc_diameter_px: f32,
+    bytes: Vec<u8>,
+) -> Result<(CellResult, Vec<u8>), String> {
+    let img = model_core::decode::decode_image(&bytes).map_err(|e| e.to_string())?;
+    let clf = classifier().await?;
+    let size = clf.card.denoiser.image_size;
+    let cell = model_core::smear::prepare_marked(&img, centre, rbc_diameter_px, size)
+        .map_err(|e| e.to_string())?;
+    let d = diagnose(&clf, vec![cell.input], || false)
+        .await?
+        .and_then(|d| d.into_iter().next())
+        .ok_or("the classifier gave no diagnosis")?;
+    let at = SharedCell {
+        index,
+        bbox: cell.cell.bbox,
+    };
+    Ok((cell_result(&clf, &d, at), rgba(&cell.preview)))
 }
 
 /// Run an analysis (or a part of one) of image `id` when this worker's earlier ones have
@@ -661,6 +704,15 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
             let work = classify_part(id, part, parts, cells, bytes.unwrap_or_default());
             queued(id, name, work).await;
         }
+        Request::AddCell {
+            id,
+            index,
+            centre,
+            rbc_diameter_px,
+        } => match add_cell(index, centre, rbc_diameter_px, bytes.unwrap_or_default()).await {
+            Ok((cell, preview)) => reply(&Response::CellAdded { id, cell }, Some(&preview)),
+            Err(message) => reply(&Response::AddFailed { id, index, message }, None),
+        },
     }
 }
 

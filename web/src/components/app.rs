@@ -13,16 +13,16 @@ use super::review_queue::ReviewQueue;
 use super::samples::SampleGallery;
 use super::sign_off::SignOff;
 use super::slides::{ImageSlide, SlideBar};
-use super::smear_view::SmearView;
+use super::smear_view::{MarkCell, SmearView};
 use crate::bridge::WorkerPool;
 use crate::pool::worker_count;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
 use crate::session::{
-    key_action, restore, CellRecord, Focus, ImageRecord, KeyAction, KeyPress, ModelInfo, Session,
+    cell_id, key_action, restore, Focus, ImageRecord, KeyAction, KeyPress, ModelInfo, Session,
 };
 use crate::storage;
 use leptos::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use wasm_bindgen_futures::spawn_local;
 use web_sys::IdbDatabase;
 
@@ -73,6 +73,10 @@ pub fn App() -> impl IntoView {
     let session = RwSignal::new(Session::default());
     let progress = RwSignal::new(HashMap::<u32, Progress>::new());
     let crops = RwSignal::new(HashMap::<String, Vec<u8>>::new());
+    // Cells the reviewer marked that a worker is classifying (image id, index), and why the
+    // last mark on an image failed.
+    let marks = RwSignal::new(HashSet::<(u32, usize)>::new());
+    let mark_errors = RwSignal::new(HashMap::<u32, String>::new());
     let selected = RwSignal::new(None::<(u32, String)>);
     let report_open = RwSignal::new(false);
     // While the report is open, printing prints it alone (see the print stylesheet).
@@ -110,6 +114,17 @@ pub fn App() -> impl IntoView {
                 if let Err(e) = storage::put_bytes(&d, &key, &bytes).await {
                     web_sys::console::warn_1(&e.into());
                 }
+            });
+        }
+    };
+
+    // A cell's 128x128 crop: shown now, and stored with the session.
+    let keep_crop = move |image: u32, index: usize, bytes: Option<Vec<u8>>| {
+        if let Some(b) = bytes {
+            let cid = cell_id(image, index);
+            store_bytes(format!("crop:{cid}"), b.clone());
+            crops.update(|c| {
+                c.insert(cid, b);
             });
         }
     };
@@ -210,13 +225,7 @@ pub fn App() -> impl IntoView {
             if !known {
                 progress.update(|p| p.entry(id).or_default().workers.push(from));
             }
-            let cid = format!("{id}-{}", cell.index);
-            if let Some(b) = bytes {
-                store_bytes(format!("crop:{cid}"), b.clone());
-                crops.update(|c| {
-                    c.insert(cid.clone(), b);
-                });
-            }
+            keep_crop(id, cell.index, bytes);
             let backend_now = backend
                 .get_untracked()
                 .map(|b| b.backend)
@@ -224,18 +233,35 @@ pub fn App() -> impl IntoView {
             session.update(|s| {
                 if let Some(i) = s.image_mut(id) {
                     i.backend = backend_now;
-                    // Workers sharing a smear send its cells out of order: keep detection order.
-                    let at = i.cells.partition_point(|c| c.result.index < cell.index);
-                    i.cells.insert(
-                        at,
-                        CellRecord {
-                            id: cid,
-                            result: cell,
-                            reviewed_class: None,
-                        },
-                    );
+                    i.insert_cell(cell, false);
                 }
             });
+        }
+        Response::CellAdded { id, cell } => {
+            // A mark made before a re-analysis went with the cells it was added to.
+            if !marks
+                .try_update(|m| m.remove(&(id, cell.index)))
+                .unwrap_or(false)
+            {
+                return;
+            }
+            keep_crop(id, cell.index, bytes);
+            let added = session
+                .try_update(|s| Some(s.image_mut(id)?.insert_cell(cell, true)))
+                .flatten();
+            if let Some(cid) = added {
+                selected.set(Some((id, cid)));
+            }
+        }
+        Response::AddFailed { id, index, message } => {
+            if marks
+                .try_update(|m| m.remove(&(id, index)))
+                .unwrap_or(false)
+            {
+                mark_errors.update(|e| {
+                    e.insert(id, message);
+                });
+            }
         }
         Response::Done {
             id,
@@ -325,12 +351,13 @@ pub fn App() -> impl IntoView {
                                     img.name
                                 )),
                             }
+                            let found = img.cells.iter().filter(|c| !c.added).count();
                             progress.update(|p| {
                                 p.insert(
                                     img.id,
                                     Progress {
-                                        done: img.cells.len(),
-                                        total: img.cells.len(),
+                                        done: found,
+                                        total: found,
                                         finished: true,
                                         ..Progress::default()
                                     },
@@ -476,6 +503,10 @@ pub fn App() -> impl IntoView {
             }
             s.undo.retain(|e| e.image != id);
         });
+        marks.update(|m| m.retain(|(image, _)| *image != id));
+        mark_errors.update(|e| {
+            e.remove(&id);
+        });
         progress.update(|p| {
             p.insert(id, Progress::default());
         });
@@ -487,6 +518,51 @@ pub fn App() -> impl IntoView {
             },
             Some(&bytes),
         );
+    };
+    // The reviewer marks a white cell the detector missed: the worker crops it as the detected
+    // ones were (at the same red-cell size) and classifies it.
+    let add_cell = move |id: u32, centre: [u32; 2]| {
+        let planned = session.with_untracked(|s| match s.add_refusal(id) {
+            Some(why) => Err(why),
+            None => s
+                .image(id)
+                .and_then(|i| Some((i.next_cell_index(), i.findings.as_ref()?.rbc_diameter_px?)))
+                .ok_or_else(|| "the image is gone".to_string()),
+        });
+        let planned = planned.and_then(|plan| {
+            files
+                .with_value(|m| m.get(&id).cloned())
+                .map(|bytes| (plan, bytes))
+                .ok_or_else(|| "its file is no longer in this session".to_string())
+        });
+        match planned {
+            Ok(((next, rbc_diameter_px), bytes)) => {
+                let index = marks.with_untracked(|m| {
+                    m.iter()
+                        .filter(|(image, _)| *image == id)
+                        .map(|(_, i)| i + 1)
+                        .fold(next, usize::max)
+                });
+                marks.update(|m| {
+                    m.insert((id, index));
+                });
+                mark_errors.update(|e| {
+                    e.remove(&id);
+                });
+                send(
+                    Request::AddCell {
+                        id,
+                        index,
+                        centre,
+                        rbc_diameter_px,
+                    },
+                    Some(&bytes),
+                );
+            }
+            Err(why) => mark_errors.update(|e| {
+                e.insert(id, why);
+            }),
+        }
     };
     let on_switch = Callback::new(move |gpu: bool| {
         set_backend.set(None);
@@ -572,8 +648,14 @@ pub fn App() -> impl IntoView {
                                                     <button data-testid="cancel" on:click=move |_| send(Request::Cancel { id }, None)>"Cancel"</button>
                                                 </Show>
                                             </div>
-                                            <p class="findings" data-testid="findings">{move || record.get().and_then(|r| r.findings).map(|f| f.summary())}</p>
-                                            <SmearView image=img id=id name=entry.name.clone() record=record selected=selected />
+                                            <p class="findings" data-testid="findings">{move || record.get().and_then(|r| r.findings_line())}</p>
+                                            <SmearView image=img id=id name=entry.name.clone() record=record selected=selected
+                                                marking=MarkCell {
+                                                    refusal: Signal::derive(move || session.with(|s| s.add_refusal(id))),
+                                                    pending: Signal::derive(move || marks.with(|m| m.iter().filter(|(i, _)| *i == id).count())),
+                                                    error: Signal::derive(move || mark_errors.with(|e| e.get(&id).cloned())),
+                                                    on_mark: Callback::new(move |centre: [u32; 2]| add_cell(id, centre)),
+                                                } />
                                             <Differential record=record />
                                             <ScaleOverride id=id record=record running=Signal::derive(move || !prog.get().finished) on_apply=Callback::new(move |d: Option<f32>| reanalyse(id, d)) />
                                             <SignOff session=session id=id />

@@ -1,8 +1,9 @@
 //! The selected cell: crop beside its uncertainty heatmaps, class probabilities as bars,
 //! confidence, anomaly score, runner-up, and the review controls (also on keys 1-9, 0, Enter,
-//! u).
+//! u); a cell the reviewer added can be removed.
 
 use super::canvas::{diverging, sequential, PixelCanvas};
+use super::refusal;
 use super::smear_view::class_colour;
 use crate::session::{CellRecord, Session, NOT_A_WBC, UNCLASSIFIABLE};
 use leptos::prelude::*;
@@ -109,6 +110,12 @@ pub fn CellPanel(
         session.with(|s| s.image(img).and_then(|i| i.signed_off.clone()))
     });
     let side = Signal::derive(move || cell.get().map_or(64, |c| c.result.map_size as u32));
+    // Why the last removal of an added cell was refused, until another cell is selected.
+    let (remove_error, set_remove_error) = signal(None::<String>);
+    Effect::new(move |_| {
+        selected.track();
+        set_remove_error.set(None);
+    });
     let review = move |label: Option<String>, ev: web_sys::MouseEvent| {
         release_focus(&ev);
         review_selected(session, selected, label)
@@ -119,7 +126,9 @@ pub fn CellPanel(
                 None => view! { <p class="hint">"Click a cell to see its crop, uncertainty maps and probabilities."</p> }.into_any(),
                 Some(c) => {
                     let shown = c.final_class().to_string();
-                    let CellRecord { result: r, reviewed_class, id } = c;
+                    let CellRecord { result: r, reviewed_class, id, added } = c;
+                    let image = selected.get_untracked().map(|(image, _)| image);
+                    let cell_id = id.clone();
                     let aside = (reviewed_class.is_none() && r.unusual_colour)
                         .then(|| format!(" (the model's untrusted guess: {})", r.class));
                     view! {
@@ -128,6 +137,20 @@ pub fn CellPanel(
                             {aside.map(|a| view! { <span class="reviewed">{a}</span> })}
                         </h3>
                         <p class="hint" data-testid="cell-origin">{move || origin.get()}</p>
+                        {added.then(|| view! {
+                            <p class="hint" data-testid="cell-added">"Added by the reviewer where the detector found no cell. "
+                                <button data-testid="remove-added" disabled=move || locked.get().is_some()
+                                    on:click=move |ev| {
+                                        release_focus(&ev);
+                                        let Some(image) = image else { return };
+                                        match refusal(session, |s| s.remove_added(image, &cell_id)) {
+                                            None => selected.set(None),
+                                            Some(why) => set_remove_error.set(Some(why)),
+                                        }
+                                    }>"Remove this cell"</button>
+                            </p>
+                        })}
+                        {move || remove_error.get().map(|e| view! { <p class="error" data-testid="remove-added-error">{e}</p> })}
                         <div class="maps">
                             <figure><PixelCanvas rgba=crop side=128 class="crop" testid="cell-crop" /><figcaption>"crop"</figcaption></figure>
                             {move || { let s = side.get(); view! {
