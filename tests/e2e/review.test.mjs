@@ -476,6 +476,11 @@ test('a white cell the detector missed is marked with a click, classified, count
     doc = await exportJson();
     assert.equal(doc.cells.filter((c) => c.added).length, 1);
     assert.equal(doc.signed_off.by, 'Dr Test');
+    // The report says so too.
+    await page.getByTestId('open-report').click();
+    const report = page.getByTestId('report');
+    await report.waitFor();
+    assert.match(await report.getByTestId('report-findings').textContent(), /\+ 1 added by the reviewer$/);
 
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);

@@ -32,7 +32,7 @@ fn SmearReport(
     entry: Option<Entry>,
     crops: RwSignal<HashMap<String, Vec<u8>>>,
 ) -> impl IntoView {
-    let findings = record.findings.as_ref().map(|f| f.summary());
+    let findings = record.findings_line();
     let flagged: Vec<_> = record
         .cells
         .iter()
