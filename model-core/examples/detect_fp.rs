@@ -1,7 +1,7 @@
 //! Where the white-cell detector's boxes that match no BCCD annotation fall, and which
 //! annotated cells it misses (README, *Cell detection*).
 //! `cargo run --release -p model-core --example detect_fp [DATA]` (DATA: `../shared/data`).
-use model_core::detect::{detect, iou, DetectOptions};
+use model_core::detect::{detect, iou, match_pairs, DetectOptions};
 
 fn main() {
     let data = std::env::args()
@@ -17,22 +17,10 @@ fn main() {
                 rbc_diameter_px: None,
             },
         );
-        let mut used = vec![false; ann.wbc.len()];
-        for c in &f.cells {
+        let boxes: Vec<[u32; 4]> = f.cells.iter().map(|c| c.bbox).collect();
+        let pairs = match_pairs(&boxes, &ann.wbc, 0.5);
+        for (c, _) in f.cells.iter().zip(&pairs).filter(|(_, m)| m.is_none()) {
             let p = c.bbox;
-            let best = ann
-                .wbc
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !used[*i])
-                .map(|(i, t)| (i, iou(p, *t)))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((i, v)) = best {
-                if v >= 0.5 {
-                    used[i] = true;
-                    continue;
-                }
-            }
             let maxiou = ann.wbc.iter().map(|t| iou(p, *t)).fold(0.0f32, f32::max);
             let (cx, cy) = ((p[0] + p[2]) / 2, (p[1] + p[3]) / 2);
             let inside = ann
@@ -63,7 +51,7 @@ fn main() {
             );
         }
         for (i, t) in ann.wbc.iter().enumerate() {
-            if !used[i] {
+            if !pairs.contains(&Some(i)) {
                 let maxiou = f
                     .cells
                     .iter()

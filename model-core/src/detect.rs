@@ -264,24 +264,30 @@ pub fn iou(a: [u32; 4], b: [u32; 4]) -> f32 {
     inter / (area(a) + area(b) - inter).max(1.0)
 }
 
-/// Greedy one-to-one matching at `threshold` IoU: `(true positives, predictions, truths)`.
-pub fn match_boxes(pred: &[[u32; 4]], truth: &[[u32; 4]], threshold: f32) -> (usize, usize, usize) {
+/// Greedy one-to-one matching at `threshold` IoU, in the order of `pred`: for each predicted
+/// box, the index of the truth it matched, if any.
+pub fn match_pairs(pred: &[[u32; 4]], truth: &[[u32; 4]], threshold: f32) -> Vec<Option<usize>> {
     let mut used = vec![false; truth.len()];
-    let mut tp = 0;
-    for p in pred {
-        let best = truth
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !used[*i])
-            .map(|(i, t)| (i, iou(*p, *t)))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((i, v)) = best {
-            if v >= threshold {
+    pred.iter()
+        .map(|p| {
+            let (i, v) = truth
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !used[*i])
+                .map(|(i, t)| (i, iou(*p, *t)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))?;
+            (v >= threshold).then(|| {
                 used[i] = true;
-                tp += 1;
-            }
-        }
-    }
+                i
+            })
+        })
+        .collect()
+}
+
+/// Greedy one-to-one matching at `threshold` IoU ([`match_pairs`]): `(true positives,
+/// predictions, truths)`.
+pub fn match_boxes(pred: &[[u32; 4]], truth: &[[u32; 4]], threshold: f32) -> (usize, usize, usize) {
+    let tp = match_pairs(pred, truth, threshold).iter().flatten().count();
     (tp, pred.len(), truth.len())
 }
 
@@ -377,6 +383,15 @@ mod tests {
         assert_eq!(
             match_boxes(&[[0, 0, 10, 10], [50, 50, 60, 60]], &[[1, 1, 10, 10]], 0.5),
             (1, 2, 1)
+        );
+        // One truth matches one box: the second box on it is unmatched.
+        assert_eq!(
+            match_pairs(
+                &[[50, 50, 60, 60], [0, 0, 10, 10], [0, 0, 10, 9]],
+                &[[1, 1, 10, 10]],
+                0.5
+            ),
+            [None, Some(0), None]
         );
     }
 }
