@@ -2,18 +2,8 @@
 //! against the crop constant `RBC_PER_CROP` (the training crops are these images' centre squares).
 //! `cargo run --release -p model-core --example pbc_scale`
 fn main() {
-    let mut files = vec![];
-    let mut dirs = vec![std::path::PathBuf::from("../shared/data/pbc/original")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).expect("pbc/original").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p)
-            } else {
-                files.push(p)
-            }
-        }
-    }
+    let files = model_core::dataset::pbc_originals(std::path::Path::new("../shared/data"))
+        .expect("pbc/original");
     let mut r = vec![];
     for p in &files {
         let img = image::open(p).expect("image").to_rgb8();

@@ -155,6 +155,29 @@ pub fn manifest_rows(data_root: &Path, split: Split) -> Result<Vec<(String, usiz
     Ok(rows)
 }
 
+/// The full-resolution PBC originals under `pbc/original` of the data root (any depth),
+/// sorted by path.
+pub fn pbc_originals(data_root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![data_root.join("pbc/original")];
+    while let Some(d) = dirs.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| Error::Io {
+            path: d.display().to_string(),
+            source,
+        })?;
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Load a split at `size` px, from a cache file in `cache_dir` when present.
 pub fn load_split(
     data_root: &Path,

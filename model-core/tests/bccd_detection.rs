@@ -63,20 +63,7 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
 
 #[test]
 fn pbc_originals_are_single_cell_images() {
-    let root = data_root().join("pbc/original");
-    let mut files = Vec::new();
-    let mut dirs = vec![root];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).expect("pbc originals").flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = model_core::dataset::pbc_originals(&data_root()).expect("pbc originals");
     let picked: Vec<_> = files.iter().step_by(8).collect();
     let single = picked
         .iter()
