@@ -238,6 +238,11 @@ impl ImageRecord {
         id
     }
 
+    /// The cells the detector found that are classified (not those the reviewer added).
+    pub fn found_cells(&self) -> usize {
+        self.cells.iter().filter(|c| !c.added).count()
+    }
+
     /// The index the next cell a reviewer adds takes: after every cell the detector found and
     /// every cell added so far, so that cell ids (`image-index`) stay unique.
     pub fn next_cell_index(&self) -> usize {
@@ -250,7 +255,7 @@ impl ImageRecord {
     /// reviewer added; `None` before the cells are found.
     pub fn findings_line(&self) -> Option<String> {
         let f = self.findings.as_ref()?;
-        Some(match self.cells.iter().filter(|c| c.added).count() {
+        Some(match self.cells.len() - self.found_cells() {
             0 => f.summary(),
             n => format!("{} + {n} added by the reviewer", f.summary()),
         })
@@ -268,7 +273,7 @@ impl ImageRecord {
         let Some(f) = &self.findings else {
             return Some("the analysis has not found the cells yet".into());
         };
-        let found = self.cells.iter().filter(|c| !c.added).count();
+        let found = self.found_cells();
         if found < f.wbc {
             return Some(format!(
                 "{found} of {} white cells classified: wait for the analysis to end, or \

@@ -351,7 +351,7 @@ pub fn App() -> impl IntoView {
                                     img.name
                                 )),
                             }
-                            let found = img.cells.iter().filter(|c| !c.added).count();
+                            let found = img.found_cells();
                             progress.update(|p| {
                                 p.insert(
                                     img.id,
