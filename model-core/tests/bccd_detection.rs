@@ -6,7 +6,7 @@ mod common;
 
 use common::data_root;
 use model_core::bccd::fields;
-use model_core::detect::{detect, match_boxes, DetectOptions};
+use model_core::detect::{detect, match_boxes, DetectOptions, RBC_PER_CROP};
 
 #[test]
 fn bccd_fields_white_cells_and_red_cell_scale() {
@@ -62,25 +62,35 @@ fn bccd_fields_white_cells_and_red_cell_scale() {
 }
 
 #[test]
-fn pbc_originals_are_single_cell_images() {
+fn pbc_originals_are_single_cell_images_at_the_training_scale() {
     let files = model_core::dataset::pbc_originals(&data_root()).expect("pbc originals");
     let picked: Vec<_> = files.iter().step_by(8).collect();
-    let single = picked
-        .iter()
-        .filter(|p| {
-            let img = image::open(p).expect("PBC original").to_rgb8();
-            detect(
-                &img,
-                &DetectOptions {
-                    rbc_diameter_px: None,
-                },
-            )
-            .single_cell
-        })
-        .count();
+    let mut single = 0;
+    let mut scales = Vec::new();
+    for p in &picked {
+        let img = image::open(p).expect("PBC original").to_rgb8();
+        let f = detect(
+            &img,
+            &DetectOptions {
+                rbc_diameter_px: None,
+            },
+        );
+        single += usize::from(f.single_cell);
+        if let Some(d) = f.rbc_diameter_px {
+            scales.push(d / img.width().min(img.height()) as f32);
+        }
+    }
     assert!(
         single as f32 >= 0.85 * picked.len() as f32,
         "only {single} of {} PBC originals recognised as single-cell images",
         picked.len()
+    );
+    // The training crops are these images' centre squares: the detector must read their red
+    // cells at the scale smear cells are cropped to, or every smear crop is off scale.
+    scales.sort_by(|a, b| a.total_cmp(b));
+    let median = scales[scales.len() / 2];
+    assert!(
+        (median / RBC_PER_CROP - 1.0).abs() < 0.04,
+        "red cells read at {median:.3} of the side on PBC originals, crops assume {RBC_PER_CROP:.3}"
     );
 }
