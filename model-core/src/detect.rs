@@ -55,8 +55,12 @@ pub struct SmearFindings {
     pub rbc_count: usize,
     /// Platelets counted.
     pub platelet_count: usize,
-    /// Median red-cell diameter in pixels, if red cells were found.
+    /// Red-cell diameter in pixels the cells were sized by: the user's, else the reading.
     pub rbc_diameter_px: Option<f32>,
+    /// The image's own red-cell reading in pixels ([`crate::red_cells`]), whatever the user
+    /// chose; `None` when no red cells were found.
+    #[serde(default)]
+    pub rbc_reading_px: Option<f32>,
     /// Scale estimate in micrometres per pixel.
     pub scale_um_per_px: Option<f32>,
     /// Whether the image is a single-cell crop (like the PBC images) rather than a field.
@@ -192,6 +196,7 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
         rbc_count,
         platelet_count: platelets,
         rbc_diameter_px: Some(d),
+        rbc_reading_px: rbc_est,
         scale_um_per_px: Some(RBC_DIAMETER_UM / d),
         single_cell,
     }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod preprocess;
 pub mod red_cells;
 pub mod schedule;
+pub mod slide_scale;
 pub mod smear;
 pub mod unet;
 pub mod weights;

@@ -1,6 +1,7 @@
 //! CytoLens in the browser: the Leptos app (components) and the compute worker's glue.
 //! All numerics live in `model-core`.
 
+pub mod field_scale;
 pub mod pool;
 pub mod protocol;
 pub mod session;

@@ -125,6 +125,10 @@ pub struct ImageFindings {
     pub platelet_count: usize,
     /// Red-cell diameter used, pixels.
     pub rbc_diameter_px: Option<f32>,
+    /// The field's own red-cell reading, pixels, whatever diameter was used (sessions stored
+    /// before it was kept have none).
+    #[serde(default)]
+    pub rbc_reading_px: Option<f32>,
     /// Scale, micrometres per pixel.
     pub scale_um_per_px: Option<f32>,
     /// Single-cell image rather than a field.

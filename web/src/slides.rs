@@ -205,11 +205,12 @@ pub fn restore_slides(value: &Value, session: &mut Session, problems: &mut Vec<S
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::session::{leukocyte_differential, restore};
 
-    fn image(id: u32, slide: &str) -> ImageRecord {
+    /// An image of slide `slide`, opened and not analysed.
+    pub(crate) fn image(id: u32, slide: &str) -> ImageRecord {
         ImageRecord {
             id,
             name: format!("field{id}.jpg"),
@@ -295,6 +296,7 @@ mod tests {
             rbc_count: 0,
             platelet_count: 0,
             rbc_diameter_px: None,
+            rbc_reading_px: None,
             scale_um_per_px: None,
             single_cell: false,
         });

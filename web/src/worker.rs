@@ -407,6 +407,7 @@ async fn analyze(
                 rbc_count: f.rbc_count,
                 platelet_count: f.platelet_count,
                 rbc_diameter_px: f.rbc_diameter_px,
+                rbc_reading_px: f.rbc_reading_px,
                 scale_um_per_px: f.scale_um_per_px,
                 single_cell: f.single_cell,
             },

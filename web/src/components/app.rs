@@ -15,6 +15,7 @@ use super::sign_off::SignOff;
 use super::slides::{ImageSlide, SlideBar};
 use super::smear_view::{MarkCell, SmearView};
 use crate::bridge::WorkerPool;
+use crate::field_scale::ScaleWarning;
 use crate::pool::worker_count;
 use crate::protocol::{Request, Response, AGREEMENT_TOLERANCE};
 use crate::session::{
@@ -657,7 +658,7 @@ pub fn App() -> impl IntoView {
                                                     on_mark: Callback::new(move |centre: [u32; 2]| add_cell(id, centre)),
                                                 } />
                                             <Differential record=record />
-                                            <ScaleOverride id=id record=record running=Signal::derive(move || !prog.get().finished) on_apply=Callback::new(move |d: Option<f32>| reanalyse(id, d)) />
+                                            <ScaleOverride id=id record=record warning=Signal::derive(move || session.with(|s| s.scale_warning(id))) running=Signal::derive(move || !prog.get().finished) on_apply=Callback::new(move |d: Option<f32>| reanalyse(id, d)) />
                                             <SignOff session=session id=id />
                                         }.into_any(),
                                         None if entry.error.is_none() => view! { <p data-testid="decoding">{format!("Decoding {}…", entry.name)}</p> }.into_any(),
@@ -693,6 +694,8 @@ fn ScaleOverride(
     id: u32,
     /// Its record.
     record: Signal<Option<ImageRecord>>,
+    /// Its cells were cropped at a red-cell size far from its slide's.
+    warning: Signal<Option<ScaleWarning>>,
     /// An analysis of the image is running or queued (re-analysing waits for it to end).
     running: Signal<bool>,
     /// Re-analyse with this diameter (None = estimate again).
@@ -701,6 +704,17 @@ fn ScaleOverride(
     let (value, set_value) = signal(String::new());
     view! {
         <div class="scale" data-testid="scale">
+            {move || warning.get().map(|w| {
+                let d = w.slide.diameter_px;
+                view! {
+                    <p class="warning scale-warning" data-testid="scale-warning">
+                        {w.message()}" "
+                        <button data-testid="scale-use-slide" disabled=move || running.get() title=move || running.get().then_some("wait for the analysis to end, or cancel it") on:click=move |_| on_apply.run(Some(d))>
+                            {format!("Re-analyse at the slide's {d:.0} px")}
+                        </button>
+                    </p>
+                }
+            })}
             {move || record.get().and_then(|r| r.findings).and_then(|f| f.rbc_diameter_px).map(|d| format!("Red-cell diameter {d:.0} px ({:.3} µm/px). ", 7.5 / d))}
             <label>"Override (px): "
                 <input type="number" min="8" max="2000" step="1" data-testid="scale-input" id=format!("scale-{id}")

@@ -30,6 +30,8 @@ fn Thumbnail(entry: Entry) -> impl IntoView {
 fn SmearReport(
     record: ImageRecord,
     entry: Option<Entry>,
+    /// Its cells were cropped at a red-cell size far from its slide's ([`crate::field_scale`]).
+    scale_warning: Option<String>,
     crops: RwSignal<HashMap<String, Vec<u8>>>,
 ) -> impl IntoView {
     let findings = record.findings_line();
@@ -54,6 +56,7 @@ fn SmearReport(
                 {entry.filter(|e| e.image.is_some()).map(|e| view! { <Thumbnail entry=e /> })}
                 <div>
                     <p data-testid="report-findings">{findings}</p>
+                    {scale_warning.map(|w| view! { <p class="warning scale-warning" data-testid="report-scale-warning">{w}</p> })}
                     <Differential record=shown />
                     <p data-testid="report-signoff">{signed}</p>
                 </div>
@@ -112,7 +115,8 @@ pub fn Report(
                 .analysed_fields(&slide)
                 .map(|r| {
                     let e = entries.iter().find(|e| e.id == r.id).cloned();
-                    (r.clone(), e)
+                    let scale = s.scale_warning(r.id).map(|w| w.message());
+                    (r.clone(), e, scale)
                 })
                 .collect();
             (slide, fields)
@@ -135,7 +139,7 @@ pub fn Report(
                 view! {
                     <section class="report-slide" data-testid="report-slide" data-slide=attr>
                         <SlideDifferential session=session slide=slide />
-                        {fields.into_iter().map(|(record, entry)| view! { <SmearReport record=record entry=entry crops=crops /> }).collect_view()}
+                        {fields.into_iter().map(|(record, entry, scale)| view! { <SmearReport record=record entry=entry scale_warning=scale crops=crops /> }).collect_view()}
                     </section>
                 }
             }).collect_view()}

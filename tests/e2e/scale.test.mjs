@@ -1,0 +1,59 @@
+// One slide, one magnification: a field whose red cells are read far from its slide's size is
+// flagged, in the page and the report, and re-analysed at the slide's size with one click.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { useServer, withApp, bccd, foreignRequests } from './support.mjs';
+
+const server = useServer();
+
+test('a field read off its slide\'s red-cell size is flagged and re-analysed at the slide\'s', async () => {
+  await withApp(server, async ({ page, rec, app }) => {
+    await app.backend();
+    // BCCD field 1's red cells lie in clumps and read about 48 px; fields 0 and 12 read about
+    // 86 and 73 (`cytolens detect-eval --verbose`).
+    const names = ['BloodImage_00000.jpg', 'BloodImage_00001.jpg', 'BloodImage_00012.jpg'];
+    const entry = (n) => page.getByTestId('entry').filter({ has: page.locator('h2', { hasText: n }) });
+    const done = () => page.waitForFunction((n) => {
+      const all = [...document.querySelectorAll('[data-testid=progress-text]')];
+      return all.length === n && all.every((p) => /^done:/.test(p.textContent));
+    }, names.length, { timeout: 240_000 });
+    // Two fields are not yet a slide's size: no warning.
+    await app.openFiles(names.slice(0, 2).map((n) => join(bccd, n)));
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=progress-text]')]
+      .filter((p) => /^done:/.test(p.textContent)).length === 2, null, { timeout: 240_000 });
+    assert.equal(await page.getByTestId('scale-warning').count(), 0);
+    await app.openFiles([join(bccd, names[2])]);
+    await done();
+    // The third field makes the slide's size, the median of three: field 1 is flagged, alone.
+    await page.getByTestId('scale-warning').first().waitFor();
+    assert.equal(await page.getByTestId('scale-warning').count(), 1);
+    const warning = entry(names[1]).getByTestId('scale-warning');
+    const text = await warning.textContent();
+    const m = /^Red cells sized (\d+) px here, (\d+) % smaller than on this slide \((\d+) px, the median of 3 fields\)/.exec(text);
+    assert.ok(m, text);
+    const [own, slide] = [Number(m[1]), Number(m[3])];
+    assert.ok(own < 0.8 * slide, `${own} px against ${slide}`);
+    assert.match(await entry(names[2]).getByTestId('scale').textContent(), new RegExp(`Red-cell diameter ${slide} px`), 'the median is field 12\'s');
+    // The report says it too, under that field.
+    await page.getByTestId('open-report').click();
+    const report = page.getByTestId('report');
+    assert.equal(await report.getByTestId('report-scale-warning').count(), 1);
+    assert.match(await report.getByTestId('report-scale-warning').textContent(), new RegExp(`^Red cells sized ${own} px here`));
+    await page.getByTestId('report-close').click();
+    // One click re-analyses the field at the slide's size: the warning goes, the size is the
+    // slide's, and the cells are classified again.
+    await warning.getByTestId('scale-use-slide').click();
+    await page.waitForFunction(({ n, slide }) => {
+      const e = [...document.querySelectorAll('[data-testid=entry]')].find((x) => x.querySelector('h2').textContent === n);
+      return e && /^done: [1-9]/.test(e.querySelector('[data-testid=progress-text]').textContent)
+        && new RegExp(`Red-cell diameter ${slide} px`).test(e.querySelector('[data-testid=scale]').textContent);
+    }, { n: names[1], slide }, { timeout: 180_000 });
+    assert.equal(await page.getByTestId('scale-warning').count(), 0);
+    await page.getByTestId('open-report').click();
+    assert.equal(await page.getByTestId('report').getByTestId('report-scale-warning').count(), 0);
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
+  });
+});
