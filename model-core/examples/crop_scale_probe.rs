@@ -81,6 +81,54 @@ fn main() {
         &clf,
         names.len(),
     );
+    // What is left to the centre square: the crop's centre (the box's, not the image's) and
+    // the per-image reading (against the median of all, the scale the crops were taken at).
+    let square = |img: &image::RgbImage, (cx, cy): (i64, i64), d: f32| {
+        let side = (d / RBC_PER_CROP).round() as i64;
+        to_model_input(&padded_crop(img, (cx - side / 2, cy - side / 2, side)), 64)
+    };
+    let mut ratios: Vec<f32> = images
+        .iter()
+        .zip(&found)
+        .map(|(img, &(_, d))| d / img.width().min(img.height()) as f32)
+        .collect();
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    let median_ratio = ratios[ratios.len() / 2];
+    let centre = |img: &image::RgbImage| (img.width() as i64 / 2, img.height() as i64 / 2);
+    let box_centre = |b: [u32; 4]| ((b[0] + b[2]) as i64 / 2, (b[1] + b[3]) as i64 / 2);
+    let median_d = |img: &image::RgbImage| median_ratio * img.width().min(img.height()) as f32;
+    report(
+        "smear crop at 0.203, centred on the image instead of the box",
+        images
+            .iter()
+            .zip(&found)
+            .map(|(img, &(_, d))| square(img, centre(img), d))
+            .collect(),
+        &labels,
+        &clf,
+        names.len(),
+    );
+    report(
+        "smear crop at 0.203, the median reading of all images instead of each one's",
+        images
+            .iter()
+            .zip(&found)
+            .map(|(img, &(b, _))| square(img, box_centre(b), median_d(img)))
+            .collect(),
+        &labels,
+        &clf,
+        names.len(),
+    );
+    report(
+        "smear crop at 0.203, both: the image's centre and the median reading",
+        images
+            .iter()
+            .map(|img| square(img, centre(img), median_d(img)))
+            .collect(),
+        &labels,
+        &clf,
+        names.len(),
+    );
     for k in [0.190f32, RBC_PER_CROP, 0.219, 0.235] {
         let crops = images
             .iter()
