@@ -46,13 +46,22 @@ fn crop_cell(
 }
 
 /// Detect and crop every white cell of `img`.
+///
+/// A single-cell image (like PBC's) is classified from its centre square, as the training
+/// crops were made, unless the user set the red-cell diameter: then its cell is cropped at the
+/// training scale from that diameter, as a smear's cell is. (Its own red-cell reading is not
+/// used: a crop holds too few red cells to read them steadily, and rescaling PBC val images by
+/// it cost 0.13 of accuracy; `docs/zoom.txt`.)
 pub fn prepare(
     img: &RgbImage,
     opts: &DetectOptions,
     model_size: usize,
 ) -> (SmearFindings, Vec<PreparedCell>) {
     let findings = detect(img, opts);
-    let single = findings.cells.first().filter(|_| findings.single_cell);
+    let single = findings
+        .cells
+        .first()
+        .filter(|_| findings.single_cell && opts.rbc_diameter_px.is_none());
     let cells = if let Some(cell) = single {
         let preview = image::imageops::resize(
             &centre_square(img),
@@ -112,5 +121,37 @@ mod tests {
         let missed = prepare_marked(&img, [300, 150], 40.0, 32).expect("inside");
         assert_ne!(missed.input.pixels, found.input.pixels);
         assert!(prepare_marked(&img, [400, 150], 40.0, 32).is_err());
+    }
+
+    #[test]
+    fn a_single_cell_image_is_cropped_by_a_diameter_the_user_sets() {
+        let mut img = RgbImage::from_pixel(200, 200, image::Rgb([235, 225, 220]));
+        for y in 75..=125i32 {
+            for x in 75..=125i32 {
+                if (x - 100).pow(2) + (y - 100).pow(2) <= 25 * 25 {
+                    img.put_pixel(x as u32, y as u32, image::Rgb([110, 50, 160]));
+                }
+            }
+        }
+        let read = DetectOptions {
+            rbc_diameter_px: None,
+        };
+        let (f, cells) = prepare(&img, &read, 32);
+        assert!(f.single_cell, "{f:?}");
+        assert_eq!(cells.len(), 1);
+        assert_eq!(cells[0].input.pixels, to_model_input(&img, 32).pixels);
+        // The user says red cells are 60 px here (the image is magnified beyond PBC's): the
+        // cell is cropped from a square wider than the image, so it appears smaller.
+        let set = DetectOptions {
+            rbc_diameter_px: Some(60.0),
+        };
+        let (f, cells) = prepare(&img, &set, 32);
+        assert!(f.single_cell, "{f:?}");
+        assert_eq!(cells.len(), 1);
+        let (_, _, side) = crate::detect::crop_square(cells[0].cell.bbox, 60.0);
+        assert!(side > 250, "{side}");
+        let crop = cell_crop(&img, &cells[0].cell, 60.0);
+        assert_eq!(cells[0].input.pixels, to_model_input(&crop, 32).pixels);
+        assert_ne!(cells[0].input.pixels, to_model_input(&img, 32).pixels);
     }
 }

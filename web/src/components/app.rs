@@ -715,6 +715,9 @@ fn ScaleOverride(
                     </p>
                 }
             })}
+            {move || record.get().and_then(|r| r.findings).filter(|f| f.single_cell).map(|_| view! {
+                <p class="hint" data-testid="single-cell-scale">"A single-cell image is classified as it is framed, at the training images' magnification (red cells about a fifth of its side). If it is magnified more or less, set the red-cell diameter: its cell is then cropped to the training scale from it."</p>
+            })}
             {move || record.get().and_then(|r| r.findings).and_then(|f| f.rbc_diameter_px).map(|d| format!("Red-cell diameter {d:.0} px ({:.3} µm/px). ", 7.5 / d))}
             <label>"Override (px): "
                 <input type="number" min="8" max="2000" step="1" data-testid="scale-input" id=format!("scale-{id}")
