@@ -1,9 +1,10 @@
-// One slide, one magnification: a field whose red cells are read far from its slide's size is
-// flagged, in the page and the report, and re-analysed at the slide's size with one click.
+// The magnification cells are cropped at. One slide, one magnification: a field whose red cells
+// are read far from its slide's size is flagged, in the page and the report, and re-analysed at
+// the slide's size with one click. A single-cell image is cropped by a diameter the user sets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { useServer, withApp, bccd, foreignRequests } from './support.mjs';
+import { useServer, withApp, bccd, pbc, foreignRequests } from './support.mjs';
 
 const server = useServer();
 
@@ -52,6 +53,38 @@ test('a field read off its slide\'s red-cell size is flagged and re-analysed at 
     assert.equal(await page.getByTestId('scale-warning').count(), 0);
     await page.getByTestId('open-report').click();
     assert.equal(await page.getByTestId('report').getByTestId('report-scale-warning').count(), 0);
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
+  });
+});
+
+test('a single-cell image is classified as framed unless the red-cell diameter is set', async () => {
+  await withApp(server, async ({ page, rec, app }) => {
+    await app.backend();
+    // A PBC original: one centred cell, red cells about 73 px across (0.203 of its side).
+    await app.openFiles([join(pbc, 'original/neutrophil/BNE_186122.jpg')]);
+    const finished = (d) => page.waitForFunction((d) => /^done: 1 cells/.test(document.querySelector('[data-testid=progress-text]')?.textContent ?? '')
+      && (d === null || new RegExp(`Red-cell diameter ${d} px`).test(document.querySelector('[data-testid=scale]')?.textContent ?? '')), d, { timeout: 120_000 });
+    await finished(null);
+    assert.match(await page.getByTestId('single-cell-scale').textContent(), /classified as it is framed/);
+    // The share of the crop that is nucleus (violet), read off the gallery's crop.
+    const violet = () => page.getByTestId('gallery-crop').first().evaluate((c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 2] - d[i + 1] > 45) n++;
+      return n / (c.width * c.height);
+    });
+    const framed = await violet();
+    assert.ok(framed > 0.02, `nucleus share ${framed}`);
+    // Told the red cells are 110 px (the image magnified 1.5 times beyond the training
+    // images'), the page crops the cell from a square 1.5 times wider: the nucleus shrinks to
+    // about (73/110)^2 = 0.44 of its share.
+    await page.getByTestId('scale-input').fill('110');
+    await page.getByTestId('scale-apply').click();
+    await finished(110);
+    const set = await violet();
+    assert.ok(set < 0.7 * framed && set > 0.25 * framed, `nucleus share ${set} against ${framed}`);
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
