@@ -51,7 +51,7 @@ fn crop_cell(
 /// crops were made, unless the user set the red-cell diameter: then its cell is cropped at the
 /// training scale from that diameter, as a smear's cell is. (Its own red-cell reading is not
 /// used: a crop holds too few red cells to read them steadily, and rescaling PBC val images by
-/// it cost 0.13 of accuracy; `docs/zoom.txt`.)
+/// it cost 0.13 of accuracy at their own magnification; `docs/zoom.txt`.)
 pub fn prepare(
     img: &RgbImage,
     opts: &DetectOptions,
