@@ -42,15 +42,7 @@ fn main() {
     let mut images = Vec::new();
     let mut labels = Vec::new();
     for p in &files {
-        let class = p
-            .parent()
-            .and_then(|d| d.file_name())
-            .and_then(|n| n.to_str())
-            .expect("class folder");
-        let l = names
-            .iter()
-            .position(|n| n == class)
-            .unwrap_or_else(|| panic!("class {class}"));
+        let l = probe::original_label(p, &names);
         images.push(probe::read(p));
         labels.push(l);
     }

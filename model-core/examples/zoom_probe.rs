@@ -7,7 +7,6 @@
 //! Run: `cargo run --release -p model-core --example zoom_probe`.
 mod probe;
 
-use image::imageops::FilterType;
 use model_core::detect::{DetectOptions, RBC_PER_CROP};
 
 fn main() {
@@ -21,28 +20,9 @@ fn main() {
         let (mut inputs, mut labels, mut single, mut cells, mut none) = (vec![], vec![], 0, 0, 0);
         let mut ratios = vec![];
         for p in &picked {
-            let class = p
-                .parent()
-                .and_then(|d| d.file_name())
-                .and_then(|n| n.to_str())
-                .expect("class folder");
-            let label = names.iter().position(|n| n == class).expect("class");
-            let img = probe::read(p);
-            let side = img.width().min(img.height());
-            let part = (side as f32 / z).round() as u32;
-            let zoomed = image::imageops::resize(
-                &image::imageops::crop_imm(
-                    &img,
-                    (img.width() - part) / 2,
-                    (img.height() - part) / 2,
-                    part,
-                    part,
-                )
-                .to_image(),
-                side,
-                side,
-                FilterType::Lanczos3,
-            );
+            let label = probe::original_label(p, &names);
+            let zoomed = probe::zoomed(&probe::read(p), z);
+            let side = zoomed.width();
             let opts = DetectOptions {
                 rbc_diameter_px: set.then_some(z * RBC_PER_CROP * side as f32),
             };

@@ -7,7 +7,6 @@
 //! mirroring. `docs/zoom.txt`. Run: `cargo run --release -p model-core --example zoom_val_probe`.
 mod probe;
 
-use image::imageops::FilterType;
 use image::RgbImage;
 use model_core::detect::{detect, DetectOptions, RBC_PER_CROP};
 use model_core::preprocess::to_model_input;
@@ -46,21 +45,7 @@ fn main() {
         let zoomed: Vec<(RgbImage, usize, Option<f32>)> = val
             .iter()
             .map(|(img, l)| {
-                let side = img.width().min(img.height());
-                let part = (side as f32 / z).round() as u32;
-                let zi = image::imageops::resize(
-                    &image::imageops::crop_imm(
-                        img,
-                        (img.width() - part) / 2,
-                        (img.height() - part) / 2,
-                        part,
-                        part,
-                    )
-                    .to_image(),
-                    side,
-                    side,
-                    FilterType::Lanczos3,
-                );
+                let zi = probe::zoomed(img, z);
                 let d = detect(&zi, &opts).rbc_reading_px;
                 (zi, *l, d)
             })

@@ -71,3 +71,32 @@ pub fn bccd_crops() -> Vec<CellCrop> {
         .map(|c| c.input)
         .collect()
 }
+
+/// `img` magnified `z` times: its centre square of side (shorter side) / `z`, resized back to
+/// the shorter side (Lanczos).
+pub fn zoomed(img: &RgbImage, z: f32) -> RgbImage {
+    let side = img.width().min(img.height());
+    let part = (side as f32 / z).round() as u32;
+    let centre = image::imageops::crop_imm(
+        img,
+        (img.width() - part) / 2,
+        (img.height() - part) / 2,
+        part,
+        part,
+    )
+    .to_image();
+    image::imageops::resize(&centre, side, side, image::imageops::FilterType::Lanczos3)
+}
+
+/// The class index, in `names`, of a PBC original (its folder's name).
+pub fn original_label(path: &Path, names: &[String]) -> usize {
+    let class = path
+        .parent()
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_else(|| panic!("{}: no class folder", path.display()));
+    names
+        .iter()
+        .position(|n| n == class)
+        .unwrap_or_else(|| panic!("{}: class {class} unknown", path.display()))
+}
