@@ -9,6 +9,7 @@
 //! the magnification, so each crop can be resampled to the training data's scale.
 
 use crate::red_cells::red_cells;
+use crate::touching::{split_nuclei, Lobe, SPLIT_CENTRES_RBC, SPLIT_NUCLEUS_RBC_AREAS};
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::distance_transform::Norm;
 use imageproc::morphology::{close, open};
@@ -36,6 +37,10 @@ pub const CYTOPLASM_RBC: f32 = 0.2;
 /// nucleus of up to about 15 um, four red-cell areas; twice that leaves room for two touching
 /// nuclei and smudged cells.
 pub const MAX_NUCLEUS_RBC_AREAS: f32 = 8.0;
+
+/// The smallest white-cell nucleus, in red-cell areas (after the closing that merges its
+/// lobes); smaller violet objects are platelets.
+pub const MIN_NUCLEUS_RBC_AREAS: f32 = 0.6;
 
 /// A detected white cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,8 +97,14 @@ struct Component {
     y1: u32,
 }
 
-fn components(m: &GrayImage) -> Vec<Component> {
-    let labels = connected_components(m, Connectivity::Eight, Luma([0u8]));
+type Labels = image::ImageBuffer<Luma<u32>, Vec<u32>>;
+
+fn labels(m: &GrayImage) -> Labels {
+    connected_components(m, Connectivity::Eight, Luma([0u8]))
+}
+
+/// The components of a labelled mask, component `l` at index `l - 1`.
+fn components(labels: &Labels) -> Vec<Component> {
     let mut comps: Vec<Component> = Vec::new();
     for (x, y, l) in labels.enumerate_pixels() {
         let l = l.0[0] as usize;
@@ -116,8 +127,57 @@ fn components(m: &GrayImage) -> Vec<Component> {
         c.x1 = c.x1.max(x + 1);
         c.y1 = c.y1.max(y + 1);
     }
-    comps.retain(|c| c.area > 0);
     comps
+}
+
+/// The lobes of the mask labelled `lobes` (its components), each with the label of the
+/// component of `regions` it lies in (`regions` is a closing of the same mask, so each lobe lies
+/// in one).
+fn lobes_by_region(lobes: &Labels, regions: &Labels) -> Vec<(usize, Lobe)> {
+    let (w, h) = lobes.dimensions();
+    let mut out: Vec<(usize, Lobe)> = Vec::new();
+    for (x, y, l) in lobes.enumerate_pixels() {
+        let l = l.0[0] as usize;
+        if l == 0 {
+            continue;
+        }
+        if out.len() < l {
+            out.resize_with(l, || {
+                (
+                    0,
+                    Lobe {
+                        area: 0,
+                        sum: [0.0; 2],
+                        bbox: [u32::MAX, u32::MAX, 0, 0],
+                        edge: Vec::new(),
+                    },
+                )
+            });
+        }
+        let (region, lobe) = &mut out[l - 1];
+        *region = regions.get_pixel(x, y).0[0] as usize;
+        lobe.area += 1;
+        lobe.sum[0] += x as f64;
+        lobe.sum[1] += y as f64;
+        lobe.bbox = [
+            lobe.bbox[0].min(x),
+            lobe.bbox[1].min(y),
+            lobe.bbox[2].max(x + 1),
+            lobe.bbox[3].max(y + 1),
+        ];
+        let outside = |dx: i64, dy: i64| {
+            let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+            nx < 0
+                || ny < 0
+                || nx >= w as i64
+                || ny >= h as i64
+                || lobes.get_pixel(nx as u32, ny as u32).0[0] as usize != l
+        };
+        if outside(1, 0) || outside(-1, 0) || outside(0, 1) || outside(0, -1) {
+            lobe.edge.push([x, y]);
+        }
+    }
+    out
 }
 
 /// Find white cells, count red cells and platelets, and estimate the scale.
@@ -131,7 +191,8 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     // largest violet object bounds the red-cell size from below: on fields whose red cells
     // are faint or smudged, the circle transform otherwise settles on small circles, and at
     // that scale every platelet passes for a nucleus and every lobe for a cell.
-    let largest = components(&nuclei)
+    let lobe_labels = labels(&nuclei);
+    let largest = components(&lobe_labels)
         .iter()
         .map(|c| c.area)
         .max()
@@ -145,23 +206,58 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
         .unwrap_or(0.25 * img.width().min(img.height()) as f32);
     // Merge the lobes of a cell: close with a radius of a fifth of a red cell.
     let merged = close(&nuclei, Norm::LInf, (d * 0.2).clamp(2.0, 40.0) as u8);
-    let comps = components(&merged);
+    let regions = labels(&merged);
+    let comps = components(&regions);
+    let mut lobes: Vec<Vec<Lobe>> = vec![Vec::new(); comps.len()];
+    for (region, lobe) in lobes_by_region(&lobe_labels, &regions) {
+        if region > 0 {
+            lobes[region - 1].push(lobe);
+        }
+    }
     let rbc_area = std::f32::consts::PI * d * d / 4.0;
+    let min_nucleus = MIN_NUCLEUS_RBC_AREAS * rbc_area;
     let mut cells = Vec::new();
     let mut platelets = 0;
-    for c in &comps {
+    // Grow a nucleus box to the cell.
+    let cell = |[x0, y0, x1, y1]: [u32; 4], nucleus_area: u32| {
+        let grow = CYTOPLASM_RBC * d;
+        CellBox {
+            bbox: [
+                (x0 as f32 - grow).max(0.0) as u32,
+                (y0 as f32 - grow).max(0.0) as u32,
+                ((x1 as f32 + grow) as u32).min(img.width()),
+                ((y1 as f32 + grow) as u32).min(img.height()),
+            ],
+            nucleus_area,
+        }
+    };
+    for (c, lobes) in comps.iter().zip(&lobes) {
         let a = c.area as f32;
-        if a >= 0.6 * rbc_area {
-            // Grow the nucleus box to the cell.
-            let grow = CYTOPLASM_RBC * d;
-            let x0 = (c.x0 as f32 - grow).max(0.0) as u32;
-            let y0 = (c.y0 as f32 - grow).max(0.0) as u32;
-            let x1 = ((c.x1 as f32 + grow) as u32).min(img.width());
-            let y1 = ((c.y1 as f32 + grow) as u32).min(img.height());
-            cells.push(CellBox {
-                bbox: [x0, y0, x1, y1],
-                nucleus_area: c.area,
-            });
+        if a >= min_nucleus {
+            let nuclei = split_nuclei(
+                lobes,
+                SPLIT_NUCLEUS_RBC_AREAS * rbc_area,
+                SPLIT_CENTRES_RBC * d,
+            );
+            if nuclei.len() < 2 {
+                cells.push(cell([c.x0, c.y0, c.x1, c.y1], c.area));
+                continue;
+            }
+            // Touching white cells: one cell per nucleus.
+            for group in nuclei {
+                let mut bbox = [u32::MAX, u32::MAX, 0, 0];
+                let mut area = 0;
+                for l in group.iter().map(|&i| &lobes[i]) {
+                    bbox = [
+                        bbox[0].min(l.bbox[0]),
+                        bbox[1].min(l.bbox[1]),
+                        bbox[2].max(l.bbox[2]),
+                        bbox[3].max(l.bbox[3]),
+                    ];
+                    area += l.area;
+                }
+                cells.push(cell(bbox, area));
+            }
         } else if a >= 0.005 * rbc_area {
             platelets += 1;
         }
@@ -355,6 +451,40 @@ mod tests {
         assert_eq!(f.rbc_count, 5);
         assert_eq!(f.platelet_count, 1);
         assert!(!f.single_cell);
+    }
+
+    #[test]
+    fn touching_white_cells_are_two_cells() {
+        // Two nuclei 28 px in radius, red cells 40 px across: the closing (8 px) merges nuclei
+        // 14 px apart into one region. Centres 70 px apart (1.75 red cells) are two cells, one
+        // box around each nucleus; 60 px apart (1.5), as close as the lobes of one nucleus, one.
+        let field = |apart: u32| {
+            let mut img = RgbImage::from_pixel(400, 300, image::Rgb([235, 225, 220]));
+            for cx in [150, 150 + apart] {
+                for y in 122..=178u32 {
+                    for x in cx - 28..=cx + 28 {
+                        if (x as i32 - cx as i32).pow(2) + (y as i32 - 150).pow(2) <= 28 * 28 {
+                            img.put_pixel(x, y, image::Rgb([110, 50, 160]));
+                        }
+                    }
+                }
+            }
+            detect(
+                &img,
+                &DetectOptions {
+                    rbc_diameter_px: Some(40.0),
+                },
+            )
+        };
+        let two = field(70);
+        assert_eq!(two.cells.len(), 2, "{two:?}");
+        // Each box is its nucleus's box grown by 0.2 red cells (8 px); the mask's opening takes
+        // the disc's one-pixel tips, so a nucleus spans 123..178 (centre 150 +- 27).
+        assert_eq!(two.cells[0].bbox, [115, 115, 186, 186], "{two:?}");
+        assert_eq!(two.cells[1].bbox, [185, 115, 256, 186], "{two:?}");
+        let one = field(60);
+        assert_eq!(one.cells.len(), 1, "{one:?}");
+        assert_eq!(one.cells[0].bbox, [115, 115, 246, 186], "{one:?}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod red_cells;
 pub mod schedule;
 pub mod slide_scale;
 pub mod smear;
+pub mod touching;
 pub mod unet;
 pub mod weights;
 

@@ -94,3 +94,54 @@ fn pbc_originals_are_single_cell_images_at_the_training_scale() {
         "red cells read at {median:.3} of the side on PBC originals, crops assume {RBC_PER_CROP:.3}"
     );
 }
+
+/// The white cells found in `path` (under the data root) with red cells `d` px across.
+fn cells_at(path: &str, d: f32) -> Vec<[u32; 4]> {
+    let img = image::open(data_root().join(path))
+        .expect("image")
+        .to_rgb8();
+    detect(
+        &img,
+        &DetectOptions {
+            rbc_diameter_px: Some(d),
+        },
+    )
+    .cells
+    .iter()
+    .map(|c| c.bbox)
+    .collect()
+}
+
+#[test]
+fn touching_white_cells_are_split_and_lobed_nuclei_are_not() {
+    // BCCD field 176: a monocyte pressed against a lymphocyte, and field 34: a lymphocyte
+    // against a neutrophil, at the slide's red-cell size (89.8 px, `cytolens detect-eval`):
+    // each annotated cell gets its own box.
+    for (field, cells) in [(176, 2), (34, 2)] {
+        let name = format!("BloodImage_{field:05}");
+        let all = fields(&data_root()).expect("BCCD annotations");
+        let (_, ann) = all
+            .iter()
+            .find(|(p, _)| p.to_string_lossy().contains(&name))
+            .expect("field");
+        let boxes = cells_at(&format!("bccd/JPEGImages/{name}.jpg"), 89.8);
+        assert_eq!(
+            match_boxes(&boxes, &ann.wbc, 0.5),
+            (cells, cells, cells),
+            "{name}: {boxes:?} against {:?}",
+            ann.wbc
+        );
+    }
+    // PBC originals at their red-cell size (0.203 of 360 px): two promyelocytes pressed
+    // together are two cells; a bilobed eosinophil and a segmented neutrophil are one each.
+    let d = RBC_PER_CROP * 360.0;
+    assert_eq!(cells_at("pbc/original/ig/PMY_849731.jpg", d).len(), 2);
+    for single in [
+        "pbc/original/eosinophil/EO_383975.jpg",
+        "pbc/original/eosinophil/EO_775512.jpg",
+        "pbc/original/neutrophil/SNE_203878.jpg",
+    ] {
+        let boxes = cells_at(single, d);
+        assert_eq!(boxes.len(), 1, "{single}: {boxes:?}");
+    }
+}
