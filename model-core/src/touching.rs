@@ -5,7 +5,7 @@
 //! neutrophil's, an eosinophil's), and that closing also merges the nuclei of two white cells
 //! pressed together. The region's *lobes* (the connected parts of the mask before closing) are
 //! grouped by single linkage (the two groups farthest apart are split first, then each group in
-//! turn). A split is kept when each side is a large nucleus on its own (at least
+//! turn); granules and specks ([`SPECK_SHARE`]) then join the nearest group. A split is kept when each side is a large nucleus on its own (at least
 //! [`SPLIT_NUCLEUS_RBC_AREAS`] red-cell areas) and the two sides' centres lie at least
 //! [`SPLIT_CENTRES_RBC`] red-cell diameters apart, further than the lobes of one nucleus.
 //! Touching small cells (two small lymphocytes, whose nuclei are smaller and closer) are not
@@ -36,21 +36,52 @@ pub struct Lobe {
     pub edge: Vec<[u32; 2]>,
 }
 
+/// Lobes smaller than this share of a nucleus's least area (granules, specks) take no part in
+/// the grouping; each joins the group whose centre is nearest.
+pub const SPECK_SHARE: f32 = 0.05;
+
+/// A region with more lobes than this (after specks) is a smudge or a clump, not split: this
+/// bounds the work (pairs of lobes) and the grouping's depth.
+pub const MAX_LOBES: usize = 64;
+
 /// The nuclei among `lobes`, all lobes of one merged region: groups of indices into `lobes`
-/// (one group when the region holds one cell), in the order of their first lobe.
+/// (one group when the region holds one cell), each sorted, in the order of their first lobe.
 /// `min_area_px` is the least area of a nucleus, `min_centres_px` the least distance between
 /// the centres of two cells' nuclei.
 pub fn split_nuclei(lobes: &[Lobe], min_area_px: f32, min_centres_px: f32) -> Vec<Vec<usize>> {
-    if lobes.len() < 2 {
-        return vec![(0..lobes.len()).collect()];
+    let all = || vec![(0..lobes.len()).collect::<Vec<_>>()];
+    let (large, specks): (Vec<usize>, Vec<usize>) =
+        (0..lobes.len()).partition(|&i| lobes[i].area as f32 >= SPECK_SHARE * min_area_px);
+    if large.len() < 2 || large.len() > MAX_LOBES {
+        return all();
     }
-    let tree = Dendrogram::single_linkage(lobes);
-    let mut groups = tree.cells(tree.root(), lobes, min_area_px, min_centres_px);
+    let kept: Vec<Lobe> = large.iter().map(|&i| lobes[i].clone()).collect();
+    let tree = Dendrogram::single_linkage(&kept);
+    let parts = tree.cells(tree.root(), &kept, min_area_px, min_centres_px);
+    if parts.len() < 2 {
+        return all();
+    }
+    let mut groups: Vec<Vec<usize>> = parts
+        .iter()
+        .map(|p| p.iter().map(|&k| large[k]).collect())
+        .collect();
+    let centres: Vec<[f32; 2]> = groups.iter().map(|g| centre(lobes, g)).collect();
+    for s in specks {
+        let c = centre(lobes, &[s]);
+        let nearest = (0..groups.len())
+            .min_by(|&i, &j| distance(centres[i], c).total_cmp(&distance(centres[j], c)))
+            .unwrap_or(0);
+        groups[nearest].push(s);
+    }
     for g in &mut groups {
         g.sort_unstable();
     }
     groups.sort_unstable_by_key(|g| g[0]);
     groups
+}
+
+fn distance(a: [f32; 2], b: [f32; 2]) -> f32 {
+    (a[0] - b[0]).hypot(a[1] - b[1])
 }
 
 /// The closest distance between the borders of two lobes, in pixels.
@@ -146,7 +177,7 @@ impl Dendrogram {
         let (area_a, area_b) = (area(lobes, &ma), area(lobes, &mb));
         if area_a >= min_area && area_b >= min_area {
             let (ca, cb) = (centre(lobes, &ma), centre(lobes, &mb));
-            if (ca[0] - cb[0]).hypot(ca[1] - cb[1]) >= min_centres {
+            if distance(ca, cb) >= min_centres {
                 let mut out = self.cells(a, lobes, min_area, min_centres);
                 out.extend(self.cells(b, lobes, min_area, min_centres));
                 return out;
@@ -156,14 +187,9 @@ impl Dendrogram {
             let mut parts = self.cells(big, lobes, min_area, min_centres);
             if parts.len() > 1 {
                 let c = centre(lobes, &small);
+                let d = |k: usize| distance(centre(lobes, &parts[k]), c);
                 let nearest = (0..parts.len())
-                    .min_by(|&i, &j| {
-                        let d = |k: usize| {
-                            let p = centre(lobes, &parts[k]);
-                            (p[0] - c[0]).hypot(p[1] - c[1])
-                        };
-                        d(i).total_cmp(&d(j))
-                    })
+                    .min_by(|&i, &j| d(i).total_cmp(&d(j)))
                     .unwrap_or(0);
                 parts[nearest].extend(small);
                 return parts;
@@ -261,6 +287,26 @@ mod tests {
         assert_eq!(
             split_nuclei(&eosinophil[..1], MIN_AREA, MIN_CENTRES),
             [vec![0]]
+        );
+    }
+
+    #[test]
+    fn granules_go_with_the_nearest_nucleus_and_a_clump_is_not_split() {
+        // Two nuclei and granules (specks) between and beside them.
+        let mut lobes = vec![disc(100, 100, 25), disc(170, 100, 25)];
+        lobes.extend([disc(131, 60, 2), disc(150, 140, 2), disc(215, 100, 2)]);
+        assert_eq!(
+            split_nuclei(&lobes, MIN_AREA, MIN_CENTRES),
+            [vec![0, 2], vec![1, 3, 4]]
+        );
+        // More lobes than MAX_LOBES: one region, however far apart its parts.
+        let clump: Vec<Lobe> = (0..=MAX_LOBES as i32)
+            .map(|k| disc(100 + 20 * (k % 10), 100 + 20 * (k / 10), 8))
+            .collect();
+        assert!(clump[0].area as f32 >= SPECK_SHARE * MIN_AREA);
+        assert_eq!(
+            split_nuclei(&clump, MIN_AREA, MIN_CENTRES),
+            [(0..=MAX_LOBES).collect::<Vec<_>>()]
         );
     }
 
