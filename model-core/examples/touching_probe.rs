@@ -7,15 +7,14 @@
 //! `cargo run --release -p model-core --example touching_probe`
 mod probe;
 
-use model_core::detect::{detect, match_boxes, DetectOptions, RBC_PER_CROP};
+use model_core::detect::{detect, iou, match_boxes, DetectOptions, RBC_PER_CROP};
 
 /// Whether two of `boxes` overlap.
 fn overlap(boxes: &[[u32; 4]]) -> bool {
-    boxes.iter().enumerate().any(|(i, a)| {
-        boxes[i + 1..]
-            .iter()
-            .any(|b| a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3])
-    })
+    boxes
+        .iter()
+        .enumerate()
+        .any(|(i, a)| boxes[i + 1..].iter().any(|b| iou(*a, *b) > 0.0))
 }
 
 fn main() {

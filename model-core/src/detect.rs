@@ -9,7 +9,7 @@
 //! the magnification, so each crop can be resampled to the training data's scale.
 
 use crate::red_cells::red_cells;
-use crate::touching::{split_nuclei, Lobe, SPLIT_CENTRES_RBC, SPLIT_NUCLEUS_RBC_AREAS};
+use crate::touching::{span, split_nuclei, Lobe, SPLIT_CENTRES_RBC, SPLIT_NUCLEUS_RBC_AREAS};
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::distance_transform::Norm;
 use imageproc::morphology::{close, open};
@@ -130,52 +130,28 @@ fn components(labels: &Labels) -> Vec<Component> {
     comps
 }
 
-/// The lobes of the mask labelled `lobes` (its components), each with the label of the
-/// component of `regions` it lies in (`regions` is a closing of the same mask, so each lobe lies
-/// in one).
-fn lobes_by_region(lobes: &Labels, regions: &Labels) -> Vec<(usize, Lobe)> {
-    let (w, h) = lobes.dimensions();
-    let mut out: Vec<(usize, Lobe)> = Vec::new();
-    for (x, y, l) in lobes.enumerate_pixels() {
-        let l = l.0[0] as usize;
+/// The lobes (components) of a labelled mask, lobe `l` at index `l - 1`.
+fn lobes(labels: &Labels) -> Vec<Lobe> {
+    let (w, h) = labels.dimensions();
+    let mut out: Vec<Lobe> = Vec::new();
+    for (x, y, l) in labels.enumerate_pixels() {
+        let l = l.0[0];
         if l == 0 {
             continue;
         }
-        if out.len() < l {
-            out.resize_with(l, || {
-                (
-                    0,
-                    Lobe {
-                        area: 0,
-                        sum: [0.0; 2],
-                        bbox: [u32::MAX, u32::MAX, 0, 0],
-                        edge: Vec::new(),
-                    },
-                )
-            });
+        if out.len() < l as usize {
+            out.resize_with(l as usize, Lobe::empty);
         }
-        let (region, lobe) = &mut out[l - 1];
-        *region = regions.get_pixel(x, y).0[0] as usize;
-        lobe.area += 1;
-        lobe.sum[0] += x as f64;
-        lobe.sum[1] += y as f64;
-        lobe.bbox = [
-            lobe.bbox[0].min(x),
-            lobe.bbox[1].min(y),
-            lobe.bbox[2].max(x + 1),
-            lobe.bbox[3].max(y + 1),
-        ];
         let outside = |dx: i64, dy: i64| {
             let (nx, ny) = (x as i64 + dx, y as i64 + dy);
             nx < 0
                 || ny < 0
                 || nx >= w as i64
                 || ny >= h as i64
-                || lobes.get_pixel(nx as u32, ny as u32).0[0] as usize != l
+                || labels.get_pixel(nx as u32, ny as u32).0[0] != l
         };
-        if outside(1, 0) || outside(-1, 0) || outside(0, 1) || outside(0, -1) {
-            lobe.edge.push([x, y]);
-        }
+        let on_edge = outside(1, 0) || outside(-1, 0) || outside(0, 1) || outside(0, -1);
+        out[l as usize - 1].add(x, y, on_edge);
     }
     out
 }
@@ -191,12 +167,8 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     // largest violet object bounds the red-cell size from below: on fields whose red cells
     // are faint or smudged, the circle transform otherwise settles on small circles, and at
     // that scale every platelet passes for a nucleus and every lobe for a cell.
-    let lobe_labels = labels(&nuclei);
-    let largest = components(&lobe_labels)
-        .iter()
-        .map(|c| c.area)
-        .max()
-        .unwrap_or(0);
+    let lobes = lobes(&labels(&nuclei));
+    let largest = lobes.iter().map(|l| l.area).max().unwrap_or(0);
     let min_d = (4.0 * largest as f32 / (MAX_NUCLEUS_RBC_AREAS * std::f32::consts::PI)).sqrt();
     let red = red_cells(img, min_d);
     let rbc_est = red.as_ref().map(|r| r.diameter_px);
@@ -208,10 +180,15 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
     let merged = close(&nuclei, Norm::LInf, (d * 0.2).clamp(2.0, 40.0) as u8);
     let regions = labels(&merged);
     let comps = components(&regions);
-    let mut lobes: Vec<Vec<Lobe>> = vec![Vec::new(); comps.len()];
-    for (region, lobe) in lobes_by_region(&lobe_labels, &regions) {
-        if region > 0 {
-            lobes[region - 1].push(lobe);
+    // The lobes of each region (the closing keeps every pixel of the mask, so a lobe lies in
+    // the region of any of its pixels).
+    let mut region_lobes: Vec<Vec<Lobe>> = vec![Vec::new(); comps.len()];
+    for lobe in lobes {
+        let Some(&[x, y]) = lobe.edge.first() else {
+            continue;
+        };
+        if let Some(r) = (regions.get_pixel(x, y).0[0] as usize).checked_sub(1) {
+            region_lobes[r].push(lobe);
         }
     }
     let rbc_area = std::f32::consts::PI * d * d / 4.0;
@@ -231,7 +208,7 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
             nucleus_area,
         }
     };
-    for (c, lobes) in comps.iter().zip(&lobes) {
+    for (c, lobes) in comps.iter().zip(&region_lobes) {
         let a = c.area as f32;
         if a >= min_nucleus {
             let nuclei = split_nuclei(
@@ -245,17 +222,7 @@ pub fn detect(img: &RgbImage, opts: &DetectOptions) -> SmearFindings {
             }
             // Touching white cells: one cell per nucleus.
             for group in nuclei {
-                let mut bbox = [u32::MAX, u32::MAX, 0, 0];
-                let mut area = 0;
-                for l in group.iter().map(|&i| &lobes[i]) {
-                    bbox = [
-                        bbox[0].min(l.bbox[0]),
-                        bbox[1].min(l.bbox[1]),
-                        bbox[2].max(l.bbox[2]),
-                        bbox[3].max(l.bbox[3]),
-                    ];
-                    area += l.area;
-                }
+                let (bbox, area) = span(lobes, &group);
                 cells.push(cell(bbox, area));
             }
         } else if a >= 0.005 * rbc_area {
@@ -406,23 +373,25 @@ pub fn match_boxes(pred: &[[u32; 4]], truth: &[[u32; 4]], threshold: f32) -> (us
 mod tests {
     use super::*;
 
+    /// Paint a disc of colour `c` on `img` (clipped to it).
+    fn disc(img: &mut RgbImage, cx: i32, cy: i32, r: i32, c: [u8; 3]) {
+        for y in (cy - r)..=(cy + r) {
+            for x in (cx - r)..=(cx + r) {
+                if (x - cx).pow(2) + (y - cy).pow(2) <= r * r
+                    && x >= 0
+                    && y >= 0
+                    && (x as u32) < img.width()
+                    && (y as u32) < img.height()
+                {
+                    img.put_pixel(x as u32, y as u32, image::Rgb(c));
+                }
+            }
+        }
+    }
+
     /// A synthetic field: pale background, pink discs (red cells), one violet blob (nucleus).
     fn synthetic() -> RgbImage {
         let mut img = RgbImage::from_pixel(400, 300, image::Rgb([235, 225, 220]));
-        let disc = |img: &mut RgbImage, cx: i32, cy: i32, r: i32, c: [u8; 3]| {
-            for y in (cy - r)..=(cy + r) {
-                for x in (cx - r)..=(cx + r) {
-                    if (x - cx).pow(2) + (y - cy).pow(2) <= r * r
-                        && x >= 0
-                        && y >= 0
-                        && x < 400
-                        && y < 300
-                    {
-                        img.put_pixel(x as u32, y as u32, image::Rgb(c));
-                    }
-                }
-            }
-        };
         for (cx, cy) in [(50, 50), (150, 60), (60, 200), (330, 240), (340, 60)] {
             disc(&mut img, cx, cy, 20, [225, 150, 160]);
         }
@@ -458,16 +427,10 @@ mod tests {
         // Two nuclei 28 px in radius, red cells 40 px across: the closing (8 px) merges nuclei
         // 14 px apart into one region. Centres 70 px apart (1.75 red cells) are two cells, one
         // box around each nucleus; 60 px apart (1.5), as close as the lobes of one nucleus, one.
-        let field = |apart: u32| {
+        let field = |apart: i32| {
             let mut img = RgbImage::from_pixel(400, 300, image::Rgb([235, 225, 220]));
             for cx in [150, 150 + apart] {
-                for y in 122..=178u32 {
-                    for x in cx - 28..=cx + 28 {
-                        if (x as i32 - cx as i32).pow(2) + (y as i32 - 150).pow(2) <= 28 * 28 {
-                            img.put_pixel(x, y, image::Rgb([110, 50, 160]));
-                        }
-                    }
-                }
+                disc(&mut img, cx, 150, 28, [110, 50, 160]);
             }
             detect(
                 &img,

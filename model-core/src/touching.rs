@@ -36,6 +36,53 @@ pub struct Lobe {
     pub edge: Vec<[u32; 2]>,
 }
 
+impl Lobe {
+    /// A lobe of no pixels, to [`Lobe::add`] them to.
+    pub fn empty() -> Self {
+        Self {
+            area: 0,
+            sum: [0.0; 2],
+            bbox: [u32::MAX, u32::MAX, 0, 0],
+            edge: Vec::new(),
+        }
+    }
+
+    /// Add the pixel `(x, y)`; `on_edge` when one of its 4 neighbours lies outside the lobe.
+    pub fn add(&mut self, x: u32, y: u32, on_edge: bool) {
+        self.area += 1;
+        self.sum[0] += x as f64;
+        self.sum[1] += y as f64;
+        self.bbox = [
+            self.bbox[0].min(x),
+            self.bbox[1].min(y),
+            self.bbox[2].max(x + 1),
+            self.bbox[3].max(y + 1),
+        ];
+        if on_edge {
+            self.edge.push([x, y]);
+        }
+    }
+}
+
+/// The box (`[x0, y0, x1, y1]`, exclusive end) and area in pixels of the lobes `group` of
+/// `lobes` together: a nucleus [`split_nuclei`] found.
+pub fn span(lobes: &[Lobe], group: &[usize]) -> ([u32; 4], u32) {
+    group
+        .iter()
+        .map(|&i| &lobes[i])
+        .fold(([u32::MAX, u32::MAX, 0, 0], 0), |(b, area), l| {
+            (
+                [
+                    b[0].min(l.bbox[0]),
+                    b[1].min(l.bbox[1]),
+                    b[2].max(l.bbox[2]),
+                    b[3].max(l.bbox[3]),
+                ],
+                area + l.area,
+            )
+        })
+}
+
 /// Lobes smaller than this share of a nucleus's least area (granules, specks) take no part in
 /// the grouping; each joins the group whose centre is nearest.
 pub const SPECK_SHARE: f32 = 0.05;
@@ -220,32 +267,14 @@ mod tests {
     /// A filled disc as a lobe.
     fn disc(cx: i32, cy: i32, r: i32) -> Lobe {
         let inside = |x: i32, y: i32| (x - cx).pow(2) + (y - cy).pow(2) <= r * r;
-        let mut lobe = Lobe {
-            area: 0,
-            sum: [0.0; 2],
-            bbox: [u32::MAX, u32::MAX, 0, 0],
-            edge: Vec::new(),
-        };
+        let mut lobe = Lobe::empty();
         for y in cy - r..=cy + r {
             for x in cx - r..=cx + r {
-                if !inside(x, y) {
-                    continue;
-                }
-                lobe.area += 1;
-                lobe.sum[0] += x as f64;
-                lobe.sum[1] += y as f64;
-                let (ux, uy) = (x as u32, y as u32);
-                lobe.bbox = [
-                    lobe.bbox[0].min(ux),
-                    lobe.bbox[1].min(uy),
-                    lobe.bbox[2].max(ux + 1),
-                    lobe.bbox[3].max(uy + 1),
-                ];
-                if [(1, 0), (-1, 0), (0, 1), (0, -1)]
-                    .iter()
-                    .any(|(dx, dy)| !inside(x + dx, y + dy))
-                {
-                    lobe.edge.push([ux, uy]);
+                if inside(x, y) {
+                    let on_edge = [(1, 0), (-1, 0), (0, 1), (0, -1)]
+                        .iter()
+                        .any(|(dx, dy)| !inside(x + dx, y + dy));
+                    lobe.add(x as u32, y as u32, on_edge);
                 }
             }
         }
@@ -263,6 +292,12 @@ mod tests {
         assert_eq!(
             split_nuclei(&lobes, MIN_AREA, MIN_CENTRES),
             [vec![0], vec![1]]
+        );
+        assert_eq!(span(&lobes, &[0]), ([75, 75, 126, 126], lobes[0].area));
+        assert_eq!(
+            span(&lobes, &[0, 1]).0,
+            [75, 75, 196, 126],
+            "the box around both"
         );
         // The same nuclei pressed closer than two cells' centres can be: one cell.
         let close = [disc(100, 100, 25), disc(160, 100, 25)];

@@ -117,9 +117,9 @@ fn touching_white_cells_are_split_and_lobed_nuclei_are_not() {
     // BCCD field 176: a monocyte pressed against a lymphocyte, and field 34: a lymphocyte
     // against a neutrophil, at the slide's red-cell size (89.8 px, `cytolens detect-eval`):
     // each annotated cell gets its own box.
+    let all = fields(&data_root()).expect("BCCD annotations");
     for (field, cells) in [(176, 2), (34, 2)] {
         let name = format!("BloodImage_{field:05}");
-        let all = fields(&data_root()).expect("BCCD annotations");
         let (_, ann) = all
             .iter()
             .find(|(p, _)| p.to_string_lossy().contains(&name))
