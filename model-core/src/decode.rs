@@ -14,6 +14,17 @@ pub const MAX_PIXELS: u64 = 40_000_000;
 /// Smallest side that can hold a cell.
 pub const MIN_SIDE: u32 = 16;
 
+/// The formats read, as the user is told them. JPEG, PNG and TIFF are what microscope cameras
+/// and slide scanners export; BMP is what older capture software saves; WebP is what a
+/// browser's "save image" often gives. GIF (256 colours) would lose the stain's shades.
+pub const FORMATS: &str = "JPEG, PNG, TIFF, BMP or WebP";
+
+/// Whether [`decode_image`] reads this format.
+fn supported(format: image::ImageFormat) -> bool {
+    use image::ImageFormat::*;
+    matches!(format, Jpeg | Png | Tiff | Bmp | WebP)
+}
+
 /// A decoded image and what was changed to make it 8-bit RGB.
 #[derive(Debug, Clone)]
 pub struct Decoded {
@@ -23,12 +34,12 @@ pub struct Decoded {
     pub notes: Vec<String>,
 }
 
-/// Decode image bytes (JPEG, PNG or TIFF) to 8-bit RGB.
+/// Decode image bytes (any of [`FORMATS`]) to 8-bit RGB.
 pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     decode_with_notes(bytes).map(|d| d.image)
 }
 
-/// Decode image bytes (JPEG, PNG or TIFF) to 8-bit RGB, with notes on what was converted.
+/// Decode image bytes (any of [`FORMATS`]) to 8-bit RGB, with notes on what was converted.
 pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
     if bytes.is_empty() {
         return Err(Error::EmptyFile);
@@ -36,20 +47,22 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::NotAnImage(e.to_string()))?;
-    let format = reader.format().ok_or_else(|| {
-        Error::NotAnImage("unrecognised format (expected JPEG, PNG or TIFF)".into())
-    })?;
-    if !matches!(
-        format,
-        image::ImageFormat::Jpeg | image::ImageFormat::Png | image::ImageFormat::Tiff
-    ) {
+    let format = reader
+        .format()
+        .ok_or_else(|| Error::NotAnImage(format!("unrecognised format (expected {FORMATS})")))?;
+    if !supported(format) {
         return Err(Error::NotAnImage(format!(
-            "{format:?} is not supported (expected JPEG, PNG or TIFF)"
+            "{format:?} is not supported (expected {FORMATS})"
         )));
     }
     if format == image::ImageFormat::Jpeg && !has_jpeg_end(bytes) {
         return Err(Error::NotAnImage(
             "the file is truncated or damaged (JPEG without its end-of-image marker)".into(),
+        ));
+    }
+    if format == image::ImageFormat::WebP && riff_is_cut(bytes) {
+        return Err(Error::NotAnImage(
+            "the file is truncated or damaged (WebP shorter than its header says)".into(),
         ));
     }
     // The size from the header alone, before any decoder allocates for it.
@@ -128,6 +141,16 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
+/// Whether a RIFF file (WebP) holds fewer bytes than its header's size field says: the WebP
+/// decoder reports a cut file only as a "corrupt bitstream".
+fn riff_is_cut(bytes: &[u8]) -> bool {
+    let declared = bytes
+        .get(4..8)
+        .and_then(|b| b.try_into().ok())
+        .map(|b| u32::from_le_bytes(b) as usize + 8);
+    declared.is_some_and(|n| bytes.len() < n)
+}
+
 fn truncation_hint(msg: String) -> String {
     let lower = msg.to_lowercase();
     if lower.contains("eof")
@@ -135,6 +158,7 @@ fn truncation_hint(msg: String) -> String {
         || lower.contains("unexpected end")
         || lower.contains("truncated")
         || lower.contains("not enough bytes")
+        || lower.contains("failed to fill whole buffer")
     {
         format!("the file is truncated or damaged ({msg})")
     } else {
@@ -179,19 +203,62 @@ mod tests {
     use super::*;
     use image::{ImageBuffer, Luma, Rgba};
 
-    fn png(img: DynamicImage) -> Vec<u8> {
+    fn encode(img: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        img.write_to(&mut Cursor::new(&mut out), format)
             .expect("encode");
         out
     }
 
+    fn png(img: DynamicImage) -> Vec<u8> {
+        encode(&img, image::ImageFormat::Png)
+    }
+
     fn jpeg(w: u32, h: u32) -> Vec<u8> {
-        let mut out = Vec::new();
-        DynamicImage::ImageRgb8(RgbImage::from_pixel(w, h, image::Rgb([200, 100, 150])))
-            .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)
-            .expect("encode");
-        out
+        let img = RgbImage::from_pixel(w, h, image::Rgb([200, 100, 150]));
+        encode(&DynamicImage::ImageRgb8(img), image::ImageFormat::Jpeg)
+    }
+
+    /// A 48x40 image whose every pixel differs from its neighbours (a lossless round trip
+    /// must give it back exactly).
+    fn pattern() -> RgbImage {
+        RgbImage::from_fn(48, 40, |x, y| {
+            image::Rgb([(x * 5) as u8, (y * 6) as u8, ((x * 7 + y * 3) % 256) as u8])
+        })
+    }
+
+    #[test]
+    fn bmp_and_webp_are_read_pixel_for_pixel_and_their_damage_is_reported() {
+        let want = pattern();
+        for format in [image::ImageFormat::Bmp, image::ImageFormat::WebP] {
+            let bytes = encode(&DynamicImage::ImageRgb8(want.clone()), format);
+            let got = decode_with_notes(&bytes).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!(got.image, want, "{format:?}");
+            assert!(got.notes.is_empty(), "{format:?}: {:?}", got.notes);
+            match decode_image(&bytes[..bytes.len() / 2]) {
+                Err(Error::NotAnImage(m)) => assert!(m.contains("truncated"), "{format:?}: {m}"),
+                other => panic!("truncated {format:?} gave {other:?}"),
+            }
+        }
+        // A BMP with transparency (32-bit) is flattened like a PNG's.
+        let rgba = ImageBuffer::from_pixel(32, 32, Rgba([0u8, 0, 0, 0]));
+        let bmp = encode(&DynamicImage::ImageRgba8(rgba), image::ImageFormat::Bmp);
+        let out = decode_with_notes(&bmp).expect("32-bit bmp");
+        assert_eq!(out.image.get_pixel(4, 4).0, [255, 255, 255]);
+        assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+    }
+
+    #[test]
+    fn a_format_not_read_is_named_with_the_ones_that_are() {
+        // A GIF's signature and logical screen (32x32); the format is told from the signature.
+        let gif = b"GIF89a\x20\x00\x20\x00\x00\x00\x00;";
+        match decode_image(gif) {
+            Err(Error::NotAnImage(m)) => {
+                assert!(m.starts_with("Gif is not supported"), "{m}");
+                assert!(m.contains(FORMATS), "{m}");
+            }
+            other => panic!("GIF gave {other:?}"),
+        }
     }
 
     #[test]

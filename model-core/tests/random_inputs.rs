@@ -15,11 +15,15 @@ fn scale() -> usize {
         .unwrap_or(1)
 }
 
-fn png(img: image::DynamicImage) -> Vec<u8> {
+fn encode(img: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
     let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+    img.write_to(&mut std::io::Cursor::new(&mut out), format)
         .expect("encode");
     out
+}
+
+fn png(img: image::DynamicImage) -> Vec<u8> {
+    encode(img, image::ImageFormat::Png)
 }
 
 /// xorshift64*: deterministic, so a failure reproduces.
@@ -64,6 +68,18 @@ fn decoding_mutated_images_never_panics() {
                 image::Rgb([x as u16 * 999, y as u16 * 777, 9000])
             }),
         )),
+        encode(
+            image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(21, 19, |x, y| {
+                image::Rgb([x as u8 * 11, y as u8 * 13, 40])
+            })),
+            image::ImageFormat::Bmp,
+        ),
+        encode(
+            image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(26, 17, |x, y| {
+                image::Rgba([x as u8 * 9, 70, y as u8 * 5, 200])
+            })),
+            image::ImageFormat::WebP,
+        ),
     ];
     let mut decoded = 0;
     for i in 0..3000 * scale() {

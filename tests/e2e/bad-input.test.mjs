@@ -1,13 +1,13 @@
 // Bad input in the browser: every case of the list gets its own message in the page, and the
-// good files of the same drop (a JPEG, and a TIFF and converted PNGs of a BCCD field) are
-// analysed normally.
+// good files of the same drop (a JPEG, and a TIFF, a BMP, a WebP and converted PNGs of a BCCD
+// field) are analysed normally.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { useServer, withApp, bccd, foreignRequests } from './support.mjs';
-import { png, tiff, pixelsOf } from './fixtures.mjs';
+import { png, tiff, bmp, webpOf, pixelsOf } from './fixtures.mjs';
 
 const server = useServer();
 
@@ -31,8 +31,12 @@ test('each bad file gets its own message and the others of the same drop are ana
       // The header claims 30000x30000 (2.7 GB of RGB); it is refused before anything inflates.
       'bomb.png': png({ width: 30000, height: 30000, colorType: 2, idat: deflateSync(Buffer.alloc(90001 * 4)) }),
       'field.tiff': tiff(field),
+      'field.bmp': bmp(field),
+      'field.webp': await webpOf(page, 'samples/BloodImage_00012.jpg'),
+      'cut.webp': (await webpOf(page, 'samples/BloodImage_00012.jpg')).subarray(0, 2000),
     };
-    const mime = (n) => (n.endsWith('.png') ? 'image/png' : n.endsWith('.tiff') ? 'image/tiff' : 'image/jpeg');
+    const types = { png: 'image/png', tiff: 'image/tiff', bmp: 'image/bmp', webp: 'image/webp' };
+    const mime = (n) => types[n.split('.').pop()] ?? 'image/jpeg';
     await page.getByTestId('file-input').setInputFiles(
       Object.entries(files).map(([name, buffer]) => ({ name, mimeType: mime(name), buffer })));
     const entry = (name) => page.getByTestId('entry').filter({ has: page.locator('h2', { hasText: name }) });
@@ -41,6 +45,7 @@ test('each bad file gets its own message and the others of the same drop are ana
       'empty.jpg': /the file is empty \(0 bytes\)/,
       'notes.jpg': /not a readable image/,
       'truncated.jpg': /truncated or damaged/,
+      'cut.webp': /truncated or damaged/,
       'gray.png': /grayscale image: CytoLens needs a colour image/,
       'dot.png': /1x1 pixels, too small to hold a cell/,
       'blank.png': /no white cell found in this image/,
@@ -58,7 +63,7 @@ test('each bad file gets its own message and the others of the same drop are ana
       assert.match(await entry(name).getByTestId('file-notice').textContent(), want);
     }
     // The good files are analysed to the end, each finding the field's white cell(s).
-    for (const name of ['good.jpg', 'alpha.png', 'deep.png', 'field.tiff']) {
+    for (const name of ['good.jpg', 'alpha.png', 'deep.png', 'field.tiff', 'field.bmp', 'field.webp']) {
       const done = entry(name).getByTestId('progress-text').filter({ hasText: /done:/ });
       await done.waitFor({ timeout: 300_000 });
       assert.match(await done.textContent(), /done: [1-9]\d* cells/, name);
@@ -68,6 +73,7 @@ test('each bad file gets its own message and the others of the same drop are ana
     const wbc = async (name) => Number(/(\d+) white cells/.exec(await entry(name).getByTestId('findings').textContent())[1]);
     assert.equal(await wbc('field.tiff'), await wbc('alpha.png'));
     assert.equal(await wbc('field.tiff'), await wbc('deep.png'));
+    assert.equal(await wbc('field.tiff'), await wbc('field.bmp'));
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
   });

@@ -1,5 +1,6 @@
 // Image files built in the test from pixels, so the bad-input cases need no committed binaries:
-// a minimal PNG encoder (gray, RGB, RGBA; 8 or 16 bit) and an uncompressed baseline RGB TIFF.
+// a minimal PNG encoder (gray, RGB, RGBA; 8 or 16 bit), an uncompressed baseline RGB TIFF, a
+// 24-bit BMP and a WebP encoded by the browser.
 import { deflateSync } from 'node:zlib';
 
 const crcTable = Array.from({ length: 256 }, (_, n) => {
@@ -82,6 +83,47 @@ export function tiff({ width, height, rgba }) {
     pixels[j] = rgba[i]; pixels[j + 1] = rgba[i + 1]; pixels[j + 2] = rgba[i + 2];
   }
   return Buffer.concat([head, pixels]);
+}
+
+/** A 24-bit BMP (bottom-up rows of BGR, each padded to 4 bytes) from RGBA pixels. */
+export function bmp({ width, height, rgba }) {
+  const stride = (width * 3 + 3) & ~3;
+  const out = Buffer.alloc(54 + stride * height);
+  out.write('BM', 0, 'ascii');
+  out.writeUInt32LE(out.length, 2);
+  out.writeUInt32LE(54, 10); // pixel data offset
+  out.writeUInt32LE(40, 14); // BITMAPINFOHEADER
+  out.writeInt32LE(width, 18);
+  out.writeInt32LE(height, 22); // positive: bottom-up
+  out.writeUInt16LE(1, 26); // planes
+  out.writeUInt16LE(24, 28); // bits per pixel
+  out.writeUInt32LE(stride * height, 34); // image size (no compression)
+  for (let y = 0; y < height; y++) {
+    const row = 54 + (height - 1 - y) * stride;
+    for (let x = 0; x < width; x++) {
+      const i = 4 * (y * width + x);
+      out[row + 3 * x] = rgba[i + 2];
+      out[row + 3 * x + 1] = rgba[i + 1];
+      out[row + 3 * x + 2] = rgba[i];
+    }
+  }
+  return out;
+}
+
+/** A WebP of an image served by the page, encoded by the browser (lossy, quality 0.95). */
+export async function webpOf(page, url) {
+  const b64 = await page.evaluate(async (u) => {
+    const bmp = await createImageBitmap(await (await fetch(u)).blob());
+    const c = new OffscreenCanvas(bmp.width, bmp.height);
+    c.getContext('2d').drawImage(bmp, 0, 0);
+    const blob = await c.convertToBlob({ type: 'image/webp', quality: 0.95 });
+    if (blob.type !== 'image/webp') throw new Error(`the browser encoded ${blob.type}, not WebP`);
+    const d = new Uint8Array(await blob.arrayBuffer());
+    let s = '';
+    for (let i = 0; i < d.length; i += 8192) s += String.fromCharCode(...d.subarray(i, i + 8192));
+    return btoa(s);
+  }, url);
+  return Buffer.from(b64, 'base64');
 }
 
 /** RGBA pixels of an image served by the page, decoded by the browser. */

@@ -56,11 +56,14 @@ pub fn FileOpener(
             }
         >
             <label>
-                "Open smear or cell images (JPEG, PNG, TIFF) — or drop them here, or paste "
+                {format!(
+                    "Open smear or cell images ({}) — or drop them here, or paste ",
+                    model_core::decode::FORMATS
+                )}
                 <input
                     type="file"
                     multiple
-                    accept="image/jpeg,image/png,image/tiff,.jpg,.jpeg,.png,.tif,.tiff"
+                    accept="image/jpeg,image/png,image/tiff,image/bmp,image/webp,.jpg,.jpeg,.png,.tif,.tiff,.bmp,.webp"
                     data-testid="file-input"
                     on:change=move |ev| {
                         let input: web_sys::HtmlInputElement = event_target(&ev);
