@@ -6,6 +6,9 @@
 // measured on this machine. (3) On the CPU: one large smear (a mosaic of nine BCCD fields), with
 // one worker and with the default pool, whose idle workers share its cells; and two smears of
 // unequal size opened at once. (4) The sizes of the wasm files and the weights.
+// (5) With `--marks` (alone): the time from a click of "Add a missed cell" on a large smear to
+// the added cell's box, five marks in a row, on a 4x4 mosaic of BCCD fields (2560x1920) as a
+// PNG and as a JPEG: the first mark decodes the file, the next ones may not.
 // Run after a build: `node tests/bench.mjs [batch size, default 48]` (or `cd tests && npm run bench`).
 // `node tests/bench.mjs --pool TAG` runs (2) and (3) with the default pool only, each line
 // starting with TAG: for A/B runs of two builds copied to dist/ in turn (docs/browser-bench.txt).
@@ -13,6 +16,42 @@ import { statSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execSync } from 'node:child_process';
 import { serveDist, launch, AppPage, dist, pbc, bccd, mosaic } from './e2e/support.mjs';
+
+if (process.argv.includes('--marks')) {
+  const server = await serveDist();
+  const fields = readdirSync(bccd).filter((f) => f.endsWith('.jpg')).sort().slice(0, 16).map((f) => join(bccd, f));
+  for (const type of ['image/png', 'image/jpeg']) {
+    const ctx = await launch();
+    try {
+      const page = await ctx.newPage();
+      const app = new AppPage(page, server.url);
+      await app.open();
+      await app.backend();
+      const buffer = await mosaic(page, fields, 4, type);
+      await app.openFiles([{ name: `mosaic.${type.slice(6)}`, mimeType: type, buffer }]);
+      await page.getByTestId('progress-text').filter({ hasText: /done:/ }).waitFor({ timeout: 600_000 });
+      const overlay = page.getByTestId('overlay');
+      const boxes = page.getByTestId('cell-box');
+      const times = [];
+      for (let i = 0; i < 5; i++) {
+        const before = await boxes.count();
+        const b = await overlay.boundingBox();
+        // Tile i's centre, as a share of the drawn mosaic (2560x1920).
+        const [x, y] = [((i % 4) * 640 + 320) / 2560, (Math.floor(i / 4) * 480 + 240) / 1920];
+        await page.getByTestId('add-cell').click();
+        const t0 = Date.now();
+        await overlay.click({ position: { x: x * b.width, y: y * b.height } });
+        await page.waitForFunction((n) => document.querySelectorAll('[data-testid=cell-box]').length > n, before, { timeout: 120_000 });
+        times.push(Date.now() - t0);
+      }
+      console.log(`marks on a 2560x1920 ${type.slice(6).toUpperCase()} (${(buffer.length / 1e6).toFixed(1)} MB): ${times.map((t) => `${t} ms`).join(', ')}`);
+    } finally {
+      await ctx.close();
+    }
+  }
+  await server.close();
+  process.exit(0);
+}
 
 const poolAt = process.argv.indexOf('--pool');
 const poolOnly = poolAt >= 0 ? process.argv[poolAt + 1] ?? 'pool' : null;

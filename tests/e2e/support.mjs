@@ -123,23 +123,24 @@ export async function withApp(server, body, { webgpu = false } = {}) {
 }
 
 /**
- * A PNG mosaic of the JPEG files at `paths` (all of one size), `cols` to a row, drawn by the
+ * A PNG (or `type`: 'image/jpeg' at quality 0.95) mosaic of the JPEG files at `paths` (all of
+ * one size), `cols` to a row, drawn by the
  * browser of `page` (the project decodes images in Rust only; this just makes a test input):
  * one large "smear" with the white cells of several fields.
  */
-export async function mosaic(page, paths, cols) {
+export async function mosaic(page, paths, cols, type = 'image/png') {
   const jpegs = paths.map((p) => readFileSync(p).toString('base64'));
-  const png = await page.evaluate(async ({ jpegs, cols }) => {
+  const encoded = await page.evaluate(async ({ jpegs, cols, type }) => {
     const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const tiles = await Promise.all(jpegs.map((j) => createImageBitmap(new Blob([bytes(j)], { type: 'image/jpeg' }))));
     const [w, h] = [tiles[0].width, tiles[0].height];
     const canvas = new OffscreenCanvas(w * cols, h * Math.ceil(tiles.length / cols));
     const ctx = canvas.getContext('2d');
     tiles.forEach((t, i) => ctx.drawImage(t, (i % cols) * w, Math.floor(i / cols) * h));
-    const out = new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+    const out = new Uint8Array(await (await canvas.convertToBlob({ type, quality: 0.95 })).arrayBuffer());
     let s = '';
     for (let i = 0; i < out.length; i += 0x8000) s += String.fromCharCode(...out.subarray(i, i + 0x8000));
     return btoa(s);
-  }, { jpegs, cols });
-  return Buffer.from(png, 'base64');
+  }, { jpegs, cols, type });
+  return Buffer.from(encoded, 'base64');
 }

@@ -2,6 +2,7 @@
 //! All numerics live in `model-core`.
 
 pub mod field_scale;
+pub mod last_decoded;
 pub mod pool;
 pub mod protocol;
 pub mod session;

@@ -1,6 +1,7 @@
 //! Worker side: receives requests, runs `model-core` on the chosen burn device, answers.
 
 use crate::bridge::{decode, encode};
+use crate::last_decoded::LastDecoded;
 use crate::protocol::{CellResult, ImageFindings, Request, Response, AGREEMENT_TOLERANCE};
 use crate::share::{part_of, SharedCell, SharedCells};
 use burn::prelude::*;
@@ -42,6 +43,8 @@ thread_local! {
     static BUSY: Cell<bool> = const { Cell::new(false) };
     /// The page's answers to this worker's offers to share an image's cells: image id to parts.
     static PLANS: RefCell<HashMap<u32, usize>> = RefCell::new(HashMap::new());
+    /// The image the reviewer last marked a missed cell on, decoded.
+    static MARKED: RefCell<LastDecoded<image::RgbImage>> = const { RefCell::new(LastDecoded::new()) };
 }
 
 /// Cells classified together: small enough that the first diagnosis arrives quickly.
@@ -592,16 +595,23 @@ fn cell_result(clf: &CellClassifier, d: &Diagnosis, at: SharedCell) -> CellResul
     }
 }
 
-/// Classify the cell a reviewer marked at `centre` of the image file `bytes`
+/// Classify the cell a reviewer marked at `centre` of image `id`'s file `bytes`
 /// ([`Request::AddCell`]): its result and its 128x128 RGBA preview. Runs beside the analyses
-/// (one cell: a fraction of a second), so the reviewer does not wait for a queue.
+/// (one cell: a fraction of a second), so the reviewer does not wait for a queue. The file is
+/// decoded once for all the marks on it in a row ([`MARKED`]).
 async fn add_cell(
+    id: u32,
     index: usize,
     centre: [u32; 2],
     rbc_diameter_px: f32,
     bytes: Vec<u8>,
 ) -> Result<(CellResult, Vec<u8>), String> {
-    let img = model_core::decode::decode_image(&bytes).map_err(|e| e.to_string())?;
+    let img = MARKED
+        .with(|m| {
+            m.borrow_mut()
+                .get_or_decode(id, &bytes, model_core::decode::decode_image)
+        })
+        .map_err(|e| e.to_string())?;
     let clf = classifier().await?;
     let size = clf.card.denoiser.image_size;
     let cell = model_core::smear::prepare_marked(&img, centre, rbc_diameter_px, size)
@@ -692,6 +702,8 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
             name,
             rbc_diameter_px,
         } => {
+            // An analysis decodes an image of its own: the marked one is not kept beside it.
+            MARKED.with(|m| m.borrow_mut().forget());
             let work = analyze(id, name.clone(), bytes.unwrap_or_default(), rbc_diameter_px);
             queued(id, name, work).await;
         }
@@ -710,7 +722,15 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
             index,
             centre,
             rbc_diameter_px,
-        } => match add_cell(index, centre, rbc_diameter_px, bytes.unwrap_or_default()).await {
+        } => match add_cell(
+            id,
+            index,
+            centre,
+            rbc_diameter_px,
+            bytes.unwrap_or_default(),
+        )
+        .await
+        {
             Ok((cell, preview)) => reply(&Response::CellAdded { id, cell }, Some(&preview)),
             Err(message) => reply(&Response::AddFailed { id, index, message }, None),
         },
