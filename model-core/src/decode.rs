@@ -19,6 +19,17 @@ pub const MIN_SIDE: u32 = 16;
 /// browser's "save image" often gives. GIF (256 colours) would lose the stain's shades.
 pub const FORMATS: &str = "JPEG, PNG, TIFF, BMP or WebP";
 
+/// File name extensions of [`FORMATS`] (lower case, without the dot): how the CLI picks the
+/// images out of a folder, and what the page's file picker offers.
+pub const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"];
+
+/// Whether `path`'s extension is one of [`EXTENSIONS`] (in any case).
+pub fn has_image_extension(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
 /// Whether [`decode_image`] reads this format.
 fn supported(format: image::ImageFormat) -> bool {
     use image::ImageFormat::*;
@@ -246,6 +257,17 @@ mod tests {
         let out = decode_with_notes(&bmp).expect("32-bit bmp");
         assert_eq!(out.image.get_pixel(4, 4).0, [255, 255, 255]);
         assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+    }
+
+    #[test]
+    fn image_extensions_are_told_in_any_case() {
+        use std::path::Path;
+        for yes in ["a.jpg", "b/c.JPEG", "d.Tif", "e.webp", "f.BMP", "g.png"] {
+            assert!(has_image_extension(Path::new(yes)), "{yes}");
+        }
+        for no in ["a.txt", "b.xml", "jpg", "c.gif", "d.jpg.part", ".png/x"] {
+            assert!(!has_image_extension(Path::new(no)), "{no}");
+        }
     }
 
     #[test]

@@ -335,3 +335,60 @@ fn the_differential_of_the_classified_cells_ends_the_output() {
     // The shipped model gets most of these right: the differential is not empty.
     assert!(n >= 3, "{stdout}");
 }
+
+#[test]
+fn a_folder_stands_for_its_images_in_name_order_and_a_folder_without_any_is_reported() {
+    let dir = temp_dir("folder");
+    let pbc = data_root().join("pbc/128");
+    // 34 cells (more than one group of 32 files) in two subfolders, a text file and a
+    // damaged image among them, and an empty folder named on its own.
+    let mut want = Vec::new();
+    for (sub, class) in [("a", "lymphocyte"), ("b/deeper", "monocyte")] {
+        let to = dir.join(sub);
+        std::fs::create_dir_all(&to).expect("sub");
+        let mut from: Vec<_> = std::fs::read_dir(pbc.join(class))
+            .expect("pbc")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        from.sort();
+        for (i, f) in from.iter().take(17).enumerate() {
+            let name = if i % 2 == 0 {
+                format!("{i:02}.jpg")
+            } else {
+                format!("{i:02}.JPEG")
+            };
+            std::fs::copy(f, to.join(&name)).expect("copy");
+            want.push(to.join(name));
+        }
+    }
+    write(&dir, "b/readme.txt", b"not an image, skipped in a folder");
+    let damaged = write(&dir, "b/zz.png", b"\x89PNG\r\n\x1a\n only a signature");
+    want.push(damaged.clone());
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).expect("empty");
+    let (out, stdout, lines) = classify_json(&[], [&dir, &empty]);
+    assert!(!out.status.success(), "two inputs failed");
+    let files: Vec<&str> = lines.iter().filter_map(|l| l["file"].as_str()).collect();
+    let mut expected: Vec<String> = want.iter().map(|p| p.display().to_string()).collect();
+    expected.sort();
+    expected.push(empty.display().to_string());
+    assert_eq!(files, expected, "{stdout}");
+    let errors: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert_eq!(errors.len(), 2, "{stdout}");
+    assert_eq!(
+        errors[0]["file"].as_str(),
+        Some(damaged.display().to_string().as_str())
+    );
+    assert!(errors[1]["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("no image files (JPEG, PNG, TIFF, BMP or WebP)")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 36 files could not be classified"));
+    // The cells after the first group of 32 get the diagnoses they get on their own.
+    for line in &lines[32..34] {
+        let file = line["file"].as_str().expect("file");
+        let (alone, _, single) = classify_json(&[], [file]);
+        assert!(alone.status.success());
+        assert_eq!(single, vec![line.clone()]);
+    }
+}

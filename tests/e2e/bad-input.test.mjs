@@ -37,6 +37,8 @@ test('each bad file gets its own message and the others of the same drop are ana
     };
     const types = { png: 'image/png', tiff: 'image/tiff', bmp: 'image/bmp', webp: 'image/webp' };
     const mime = (n) => types[n.split('.').pop()] ?? 'image/jpeg';
+    // The picker offers every format decoding reads.
+    assert.equal(await page.getByTestId('file-input').getAttribute('accept'), '.jpg,.jpeg,.png,.tif,.tiff,.bmp,.webp');
     await page.getByTestId('file-input').setInputFiles(
       Object.entries(files).map(([name, buffer]) => ({ name, mimeType: mime(name), buffer })));
     const entry = (name) => page.getByTestId('entry').filter({ has: page.locator('h2', { hasText: name }) });

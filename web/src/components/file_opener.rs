@@ -37,6 +37,12 @@ pub fn FileOpener(
     on_file: Callback<OpenedFile>,
 ) -> impl IntoView {
     let (hover, set_hover) = signal(false);
+    // The picker offers the extensions decoding reads (".jpg,.jpeg,...").
+    let accept = model_core::decode::EXTENSIONS
+        .iter()
+        .map(|e| format!(".{e}"))
+        .collect::<Vec<_>>()
+        .join(",");
     view! {
         <div
             class="drop"
@@ -63,7 +69,7 @@ pub fn FileOpener(
                 <input
                     type="file"
                     multiple
-                    accept="image/jpeg,image/png,image/tiff,image/bmp,image/webp,.jpg,.jpeg,.png,.tif,.tiff,.bmp,.webp"
+                    accept=accept
                     data-testid="file-input"
                     on:change=move |ev| {
                         let input: web_sys::HtmlInputElement = event_target(&ev);

@@ -278,7 +278,9 @@ enum Command {
         #[arg(long)]
         differential: bool,
         /// Images of single cells (any size; centre-cropped and resized like the training data),
-        /// or smear fields with `--smear`.
+        /// or smear fields with `--smear`. A folder stands for the image files under it
+        /// (JPEG, PNG, TIFF, BMP, WebP by extension; subfolders included, in name order).
+        #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Val accuracy of the shipped model under other classifier settings, replayed exactly

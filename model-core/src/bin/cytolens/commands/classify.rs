@@ -4,13 +4,68 @@
 use super::{err, CmdResult};
 use burn::prelude::*;
 use model_core::decode::decode_with_notes;
-use model_core::diagnosis::Triage;
+use model_core::diagnosis::{Diagnosis, Triage};
 use model_core::differential::{Differential, UNUSUAL_COLOUR};
 use model_core::evaluate::diagnose_all;
 use model_core::preprocess::to_model_input;
 use model_core::weights::{ModelFiles, MODEL_STEM};
 use serde_json::json;
 use std::path::{Path, PathBuf};
+
+/// Files decoded and classified together: lines come out as each group is done, and memory
+/// holds one group's cells, however many files a folder holds. A cell's diagnosis does not
+/// depend on the cells classified with it.
+const FILES_PER_GROUP: usize = 32;
+
+/// One input of `classify`: an image file, or a folder that could not be read or holds no image.
+enum Input {
+    File(PathBuf),
+    Unusable(PathBuf, String),
+}
+
+/// The paths named, each folder replaced by the image files under it (by extension, see
+/// [`model_core::decode::EXTENSIONS`]; recursively, in name order; links to folders not
+/// followed). A file named is taken whatever its extension: decoding says what it is.
+fn expand(paths: &[PathBuf]) -> Vec<Input> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let before = out.len();
+            walk(p, &mut out);
+            if out.len() == before {
+                out.push(Input::Unusable(
+                    p.clone(),
+                    format!(
+                        "no image files ({}) in this folder",
+                        model_core::decode::FORMATS
+                    ),
+                ));
+            }
+        } else {
+            out.push(Input::File(p.clone()));
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<Input>) {
+    let entries = match std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()) {
+        Ok(e) => e,
+        Err(e) => return out.push(Input::Unusable(dir.to_path_buf(), e.to_string())),
+    };
+    let mut entries: Vec<_> = entries
+        .into_iter()
+        .map(|e| (e.path(), e.file_type().is_ok_and(|t| t.is_dir())))
+        .collect();
+    entries.sort();
+    for (path, is_dir) in entries {
+        if is_dir {
+            walk(&path, out);
+        } else if model_core::decode::has_image_extension(&path) && path.is_file() {
+            out.push(Input::File(path));
+        }
+    }
+}
 
 /// What one input file gave: its conversion notes and, per cell, the box (smear mode) and the
 /// index of its input among all cells.
@@ -43,6 +98,48 @@ fn file_cells(
         out.push((Some(c.cell.bbox), cells.len() - 1));
     }
     Ok((decoded.notes, out))
+}
+
+/// Print one classified cell: a JSON object or a tab-separated line.
+fn print_cell(
+    name: &str,
+    bbox: Option<[u32; 4]>,
+    d: &Diagnosis,
+    notes: &[String],
+    classes: &[String],
+    as_json: bool,
+) {
+    let class = &classes[d.class];
+    if as_json {
+        let probs: serde_json::Map<String, serde_json::Value> = classes
+            .iter()
+            .zip(&d.probs)
+            .map(|(c, p)| (c.clone(), json!(p)))
+            .collect();
+        let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": classes[d.runner_up], "evals": d.evals});
+        if let Some(b) = bbox {
+            line["bbox"] = json!(b);
+        }
+        if let Some(c) = d.colour {
+            line["colour"] = json!(c);
+            line["unusual_colour"] = json!(d.unusual_colour);
+        }
+        if !notes.is_empty() {
+            line["notes"] = json!(notes);
+        }
+        println!("{line}");
+    } else {
+        let at = bbox.map(|b| format!("\tbox {b:?}")).unwrap_or_default();
+        let colour = if d.unusual_colour {
+            format!(
+                "\tunusual colour (score {:.1})",
+                d.colour.unwrap_or(f32::NAN)
+            )
+        } else {
+            String::new()
+        };
+        println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals{colour}", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
+    }
 }
 
 /// Print the leukocyte differential of the classified cells' `counted` labels: one JSON line
@@ -93,75 +190,51 @@ pub fn classify(
     let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
     let clf = model.classifier(Device::flex()).map_err(err)?;
     let size = model.card.denoiser.image_size;
-    let mut cells = Vec::new();
-    let per_file: Vec<Result<FileCells, String>> = files
-        .iter()
-        .map(|f| file_cells(f, size, smear, &mut cells))
-        .collect();
-    let diagnoses = diagnose_all(&clf, &cells, |_| {}).map_err(err)?;
+    let inputs = expand(files);
     let mut failed = 0;
     // What each classified cell counts as in the differential, and how many await review.
     let mut counted: Vec<&str> = Vec::new();
     let mut awaiting = 0;
-    for (f, result) in files.iter().zip(per_file) {
-        let name = f.display().to_string();
-        let (notes, found) = match result {
-            Ok(r) => r,
-            Err(e) => {
-                failed += 1;
-                if as_json {
-                    println!("{}", json!({"file": name, "error": e}));
+    for group in inputs.chunks(FILES_PER_GROUP) {
+        let mut cells = Vec::new();
+        let per_file: Vec<Result<FileCells, String>> = group
+            .iter()
+            .map(|input| match input {
+                Input::File(f) => file_cells(f, size, smear, &mut cells),
+                Input::Unusable(_, why) => Err(why.clone()),
+            })
+            .collect();
+        let diagnoses = diagnose_all(&clf, &cells, |_| {}).map_err(err)?;
+        for (input, result) in group.iter().zip(per_file) {
+            let (Input::File(f) | Input::Unusable(f, _)) = input;
+            let name = f.display().to_string();
+            let (notes, found) = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    failed += 1;
+                    if as_json {
+                        println!("{}", json!({"file": name, "error": e}));
+                    } else {
+                        println!("{name}\terror: {e}");
+                    }
+                    continue;
+                }
+            };
+            for (bbox, i) in found {
+                let d = diagnoses.get(i).ok_or("internal: diagnosis count")?;
+                let classes = &model.card.classes;
+                counted.push(if d.unusual_colour {
+                    UNUSUAL_COLOUR
                 } else {
-                    println!("{name}\terror: {e}");
-                }
-                continue;
+                    &classes[d.class]
+                });
+                awaiting += usize::from(d.triage != Triage::Auto);
+                print_cell(&name, bbox, d, &notes, classes, as_json);
             }
-        };
-        for (bbox, i) in found {
-            let d = diagnoses.get(i).ok_or("internal: diagnosis count")?;
-            let class = &model.card.classes[d.class];
-            counted.push(if d.unusual_colour {
-                UNUSUAL_COLOUR
-            } else {
-                class
-            });
-            awaiting += usize::from(d.triage != Triage::Auto);
-            if as_json {
-                let probs: serde_json::Map<String, serde_json::Value> = model
-                    .card
-                    .classes
-                    .iter()
-                    .zip(&d.probs)
-                    .map(|(c, p)| (c.clone(), json!(p)))
-                    .collect();
-                let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": model.card.classes[d.runner_up], "evals": d.evals});
-                if let Some(b) = bbox {
-                    line["bbox"] = json!(b);
+            if !as_json {
+                for n in &notes {
+                    println!("{name}\tnote: {n}");
                 }
-                if let Some(c) = d.colour {
-                    line["colour"] = json!(c);
-                    line["unusual_colour"] = json!(d.unusual_colour);
-                }
-                if !notes.is_empty() {
-                    line["notes"] = json!(notes);
-                }
-                println!("{line}");
-            } else {
-                let at = bbox.map(|b| format!("\tbox {b:?}")).unwrap_or_default();
-                let colour = if d.unusual_colour {
-                    format!(
-                        "\tunusual colour (score {:.1})",
-                        d.colour.unwrap_or(f32::NAN)
-                    )
-                } else {
-                    String::new()
-                };
-                println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals{colour}", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
-            }
-        }
-        if !as_json {
-            for n in &notes {
-                println!("{name}\tnote: {n}");
             }
         }
     }
@@ -171,7 +244,7 @@ pub fn classify(
     if failed > 0 {
         Err(format!(
             "{failed} of {} files could not be classified",
-            files.len()
+            inputs.len()
         ))
     } else {
         Ok(())
