@@ -392,3 +392,100 @@ fn a_folder_stands_for_its_images_in_name_order_and_a_folder_without_any_is_repo
         assert_eq!(single, vec![line.clone()]);
     }
 }
+
+/// The `rbc_diameter_px` of each line of `lines` that has one.
+fn diameters(lines: &[serde_json::Value]) -> Vec<f64> {
+    lines
+        .iter()
+        .filter_map(|l| l["rbc_diameter_px"].as_f64())
+        .collect()
+}
+
+#[test]
+fn a_slide_crops_every_field_at_the_median_reading_and_notes_the_fields_far_from_it() {
+    let samples = root().join("static/samples");
+    // Each field alone: cropped at its own reading.
+    let mut own = Vec::new();
+    for f in ["00000", "00001", "00012", "00022", "00037"] {
+        let (out, stdout, lines) =
+            classify_json(&["--smear"], [samples.join(format!("BloodImage_{f}.jpg"))]);
+        assert!(out.status.success(), "{stdout}");
+        let d = diameters(&lines);
+        assert!(!d.is_empty() && d.iter().all(|x| *x == d[0]), "{stdout}");
+        own.push(d[0]);
+    }
+    let mut sorted = own.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[2];
+    // The folder as one slide: every cell at the median, and BloodImage_00001 (red cells in
+    // clumps, read far too small) noted.
+    let (out, stdout, lines) = classify_json(&["--smear", "--slide"], [&samples]);
+    assert!(out.status.success(), "{stdout}");
+    let d = diameters(&lines);
+    assert!(d.len() >= 5, "{stdout}");
+    assert!(
+        d.iter().all(|x| (*x - median).abs() < 1e-3),
+        "{d:?} against {median}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "slide: red cells {median:.1} px, the median of 5 fields"
+        )),
+        "{stderr}"
+    );
+    for (f, reading) in ["00000", "00001", "00012", "00022", "00037"]
+        .iter()
+        .zip(&own)
+    {
+        let noted = lines
+            .iter()
+            .filter(|l| {
+                l["file"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(&format!("BloodImage_{f}.jpg")))
+            })
+            .any(|l| l["notes"].to_string().contains("than on this slide"));
+        let far = (reading / median - 1.0).abs() > 0.2;
+        assert_eq!(noted, far, "BloodImage_{f}: read {reading}, slide {median}");
+        if *f == "00001" {
+            assert!(
+                far,
+                "the sample whose red cells lie in clumps reads far off"
+            );
+        }
+    }
+    // A diameter set by hand crops every field at it.
+    let (out, stdout, lines) = classify_json(&["--smear", "--rbc-diameter", "90"], [&samples]);
+    assert!(out.status.success(), "{stdout}");
+    let d = diameters(&lines);
+    assert!(d.len() >= 5 && d.iter().all(|x| *x == 90.0), "{d:?}");
+}
+
+#[test]
+fn a_slide_of_too_few_fields_and_scale_options_without_smear_are_refused_before_any_work() {
+    let samples = root().join("static/samples");
+    let two = [
+        samples.join("BloodImage_00000.jpg"),
+        samples.join("BloodImage_00012.jpg"),
+    ];
+    let (out, stdout, _) = classify_json(&["--smear", "--slide"], &two);
+    assert!(!out.status.success());
+    assert!(stdout.is_empty(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--slide needs the red cells of at least 3 fields to be read; 2 of 2"),
+        "{stderr}"
+    );
+    for flags in [
+        &["--slide"][..],
+        &["--rbc-diameter", "90"],
+        &["--smear", "--rbc-diameter", "5"],
+        &["--smear", "--rbc-diameter", "ninety"],
+        &["--smear", "--slide", "--rbc-diameter", "90"],
+    ] {
+        let (out, stdout, _) = classify_json(flags, &two);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: a usage error");
+        assert!(stdout.is_empty(), "{flags:?}: {stdout}");
+    }
+}

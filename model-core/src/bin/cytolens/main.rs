@@ -277,6 +277,16 @@ enum Command {
         /// such, not as its class. With `--json`, one last line `{"differential": ...}`.
         #[arg(long)]
         differential: bool,
+        /// With `--smear`: crop every field's cells at this red-cell diameter (pixels, 8 to
+        /// 2000) instead of each field's own reading, as the viewer's diameter field does (also
+        /// for a single-cell image magnified more than the training images).
+        #[arg(long, requires = "smear", conflicts_with = "slide", value_parser = parse_diameter)]
+        rbc_diameter: Option<f32>,
+        /// With `--smear`: the files are fields of one slide (one smear, one magnification):
+        /// crop every field's cells at the slide's red-cell size, the median of the fields' own
+        /// readings (at least 3), and note each field whose own reading is more than 20 % off.
+        #[arg(long, requires = "smear")]
+        slide: bool,
         /// Images of single cells (any size; centre-cropped and resized like the training data),
         /// or smear fields with `--smear`. A folder stands for the image files under it
         /// (JPEG, PNG, TIFF, BMP, WebP by extension; subfolders included, in name order).
@@ -520,8 +530,18 @@ fn run(cli: Cli) -> Result<(), String> {
             model,
             smear,
             differential,
+            rbc_diameter,
+            slide,
             files,
-        } => commands::classify(&model, &files, json, smear, differential),
+        } => {
+            let scale = match (smear, rbc_diameter, slide) {
+                (false, _, _) => commands::Scale::SingleCells,
+                (true, Some(d), _) => commands::Scale::Fixed(d),
+                (true, None, true) => commands::Scale::Slide,
+                (true, None, false) => commands::Scale::EachField,
+            };
+            commands::classify(&model, &files, json, scale, differential)
+        }
         Command::Bench { model, cells } => {
             let data = SplitSource::new(&cli.data, Split::Test).thinned(cells);
             commands::bench(&model, &data)
@@ -539,6 +559,16 @@ fn parse_t_range(flag: &str, s: &str) -> Result<(usize, usize), String> {
         return Err(bad());
     }
     Ok((lo, hi))
+}
+
+/// A red-cell diameter in pixels, 8 to 2000 (the viewer's bounds).
+fn parse_diameter(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(d) if (8.0..=2000.0).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "'{s}' is not a red-cell diameter: a number of pixels from 8 to 2000"
+        )),
+    }
 }
 
 fn parse_class(name: Option<String>) -> Result<Option<usize>, String> {

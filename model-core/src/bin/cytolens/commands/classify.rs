@@ -4,10 +4,12 @@
 use super::{err, CmdResult};
 use burn::prelude::*;
 use model_core::decode::decode_with_notes;
+use model_core::detect::DetectOptions;
 use model_core::diagnosis::{Diagnosis, Triage};
 use model_core::differential::{Differential, UNUSUAL_COLOUR};
 use model_core::evaluate::diagnose_all;
 use model_core::preprocess::to_model_input;
+use model_core::slide_scale::{slide_scale, SlideScale};
 use model_core::weights::{ModelFiles, MODEL_STEM};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -67,43 +69,136 @@ fn walk(dir: &Path, out: &mut Vec<Input>) {
     }
 }
 
-/// What one input file gave: its conversion notes and, per cell, the box (smear mode) and the
-/// index of its input among all cells.
-type FileCells = (Vec<String>, Vec<(Option<[u32; 4]>, usize)>);
+/// How `classify` cuts the cells of its files.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scale {
+    /// Each file is one cell, classified from its centre square as the training images were.
+    SingleCells,
+    /// Smear fields, each cropped at its own red-cell reading.
+    EachField,
+    /// Smear fields, every one cropped at this red-cell diameter (pixels).
+    Fixed(f32),
+    /// Smear fields of one slide, cropped at the slide's red-cell size ([`slide_size`]).
+    Slide,
+}
+
+/// What one input file gave: its conversion notes, the red-cell diameter its cells were cropped
+/// at (smear mode) and, per cell, the box (smear mode) and the index of its input among the
+/// group's cells.
+struct FileCells {
+    notes: Vec<String>,
+    rbc_diameter_px: Option<f32>,
+    found: Vec<(Option<[u32; 4]>, usize)>,
+}
+
+/// How a field's cells are cut once the slide's size is known.
+#[derive(Clone, Copy)]
+enum Cut {
+    Centre,
+    Field {
+        rbc_diameter_px: Option<f32>,
+        slide: Option<SlideScale>,
+    },
+}
 
 /// Decode one file and cut its cells: the whole image (single-cell mode) or every detected
 /// white cell (smear mode). Appends the model inputs to `cells`.
 fn file_cells(
     path: &Path,
     size: usize,
-    smear: bool,
+    cut: Cut,
     cells: &mut Vec<model_core::preprocess::CellCrop>,
 ) -> Result<FileCells, String> {
     let bytes = std::fs::read(path).map_err(err)?;
     let decoded = decode_with_notes(&bytes).map_err(err)?;
-    if !smear {
+    let mut notes = decoded.notes;
+    let Cut::Field {
+        rbc_diameter_px,
+        slide,
+    } = cut
+    else {
         cells.push(to_model_input(&decoded.image, size));
-        return Ok((decoded.notes, vec![(None, cells.len() - 1)]));
-    }
-    let opts = model_core::detect::DetectOptions {
-        rbc_diameter_px: None,
+        return Ok(FileCells {
+            notes,
+            rbc_diameter_px: None,
+            found: vec![(None, cells.len() - 1)],
+        });
     };
-    let (_, found) = model_core::smear::prepare(&decoded.image, &opts, size);
-    if found.is_empty() {
+    let opts = DetectOptions { rbc_diameter_px };
+    let (findings, prepared) = model_core::smear::prepare(&decoded.image, &opts, size);
+    if let Some(s) = slide {
+        notes.extend(slide_note(s, findings.rbc_reading_px));
+    }
+    if prepared.is_empty() {
         return Err(model_core::Error::NoWhiteCell.to_string());
     }
-    let mut out = Vec::new();
-    for c in found {
+    let mut found = Vec::new();
+    for c in prepared {
         cells.push(c.input);
-        out.push((Some(c.cell.bbox), cells.len() - 1));
+        found.push((Some(c.cell.bbox), cells.len() - 1));
     }
-    Ok((decoded.notes, out))
+    Ok(FileCells {
+        notes,
+        rbc_diameter_px: findings.rbc_diameter_px,
+        found,
+    })
+}
+
+/// The note for a field of a slide whose own red-cell reading is far from the slide's, or
+/// could not be made.
+fn slide_note(slide: SlideScale, reading: Option<f32>) -> Option<String> {
+    let Some(r) = reading else {
+        return Some(format!(
+            "no red cells read here; cropped at the slide's {:.0} px",
+            slide.diameter_px
+        ));
+    };
+    slide.deviation(r).map(|dev| {
+        format!(
+            "red cells read {r:.0} px here, {:.0} % {} than on this slide ({:.0} px, the median of \
+             {} fields); cropped at the slide's size",
+            100.0 * dev.abs(),
+            if dev < 0.0 { "smaller" } else { "larger" },
+            slide.diameter_px,
+            slide.fields
+        )
+    })
+}
+
+/// The slide's red-cell size: the median of the fields' own readings (each file decoded and
+/// its red cells read; a file that cannot be is left to report its error later), refused
+/// with fewer than [`model_core::slide_scale::MIN_FIELDS`] readings.
+fn slide_size(inputs: &[Input]) -> Result<SlideScale, String> {
+    let readings: Vec<f32> = inputs
+        .iter()
+        .filter_map(|input| match input {
+            Input::File(f) => Some(f),
+            Input::Unusable(..) => None,
+        })
+        .filter_map(|f| {
+            let img = model_core::decode::decode_image(&std::fs::read(f).ok()?).ok()?;
+            let opts = DetectOptions {
+                rbc_diameter_px: None,
+            };
+            model_core::detect::detect(&img, &opts).rbc_reading_px
+        })
+        .collect();
+    slide_scale(&readings).ok_or_else(|| {
+        format!(
+            "--slide needs the red cells of at least {} fields to be read; {} of {} files gave a \
+             reading (set the size with --rbc-diameter instead)",
+            model_core::slide_scale::MIN_FIELDS,
+            readings.len(),
+            inputs.len()
+        )
+    })
 }
 
 /// Print one classified cell: a JSON object or a tab-separated line.
 fn print_cell(
     name: &str,
     bbox: Option<[u32; 4]>,
+    rbc_diameter_px: Option<f32>,
     d: &Diagnosis,
     notes: &[String],
     classes: &[String],
@@ -119,6 +214,9 @@ fn print_cell(
         let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": classes[d.runner_up], "evals": d.evals});
         if let Some(b) = bbox {
             line["bbox"] = json!(b);
+        }
+        if let Some(r) = rbc_diameter_px {
+            line["rbc_diameter_px"] = json!(r);
         }
         if let Some(c) = d.colour {
             line["colour"] = json!(c);
@@ -184,13 +282,35 @@ pub fn classify(
     model_dir: &Path,
     files: &[PathBuf],
     as_json: bool,
-    smear: bool,
+    scale: Scale,
     differential: bool,
 ) -> CmdResult {
     let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
     let clf = model.classifier(Device::flex()).map_err(err)?;
     let size = model.card.denoiser.image_size;
     let inputs = expand(files);
+    let cut = match scale {
+        Scale::SingleCells => Cut::Centre,
+        Scale::EachField => Cut::Field {
+            rbc_diameter_px: None,
+            slide: None,
+        },
+        Scale::Fixed(d) => Cut::Field {
+            rbc_diameter_px: Some(d),
+            slide: None,
+        },
+        Scale::Slide => {
+            let slide = slide_size(&inputs)?;
+            eprintln!(
+                "slide: red cells {:.1} px, the median of {} fields; every field's cells cropped at it",
+                slide.diameter_px, slide.fields
+            );
+            Cut::Field {
+                rbc_diameter_px: Some(slide.diameter_px),
+                slide: Some(slide),
+            }
+        }
+    };
     let mut failed = 0;
     // What each classified cell counts as in the differential, and how many await review.
     let mut counted: Vec<&str> = Vec::new();
@@ -200,7 +320,7 @@ pub fn classify(
         let per_file: Vec<Result<FileCells, String>> = group
             .iter()
             .map(|input| match input {
-                Input::File(f) => file_cells(f, size, smear, &mut cells),
+                Input::File(f) => file_cells(f, size, cut, &mut cells),
                 Input::Unusable(_, why) => Err(why.clone()),
             })
             .collect();
@@ -208,7 +328,11 @@ pub fn classify(
         for (input, result) in group.iter().zip(per_file) {
             let (Input::File(f) | Input::Unusable(f, _)) = input;
             let name = f.display().to_string();
-            let (notes, found) = match result {
+            let FileCells {
+                notes,
+                rbc_diameter_px,
+                found,
+            } = match result {
                 Ok(r) => r,
                 Err(e) => {
                     failed += 1;
@@ -229,7 +353,7 @@ pub fn classify(
                     &classes[d.class]
                 });
                 awaiting += usize::from(d.triage != Triage::Auto);
-                print_cell(&name, bbox, d, &notes, classes, as_json);
+                print_cell(&name, bbox, rbc_diameter_px, d, &notes, classes, as_json);
             }
             if !as_json {
                 for n in &notes {

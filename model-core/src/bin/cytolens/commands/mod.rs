@@ -11,7 +11,7 @@ mod tune;
 pub use baseline::{calibrate_baseline, train_baseline};
 pub use bench::bench;
 pub use calibrate::{calibrate, colour_gate, to_half, CalibrateOptions};
-pub use classify::classify;
+pub use classify::{classify, Scale};
 pub use detect::detect_eval;
 pub use eval::{eval, eval_anomaly};
 pub use tune::tune;
