@@ -27,6 +27,8 @@ pub enum KeyAction {
     Label(String),
     /// Confirm the model's class for the selected cell (Enter).
     Accept,
+    /// Close the report (Escape while it is open).
+    CloseReport,
 }
 
 /// What had the keyboard focus when a key was pressed.
@@ -76,6 +78,8 @@ pub struct KeyPress<'a> {
     pub repeat: bool,
     /// What had the focus.
     pub focus: Focus,
+    /// The report covers the page: no cell under it is reviewed by a key.
+    pub report_open: bool,
 }
 
 /// The review action of a key press, if any: 1-9 and 0 label the selected cell, Enter confirms
@@ -83,7 +87,12 @@ pub struct KeyPress<'a> {
 /// the red-cell diameter) never reviews or undoes; Enter on a button or a link is that
 /// control's (a slider keeps the digits working); a held key does not repeat a review (each
 /// review moves on to the next cell); other shortcuts with Ctrl, Cmd or Alt are the browser's.
+/// While the report is open, Escape closes it and no key reviews or undoes (the cells are
+/// hidden under it).
 pub fn key_action(k: KeyPress, classes: &[String]) -> Option<KeyAction> {
+    if k.report_open {
+        return (k.key == "Escape" && !k.repeat).then_some(KeyAction::CloseReport);
+    }
     if k.focus == Focus::Text || k.repeat {
         return None;
     }
@@ -1130,8 +1139,34 @@ pub(crate) mod tests {
             },
             press("z"),
             press("x"),
+            press("Escape"),
         ] {
             assert_eq!(key_action(k, &classes), None, "{k:?}");
+        }
+        // With the report open: Escape closes it, from anywhere; nothing reviews or undoes.
+        let over = |k: KeyPress<'static>| KeyPress {
+            report_open: true,
+            ..k
+        };
+        for k in [
+            press("Escape"),
+            control(press("Escape")),
+            text(press("Escape")),
+        ] {
+            assert_eq!(key_action(over(k), &classes), Some(KeyAction::CloseReport));
+        }
+        for k in [
+            press("5"),
+            press("u"),
+            ctrl_z,
+            press("Enter"),
+            control(press("5")),
+            KeyPress {
+                repeat: true,
+                ..press("Escape")
+            },
+        ] {
+            assert_eq!(key_action(over(k), &classes), None, "{k:?}");
         }
     }
 

@@ -80,13 +80,30 @@ pub fn App() -> impl IntoView {
     let mark_errors = RwSignal::new(HashMap::<u32, String>::new());
     let selected = RwSignal::new(None::<(u32, String)>);
     let report_open = RwSignal::new(false);
-    // While the report is open, printing prints it alone (see the print stylesheet).
-    Effect::new(move |_| {
+    // While the report is open, printing prints it alone (see the print stylesheet), and the
+    // page under it is inert (neither focused, clicked nor read out); once it closes, the focus
+    // goes back to the button that opened it.
+    Effect::new(move |was_open: Option<bool>| {
+        let open = report_open.get();
         if let Some(body) = document().body() {
-            let _ = body
-                .class_list()
-                .toggle_with_force("report-open", report_open.get());
+            let _ = body.class_list().toggle_with_force("report-open", open);
         }
+        for part in ["body > header", "body > main", "body > footer"] {
+            if let Ok(Some(el)) = document().query_selector(part) {
+                let _ = el.toggle_attribute_with_force("inert", open);
+            }
+        }
+        if was_open == Some(true) && !open {
+            if let Some(b) = document()
+                .query_selector("[data-testid=open-report]")
+                .ok()
+                .flatten()
+                .and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok())
+            {
+                let _ = b.focus();
+            }
+        }
+        open
     });
     let (fatal, set_fatal) = signal(None::<String>);
     let next_id = StoredValue::new(0u32);
@@ -583,6 +600,7 @@ pub fn App() -> impl IntoView {
             alt: ev.alt_key(),
             repeat: ev.repeat(),
             focus: focus_of(ev.target()),
+            report_open: report_open.get_untracked(),
         };
         match key_action(press, &classes.get_untracked()) {
             Some(KeyAction::Undo) => {
@@ -591,6 +609,7 @@ pub fn App() -> impl IntoView {
             }
             Some(KeyAction::Label(label)) => review_selected(session, selected, Some(label)),
             Some(KeyAction::Accept) => accept_selected(session, selected),
+            Some(KeyAction::CloseReport) => report_open.set(false),
             None => {}
         }
     });

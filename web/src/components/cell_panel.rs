@@ -132,10 +132,10 @@ pub fn CellPanel(
                     let aside = (reviewed_class.is_none() && r.unusual_colour)
                         .then(|| format!(" (the model's untrusted guess: {})", r.class));
                     view! {
-                        <h3 data-testid="cell-title">{format!("Cell {id}: {shown}")}
+                        <h2 data-testid="cell-title">{format!("Cell {id}: {shown}")}
                             {reviewed_class.as_ref().map(|_| view! { <span class="reviewed" data-testid="reviewed-badge">{format!(" (reviewed; model said {})", r.class)}</span> })}
                             {aside.map(|a| view! { <span class="reviewed">{a}</span> })}
-                        </h3>
+                        </h2>
                         <p class="hint" data-testid="cell-origin">{move || origin.get()}</p>
                         {added.then(|| view! {
                             <p class="hint" data-testid="cell-added">"Added by the reviewer where the detector found no cell. "

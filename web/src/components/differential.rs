@@ -42,7 +42,7 @@ fn DifferentialTable(
         <table class="differential" data-testid="differential">
             <thead><tr><th>"Class"</th><th>"Count"</th><th>"%"</th><th>"95 % interval"</th>
                 {wbc.map(|_| view! { <th>"× 10⁹/L (95 %)"</th> })}
-                <th></th></tr></thead>
+                <th><span class="visually-hidden">"Share"</span></th></tr></thead>
             <tbody>
                 {d.classes.into_iter().map(|c| {
                     // No leukocyte counted: no percentage either.
@@ -188,6 +188,7 @@ pub fn SessionDifferential(
     view! {
         <Show when=move || !slides.get().is_empty()>
             <div class="session-differential" data-testid="session-differential">
+                <h2>"Leukocyte differential"</h2>
                 <For each=move || slides.get() key=|l| l.clone() let:slide>
                     <SlideDifferential session=session slide=slide editable=true />
                 </For>

@@ -42,12 +42,13 @@ pub fn CellGallery(
     };
     view! {
         <section class="gallery" data-testid="gallery">
+            <h2>"Cells by class"</h2>
             <For each=move || groups.get().into_iter().map(|(class, _)| class) key=|class| class.clone() let:class>
                 {
-                    let (c1, c2) = (class.clone(), class.clone());
+                    let (c1, c2, c3) = (class.clone(), class.clone(), class.clone());
                     view! {
                         <div class="gallery-group" data-testid="gallery-group" data-class=class.clone()>
-                            <h4>{move || format!("{c1} ({})", cells_of(&c1).len())}</h4>
+                            <h3>{move || format!("{c1} ({})", cells_of(&c1).len())}</h3>
                             <div class="gallery-crops">
                                 <For each=move || cells_of(&c2) key=|cell| cell.clone() let:cell>
                                     {
@@ -61,8 +62,9 @@ pub fn CellGallery(
                                             present.track();
                                             crops.with_untracked(|m| m.get(&key).cloned()).unwrap_or_default()
                                         });
+                                        let label = format!("Cell {id}, counted as {c3}");
                                         view! {
-                                            <button class="gallery-cell" on:click=move |ev| select_cell(selected, (img, id.clone()), &ev)>
+                                            <button class="gallery-cell" aria-label=label.clone() title=label on:click=move |ev| select_cell(selected, (img, id.clone()), &ev)>
                                                 <PixelCanvas rgba=rgba side=128 class="thumb" testid="gallery-crop" />
                                             </button>
                                         }

@@ -123,13 +123,21 @@ pub fn Report(
         })
         .filter(|(_, fields)| !fields.is_empty())
         .collect();
+    // A modal dialog: the focus moves into it (to "Close"), Escape closes it (the page's key
+    // handler), and the page under it is inert while it is open.
+    let close = NodeRef::<leptos::html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(b) = close.get() {
+            let _ = b.focus();
+        }
+    });
     view! {
-        <div class="report" data-testid="report">
+        <div class="report" data-testid="report" role="dialog" aria-modal="true" aria-labelledby="report-title">
             <div class="report-actions">
                 <button data-testid="report-print" on:click=move |_| { let _ = window().print(); }>"Print / save as PDF"</button>
-                <button data-testid="report-close" on:click=move |_| open.set(false)>"Close"</button>
+                <button data-testid="report-close" node_ref=close title="Close the report (Escape)" on:click=move |_| open.set(false)>"Close"</button>
             </div>
-            <h2>"CytoLens report"</h2>
+            <h2 id="report-title">"CytoLens report"</h2>
             <p data-testid="report-model">{model}</p>
             <p>{format!("Generated {when} in this browser; no image or result left the machine.")}</p>
             <p class="report-warning">"For research and education only — not a medical device. Every result needs review by a qualified person."</p>

@@ -30,7 +30,7 @@ pub fn ReviewQueue(
     });
     view! {
         <section class="queue" data-testid="review-queue">
-            <h3>{move || format!("Review queue ({})", queue.get().len())}</h3>
+            <h2>{move || format!("Review queue ({})", queue.get().len())}</h2>
             <ol>
                 {move || queue.get().into_iter().map(|(img, c, slide)| {
                     let id = c.id.clone();
