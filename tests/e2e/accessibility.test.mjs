@@ -25,7 +25,24 @@ test('axe finds no violation at any step of a review, and the report is a keyboa
     assert.deepEqual(await violations(page), [], 'empty page');
     await app.analyseSample(1);
     await app.analyseSample(2);
-    await page.getByTestId('cell-box').first().click();
+    // A cell box is reached by the keyboard: focused, Enter selects it (and does not confirm
+    // its class); a digit then reviews it.
+    const boxes = page.getByTestId('cell-box');
+    assert.equal(await boxes.first().getAttribute('tabindex'), '0');
+    assert.match(await boxes.first().getAttribute('aria-label'), /^Cell \d+-\d+: .+, (auto|review|anomaly)$/);
+    await boxes.last().focus();
+    await page.keyboard.press('Enter');
+    const lastId = (await boxes.last().getAttribute('aria-label')).split(':')[0];
+    await page.waitForFunction((t) => document.querySelector('[data-testid=cell-title]')?.textContent.startsWith(t), lastId);
+    assert.equal(await page.getByTestId('reviewed-badge').count(), 0, 'Enter on a box selects, it does not confirm');
+    // Enter again, on the box now selected, confirms the model's class, as after a click (a
+    // cell of unusual colour is then counted as that class); undo restores it.
+    const shown = await boxes.last().getAttribute('data-class');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((s) => [...document.querySelectorAll('[data-testid=cell-box]')].at(-1).dataset.class !== s, shown);
+    await page.keyboard.press('u');
+    await page.waitForFunction((s) => [...document.querySelectorAll('[data-testid=cell-box]')].at(-1).dataset.class === s, shown);
+    await boxes.first().click();
     await page.getByTestId('cell-confidence').waitFor();
     assert.deepEqual(await violations(page), [], 'two smears analysed, a cell selected');
     await page.getByTestId('add-cell').first().click();

@@ -182,8 +182,23 @@ pub fn SmearView(
                             let dash = if triage == "review" { "12 6" } else { "none" };
                             let stroke_w = if triage == "anomaly" { 7 } else { 4 };
                             let added = c.added.then_some("true");
+                            // Reached by Tab too: Enter or Space selects it; Enter on the cell
+                            // already selected goes on to the page, which confirms its class,
+                            // as after a click.
+                            let label = format!("Cell {}: {}, {triage}", c.id, c.final_class());
+                            let key_id = c.id.clone();
+                            let chosen_id = c.id.clone();
+                            let chosen = move || selected.get_untracked().is_some_and(|(i, s)| i == id && s == chosen_id);
                             view! {
                                 <g class="cell-box" data-testid="cell-box" data-class=c.final_class().to_string() data-triage=triage.clone() data-added=added
+                                    tabindex="0" role="button" aria-label=label
+                                    on:keydown=move |ev: web_sys::KeyboardEvent| if matches!(ev.key().as_str(), "Enter" | " ") && !(ev.key() == "Enter" && chosen()) {
+                                        ev.prevent_default();
+                                        ev.stop_propagation();
+                                        if !armed.get_untracked() {
+                                            selected.set(Some((id, key_id.clone())));
+                                        }
+                                    }
                                     on:click=move |_| if !armed.get_untracked() { selected.set(Some((id, cid.clone()))) }>
                                     <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="transparent" stroke="none" />
                                     <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="none" stroke=colour stroke-width=stroke_w stroke-dasharray=dash
