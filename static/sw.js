@@ -21,12 +21,23 @@ async function fetchWeights(req, hash) {
   if (!res.ok) return res;
   const digest = hex(await crypto.subtle.digest('SHA-256', await res.clone().arrayBuffer()));
   if (digest === hash) {
-    await (await caches.open(WEIGHTS + hash)).put(req, res.clone());
+    // A full disk or the origin's quota refuses the copy: the weights are still served (and
+    // fetched again next time), only offline use is lost.
+    await keep(WEIGHTS + hash, req, res.clone());
     for (const name of await caches.keys()) {
       if (name.startsWith(WEIGHTS) && name !== WEIGHTS + hash) await caches.delete(name);
     }
   }
   return res;
+}
+
+/** Put a response in a cache; a refusal (QuotaExceededError) is warned about, not thrown. */
+async function keep(cacheName, req, res) {
+  try {
+    await (await caches.open(cacheName)).put(req, res);
+  } catch (err) {
+    console.warn(`CytoLens offline copy of ${req.url} not kept: ${err}`);
+  }
 }
 
 // Precache on install: the page, every asset it references (Trunk's hashed names are read from
@@ -73,15 +84,16 @@ self.addEventListener('fetch', (event) => {
     return;
   }
   event.respondWith((async () => {
-    const cache = await caches.open(SHELL);
+    let res;
     try {
-      const res = await fetch(req);
-      if (res.ok) await cache.put(req, res.clone());
-      return res;
+      res = await fetch(req);
     } catch (err) {
-      const hit = await cache.match(req, { ignoreSearch: true });
+      const hit = await (await caches.open(SHELL)).match(req, { ignoreSearch: true });
       if (hit) return hit;
       throw err;
     }
+    // The network's answer is served whether or not the cache keeps a copy of it.
+    if (res.ok) await keep(SHELL, req, res.clone());
+    return res;
   })());
 });

@@ -103,18 +103,36 @@ pub async fn fetched_bytes(fetch: js_sys::Promise, what: &str) -> Result<Vec<u8>
     use wasm_bindgen_futures::JsFuture;
     let resp = JsFuture::from(fetch)
         .await
-        .map_err(|e| format!("{what}: {e:?}"))?;
+        .map_err(|e| format!("{what}: {}", js_error_text(&e)))?;
     let resp: web_sys::Response = resp
         .dyn_into()
         .map_err(|_| format!("{what}: not a response"))?;
     if !resp.ok() {
         return Err(format!("{what}: HTTP {}", resp.status()));
     }
-    let body = resp.array_buffer().map_err(|e| format!("{what}: {e:?}"))?;
+    let body = resp
+        .array_buffer()
+        .map_err(|e| format!("{what}: {}", js_error_text(&e)))?;
     let buf = JsFuture::from(body)
         .await
-        .map_err(|e| format!("{what}: {e:?}"))?;
+        .map_err(|e| format!("{what}: {}", js_error_text(&e)))?;
     Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// A thrown JavaScript value as a person reads it: an `Error`'s name and message ("TypeError:
+/// Failed to fetch"), without its stack; a string as it is; anything else as debug text.
+pub fn js_error_text(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        format!(
+            "{}: {}",
+            String::from(err.name()),
+            String::from(err.message())
+        )
+    } else if let Some(text) = e.as_string() {
+        text
+    } else {
+        format!("{e:?}")
+    }
 }
 
 /// The page's compute workers: the first decodes, probes the backend, self-tests and, on

@@ -6,13 +6,19 @@ use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{IdbDatabase, IdbRequest, IdbTransactionMode};
+use web_sys::{DomException, IdbDatabase, IdbRequest, IdbTransaction, IdbTransactionMode};
 
 const DB: &str = "cytolens";
 const STORE: &str = "kv";
 
 fn err(e: JsValue) -> String {
-    format!("IndexedDB: {e:?}")
+    format!("IndexedDB: {}", crate::bridge::js_error_text(&e))
+}
+
+/// What went wrong, as the browser names it ("QuotaExceededError: ...").
+fn describe(e: Option<DomException>) -> String {
+    e.map(|e| format!("{}: {}", e.name(), e.message()))
+        .unwrap_or_else(|| "the browser aborted the write".into())
 }
 
 /// Resolve when an IndexedDB request succeeds, with its result.
@@ -23,13 +29,42 @@ async fn done(req: &IdbRequest) -> Result<JsValue, String> {
         let ok = Closure::once_into_js(move || {
             let _ = resolve.call1(&JsValue::NULL, &r2.result().unwrap_or(JsValue::UNDEFINED));
         });
+        let r3 = r.clone();
         let fail = Closure::once_into_js(move || {
-            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str("request failed"));
+            let why = describe(r3.error().ok().flatten());
+            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&why));
         });
         r.set_onsuccess(Some(ok.unchecked_ref()));
         r.set_onerror(Some(fail.unchecked_ref()));
     });
     JsFuture::from(promise).await.map_err(err)
+}
+
+/// A promise that resolves when `tx` commits and rejects when it aborts. A write's request
+/// succeeds before its transaction commits, and a full disk or the origin's quota
+/// (`QuotaExceededError`) aborts the transaction only then: a write is kept once this
+/// resolves, not before. Made before the write is awaited, so the outcome is not missed.
+fn committed(tx: &IdbTransaction) -> Promise {
+    let t = tx.clone();
+    Promise::new(&mut |resolve, reject| {
+        let ok = Closure::once_into_js(move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        let t2 = t.clone();
+        let fail = Closure::once_into_js(move || {
+            let why = describe(t2.error());
+            let _ = reject.call1(&JsValue::NULL, &JsValue::from_str(&why));
+        });
+        t.set_oncomplete(Some(ok.unchecked_ref()));
+        t.set_onabort(Some(fail.unchecked_ref()));
+    })
+}
+
+/// Wait for a write's request and then for its transaction to commit ([`committed`]).
+async fn written(req: &IdbRequest, commit: Promise) -> Result<(), String> {
+    let request = done(req).await;
+    let commit = JsFuture::from(commit).await.map_err(err);
+    request.and(commit).map(|_| ())
 }
 
 /// Open (or create) the database.
@@ -63,12 +98,13 @@ pub async fn put(db: &IdbDatabase, key: &str, value: &JsValue) -> Result<(), Str
     let tx = db
         .transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)
         .map_err(err)?;
+    let commit = committed(&tx);
     let req = tx
         .object_store(STORE)
         .map_err(err)?
         .put_with_key(value, &JsValue::from_str(key))
         .map_err(err)?;
-    done(&req).await.map(|_| ())
+    written(&req, commit).await
 }
 
 /// Store bytes under `key`.
@@ -104,6 +140,7 @@ pub async fn clear(db: &IdbDatabase) -> Result<(), String> {
     let tx = db
         .transaction_with_str_and_mode(STORE, IdbTransactionMode::Readwrite)
         .map_err(err)?;
+    let commit = committed(&tx);
     let req = tx.object_store(STORE).map_err(err)?.clear().map_err(err)?;
-    done(&req).await.map(|_| ())
+    written(&req, commit).await
 }

@@ -126,11 +126,14 @@ pub fn App() -> impl IntoView {
         })
     });
 
+    // A write the browser refused (its quota, a full disk): said on the page for the rest of
+    // the visit (the latest refusal), since a reload would lose what was not kept.
+    let (save_problem, set_save_problem) = signal(None::<String>);
     let store_bytes = move |key: String, bytes: Vec<u8>| {
         if let Some(d) = db.get_value() {
             spawn_local(async move {
                 if let Err(e) = storage::put_bytes(&d, &key, &bytes).await {
-                    web_sys::console::warn_1(&e.into());
+                    set_save_problem.set(Some(e));
                 }
             });
         }
@@ -417,8 +420,9 @@ pub fn App() -> impl IntoView {
         let json = session.with_untracked(|s| serde_json::to_string(s).unwrap_or_default());
         if let Some(d) = db.get_value() {
             spawn_local(async move {
-                if let Err(e) = storage::put(&d, "session", &json.into()).await {
-                    web_sys::console::warn_1(&e.into());
+                match storage::put(&d, "session", &json.into()).await {
+                    Ok(()) => {}
+                    Err(e) => set_save_problem.set(Some(e)),
                 }
             });
         }
@@ -630,6 +634,13 @@ pub fn App() -> impl IntoView {
             <SampleGallery on_file=on_file />
             <SlideBar session=session />
             {move || notice.get().map(|m| view! { <p class="notice" data-testid="restore-notice">{m}</p> })}
+            {move || save_problem.get().map(|e| view! {
+                <p class="warning" role="alert" data-testid="save-problem">{format!(
+                    "This browser did not keep the latest of this session ({e}): a reload would lose \
+                     results and reviews not yet kept. Export them (JSON or CSV) to keep them, or \
+                     free space in the browser's storage."
+                )}</p>
+            })}
             <div class="export-row">
                 <ExportButtons session=session classes=classes report_open=report_open />
                 <button data-testid="clear-all" on:click=clear_all>"Clear all"</button>
