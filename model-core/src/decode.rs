@@ -55,6 +55,11 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
     if bytes.is_empty() {
         return Err(Error::EmptyFile);
     }
+    if let Some(kind) = iso_media_kind(bytes) {
+        return Err(Error::NotAnImage(format!(
+            "{kind} is not supported: save it as JPEG (expected {FORMATS})"
+        )));
+    }
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::NotAnImage(e.to_string()))?;
@@ -133,6 +138,21 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
         image: flatten_on_white(img),
         notes,
     })
+}
+
+/// The kind of an ISO media file (HEIC/HEIF or AVIF, as phones save photos), which the image
+/// crate does not recognise at all, told from its `ftyp` box's major brand so that the user
+/// learns what the file is; `None` for anything else.
+fn iso_media_kind(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.get(4..8)? != b"ftyp" {
+        return None;
+    }
+    match bytes.get(8..12)? {
+        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" => Some("HEIC (a phone's photo)"),
+        b"mif1" | b"msf1" => Some("HEIF"),
+        b"avif" | b"avis" => Some("AVIF"),
+        _ => None,
+    }
 }
 
 /// Width and height from a PNG's IHDR chunk (always the first chunk), if this is a PNG.
@@ -268,6 +288,27 @@ mod tests {
         for no in ["a.txt", "b.xml", "jpg", "c.gif", "d.jpg.part", ".png/x"] {
             assert!(!has_image_extension(Path::new(no)), "{no}");
         }
+    }
+
+    #[test]
+    fn a_phone_photo_in_heic_is_named() {
+        let mut heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic".to_vec();
+        heic.extend([7u8; 500]);
+        match decode_image(&heic) {
+            Err(Error::NotAnImage(m)) => {
+                assert!(m.starts_with("HEIC (a phone's photo) is not supported: save it as JPEG"));
+                assert!(m.contains(FORMATS), "{m}");
+            }
+            other => panic!("HEIC gave {other:?}"),
+        }
+        let mut avif = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00".to_vec();
+        avif.extend([7u8; 100]);
+        assert!(matches!(decode_image(&avif), Err(Error::NotAnImage(m)) if m.starts_with("AVIF")));
+        // An MP4 is another ISO media file, not a photo format: left to the generic message.
+        let mp4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2";
+        assert!(
+            matches!(decode_image(mp4), Err(Error::NotAnImage(m)) if m.starts_with("unrecognised"))
+        );
     }
 
     #[test]
