@@ -489,3 +489,79 @@ fn a_slide_of_too_few_fields_and_scale_options_without_smear_are_refused_before_
         assert!(stdout.is_empty(), "{flags:?}: {stdout}");
     }
 }
+
+#[test]
+fn csv_gives_the_json_lines_figures_one_row_per_cell_and_a_row_per_failed_file() {
+    let samples = root().join("static/samples");
+    let dir = temp_dir("csv");
+    let bad = write(&dir, "cut.jpg", b"\xFF\xD8\xFF\xE0 a JPEG cut short");
+    let args = |format: &str| -> Vec<String> {
+        vec![
+            "classify".into(),
+            format.into(),
+            "--smear".into(),
+            samples.display().to_string(),
+            bad.display().to_string(),
+        ]
+    };
+    let run = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cytolens"))
+            .current_dir(root())
+            .args(args(format))
+            .output()
+            .expect("run cytolens")
+    };
+    let (json_out, csv_out) = (run("--json"), run("--csv"));
+    assert!(
+        !csv_out.status.success(),
+        "a file failed: the exit code says so"
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json_out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let mut reader = csv::Reader::from_reader(csv_out.stdout.as_slice());
+    let header = common::csv_header(&mut reader);
+    assert_eq!(&header[..3], ["file", "x0", "y0"]);
+    assert_eq!(header.last().map(String::as_str), Some("error"));
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), lines.len(), "one row per JSON line");
+    for (row, line) in rows.iter().zip(&lines) {
+        assert_eq!(Some(&row[col("file")]), line["file"].as_str());
+        if let Some(e) = line["error"].as_str() {
+            assert_eq!(&row[col("error")], e);
+            assert_eq!(&row[col("class")], "");
+            continue;
+        }
+        for k in ["class", "triage", "runner_up"] {
+            assert_eq!(Some(&row[col(k)]), line[k].as_str(), "{k}");
+        }
+        assert_eq!(
+            row[col("evals")].parse::<u64>().ok(),
+            line["evals"].as_u64()
+        );
+        let bbox: Vec<u64> = ["x0", "y0", "x1", "y1"]
+            .iter()
+            .map(|k| row[col(k)].parse().expect("box"))
+            .collect();
+        assert_eq!(serde_json::json!(bbox), line["bbox"]);
+        let probs = line["probs"].as_object().expect("probs");
+        assert_eq!(probs.len(), 8);
+        // Rounded as `eval --cells` rounds them: probabilities to 6 decimals, confidence to 5.
+        let close = |k: &str, v: &serde_json::Value, digits: i32| {
+            let csv_v: f64 = row[col(k)].parse().expect(k);
+            let want = v.as_f64().expect(k);
+            let tol = 0.5 * 10f64.powi(-digits) + 1e-9;
+            assert!((csv_v - want).abs() <= tol, "{k}: {csv_v} against {want}");
+        };
+        for (class, p) in probs {
+            close(&format!("p_{class}"), p, 6);
+        }
+        close("confidence", &line["confidence"], 5);
+        let flag = line["unusual_colour"].as_bool() == Some(true);
+        assert_eq!(&row[col("unusual_colour")], if flag { "1" } else { "0" });
+    }
+    assert!(rows.iter().any(|r| !r[col("error")].is_empty()));
+    assert!(rows.iter().filter(|r| r[col("error")].is_empty()).count() >= 5);
+}

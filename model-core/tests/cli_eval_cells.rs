@@ -52,12 +52,7 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     assert_eq!(report["split_size"], 24);
 
     let mut reader = csv::Reader::from_path(&cells).expect("cells.csv");
-    let header: Vec<String> = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
+    let header = common::csv_header(&mut reader);
     let col = |name: &str| {
         header
             .iter()

@@ -36,3 +36,13 @@ pub fn test_cells(fractions: &[(usize, usize)]) -> Vec<(CellCrop, usize)> {
     }
     cells
 }
+
+/// A CSV's header row, for looking columns up by name.
+pub fn csv_header<R: std::io::Read>(reader: &mut csv::Reader<R>) -> Vec<String> {
+    reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect()
+}

@@ -264,6 +264,10 @@ enum Command {
         /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Print CSV with a header (one row per cell, every class's probability as `p_<class>`;
+        /// a file that failed is a row with its `error`), for a spreadsheet.
+        #[arg(long, conflicts_with_all = ["json", "differential"])]
+        csv: bool,
         /// Folder of the diffusion model.
         #[arg(long, default_value = "static/model")]
         model: PathBuf,
@@ -527,6 +531,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::DetectEval { verbose } => commands::detect_eval(&cli.data, verbose),
         Command::Classify {
             json,
+            csv,
             model,
             smear,
             differential,
@@ -540,7 +545,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 (true, None, true) => commands::Scale::Slide,
                 (true, None, false) => commands::Scale::EachField,
             };
-            commands::classify(&model, &files, json, scale, differential)
+            let format = match (json, csv) {
+                (true, _) => commands::Format::Json,
+                (false, true) => commands::Format::Csv,
+                (false, false) => commands::Format::Text,
+            };
+            commands::classify(&model, &files, format, scale, differential)
         }
         Command::Bench { model, cells } => {
             let data = SplitSource::new(&cli.data, Split::Test).thinned(cells);

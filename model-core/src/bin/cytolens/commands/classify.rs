@@ -1,7 +1,7 @@
 //! `classify`: one line per image (or per detected white cell of a smear), and with
 //! `--differential` the leukocyte differential of all of them at the end.
 
-use super::{err, CmdResult};
+use super::{diagnosis_fields, diagnosis_header, err, CmdResult};
 use burn::prelude::*;
 use model_core::decode::decode_with_notes;
 use model_core::detect::DetectOptions;
@@ -194,49 +194,151 @@ fn slide_size(inputs: &[Input]) -> Result<SlideScale, String> {
     })
 }
 
-/// Print one classified cell: a JSON object or a tab-separated line.
-fn print_cell(
-    name: &str,
-    bbox: Option<[u32; 4]>,
-    rbc_diameter_px: Option<f32>,
-    d: &Diagnosis,
-    notes: &[String],
-    classes: &[String],
-    as_json: bool,
-) {
-    let class = &classes[d.class];
-    if as_json {
-        let probs: serde_json::Map<String, serde_json::Value> = classes
-            .iter()
-            .zip(&d.probs)
-            .map(|(c, p)| (c.clone(), json!(p)))
-            .collect();
-        let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": classes[d.runner_up], "evals": d.evals});
-        if let Some(b) = bbox {
-            line["bbox"] = json!(b);
-        }
-        if let Some(r) = rbc_diameter_px {
-            line["rbc_diameter_px"] = json!(r);
-        }
-        if let Some(c) = d.colour {
-            line["colour"] = json!(c);
-            line["unusual_colour"] = json!(d.unusual_colour);
-        }
-        if !notes.is_empty() {
-            line["notes"] = json!(notes);
-        }
-        println!("{line}");
-    } else {
-        let at = bbox.map(|b| format!("\tbox {b:?}")).unwrap_or_default();
-        let colour = if d.unusual_colour {
-            format!(
-                "\tunusual colour (score {:.1})",
-                d.colour.unwrap_or(f32::NAN)
-            )
-        } else {
-            String::new()
+/// How `classify` writes its lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Tab-separated text, with notes on lines of their own.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// CSV with a header: one row per cell or per file that failed (its `error` column set).
+    Csv,
+}
+
+/// `classify --csv`'s own columns, before a diagnosis's (`super::diagnosis_header`) and the
+/// `notes` and `error` after them.
+const CSV_OWN_COLUMNS: [&str; 8] = [
+    "file",
+    "x0",
+    "y0",
+    "x1",
+    "y1",
+    "rbc_diameter_px",
+    "class",
+    "runner_up",
+];
+
+/// Writes `classify`'s lines in its [`Format`].
+struct Printer {
+    format: Format,
+    csv: Option<csv::Writer<std::io::Stdout>>,
+    classes: Vec<String>,
+}
+
+impl Printer {
+    /// A printer; for CSV, the header is written now.
+    fn new(format: Format, classes: &[String]) -> Result<Self, String> {
+        let csv = match format {
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(std::io::stdout());
+                let mut header: Vec<String> = CSV_OWN_COLUMNS.map(String::from).to_vec();
+                header.extend(diagnosis_header(classes));
+                header.extend(["notes", "error"].map(String::from));
+                w.write_record(&header).map_err(err)?;
+                Some(w)
+            }
+            _ => None,
         };
-        println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals{colour}", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
+        Ok(Printer {
+            format,
+            csv,
+            classes: classes.to_vec(),
+        })
+    }
+
+    /// The line of a file that could not be used.
+    fn error(&mut self, name: &str, e: &str) -> CmdResult {
+        match (self.format, self.csv.as_mut()) {
+            (Format::Csv, Some(w)) => {
+                let width = CSV_OWN_COLUMNS.len() + diagnosis_header(&self.classes).len() + 2;
+                let mut row = vec![String::new(); width];
+                row[0] = name.to_string();
+                if let Some(last) = row.last_mut() {
+                    *last = e.to_string();
+                }
+                w.write_record(&row).map_err(err)?;
+                w.flush().map_err(err)
+            }
+            (Format::Json, _) => {
+                println!("{}", json!({"file": name, "error": e}));
+                Ok(())
+            }
+            _ => {
+                println!("{name}\terror: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// One classified cell.
+    fn cell(
+        &mut self,
+        name: &str,
+        bbox: Option<[u32; 4]>,
+        rbc_diameter_px: Option<f32>,
+        d: &Diagnosis,
+        notes: &[String],
+    ) -> CmdResult {
+        let classes = &self.classes;
+        let class = &classes[d.class];
+        match (self.format, self.csv.as_mut()) {
+            (Format::Csv, Some(w)) => {
+                let opt = |v: Option<String>| v.unwrap_or_default();
+                let mut row: Vec<String> = vec![name.to_string()];
+                row.extend((0..4).map(|k| opt(bbox.map(|b| b[k].to_string()))));
+                row.push(opt(rbc_diameter_px.map(|r| format!("{r:.2}"))));
+                row.extend([class.clone(), classes[d.runner_up].clone()]);
+                row.extend(diagnosis_fields(d));
+                row.extend([notes.join("; "), String::new()]);
+                w.write_record(&row).map_err(err)?;
+                w.flush().map_err(err)
+            }
+            (Format::Json, _) => {
+                let probs: serde_json::Map<String, serde_json::Value> = classes
+                    .iter()
+                    .zip(&d.probs)
+                    .map(|(c, p)| (c.clone(), json!(p)))
+                    .collect();
+                let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": classes[d.runner_up], "evals": d.evals});
+                if let Some(b) = bbox {
+                    line["bbox"] = json!(b);
+                }
+                if let Some(r) = rbc_diameter_px {
+                    line["rbc_diameter_px"] = json!(r);
+                }
+                if let Some(c) = d.colour {
+                    line["colour"] = json!(c);
+                    line["unusual_colour"] = json!(d.unusual_colour);
+                }
+                if !notes.is_empty() {
+                    line["notes"] = json!(notes);
+                }
+                println!("{line}");
+                Ok(())
+            }
+            _ => {
+                let at = bbox.map(|b| format!("\tbox {b:?}")).unwrap_or_default();
+                let colour = if d.unusual_colour {
+                    format!(
+                        "\tunusual colour (score {:.1})",
+                        d.colour.unwrap_or(f32::NAN)
+                    )
+                } else {
+                    String::new()
+                };
+                println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals{colour}", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
+                Ok(())
+            }
+        }
+    }
+
+    /// A file's notes, on lines of their own (text only: JSON and CSV carry them per cell).
+    fn notes(&self, name: &str, notes: &[String]) {
+        if self.format == Format::Text {
+            for n in notes {
+                println!("{name}\tnote: {n}");
+            }
+        }
     }
 }
 
@@ -281,11 +383,12 @@ fn print_differential(counted: &[&str], awaiting: usize, as_json: bool) {
 pub fn classify(
     model_dir: &Path,
     files: &[PathBuf],
-    as_json: bool,
+    format: Format,
     scale: Scale,
     differential: bool,
 ) -> CmdResult {
     let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
+    let mut out = Printer::new(format, &model.card.classes)?;
     let clf = model.classifier(Device::flex()).map_err(err)?;
     let size = model.card.denoiser.image_size;
     let inputs = expand(files);
@@ -336,11 +439,7 @@ pub fn classify(
                 Ok(r) => r,
                 Err(e) => {
                     failed += 1;
-                    if as_json {
-                        println!("{}", json!({"file": name, "error": e}));
-                    } else {
-                        println!("{name}\terror: {e}");
-                    }
+                    out.error(&name, &e)?;
                     continue;
                 }
             };
@@ -353,17 +452,13 @@ pub fn classify(
                     &classes[d.class]
                 });
                 awaiting += usize::from(d.triage != Triage::Auto);
-                print_cell(&name, bbox, rbc_diameter_px, d, &notes, classes, as_json);
+                out.cell(&name, bbox, rbc_diameter_px, d, &notes)?;
             }
-            if !as_json {
-                for n in &notes {
-                    println!("{name}\tnote: {n}");
-                }
-            }
+            out.notes(&name, &notes);
         }
     }
     if differential {
-        print_differential(&counted, awaiting, as_json);
+        print_differential(&counted, awaiting, format == Format::Json);
     }
     if failed > 0 {
         Err(format!(

@@ -1,7 +1,7 @@
 //! `eval`: the report on a split for both models, the per-cell CSV and the anomaly figures.
 
 use super::baseline::{baseline_logits, load_baseline, softmax_rows};
-use super::{err, CmdResult, SplitSource};
+use super::{diagnosis_fields, diagnosis_header, err, CmdResult, SplitSource};
 use burn::prelude::*;
 use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
@@ -68,21 +68,9 @@ fn write_cells(
     run: &DiffusionRun,
     baseline: Option<&[Vec<f32>]>,
 ) -> CmdResult {
-    let mut header: Vec<String> = [
-        "path",
-        "label",
-        "predicted",
-        "confidence",
-        "uncertainty",
-        "anomaly",
-        "triage",
-        "evals",
-        "colour",
-        "unusual_colour",
-    ]
-    .map(String::from)
-    .to_vec();
-    header.extend(CLASSES.iter().map(|c| format!("p_{c}")));
+    let mut header: Vec<String> = ["path", "label", "predicted"].map(String::from).to_vec();
+    let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+    header.extend(diagnosis_header(&classes));
     if baseline.is_some() {
         header.extend(CLASSES.iter().map(|c| format!("baseline_p_{c}")));
     }
@@ -92,15 +80,8 @@ fn write_cells(
             run.paths[i].clone(),
             CLASSES[run.labels[i]].to_string(),
             CLASSES[d.class].to_string(),
-            format!("{:.5}", d.confidence),
-            format!("{:.5}", d.uncertainty),
-            format!("{:.4}", d.anomaly),
-            d.triage.name().to_string(),
-            d.evals.to_string(),
-            d.colour.map(|c| format!("{c:.3}")).unwrap_or_default(),
-            u8::from(d.unusual_colour).to_string(),
         ];
-        row.extend(d.probs.iter().map(|p| format!("{p:.6}")));
+        row.extend(diagnosis_fields(d));
         if let Some(b) = baseline {
             row.extend(b[i].iter().map(|p| format!("{p:.6}")));
         }

@@ -11,7 +11,7 @@ mod tune;
 pub use baseline::{calibrate_baseline, train_baseline};
 pub use bench::bench;
 pub use calibrate::{calibrate, colour_gate, to_half, CalibrateOptions};
-pub use classify::{classify, Scale};
+pub use classify::{classify, Format, Scale};
 pub use detect::detect_eval;
 pub use eval::{eval, eval_anomaly};
 pub use tune::tune;
@@ -71,4 +71,39 @@ fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// CSV columns of a diagnosis, in the order [`diagnosis_fields`] fills them: confidence,
+/// uncertainty, anomaly score, triage, evaluations, the colour gate's score and flag (empty
+/// and 0 without a gate), then every class's probability (`p_<class>`). `eval --cells` and
+/// `classify --csv` put them after columns of their own.
+pub fn diagnosis_header(classes: &[String]) -> Vec<String> {
+    let mut h: Vec<String> = [
+        "confidence",
+        "uncertainty",
+        "anomaly",
+        "triage",
+        "evals",
+        "colour",
+        "unusual_colour",
+    ]
+    .map(String::from)
+    .to_vec();
+    h.extend(classes.iter().map(|c| format!("p_{c}")));
+    h
+}
+
+/// A diagnosis's fields under [`diagnosis_header`].
+pub fn diagnosis_fields(d: &model_core::diagnosis::Diagnosis) -> Vec<String> {
+    let mut row = vec![
+        format!("{:.5}", d.confidence),
+        format!("{:.5}", d.uncertainty),
+        format!("{:.4}", d.anomaly),
+        d.triage.name().to_string(),
+        d.evals.to_string(),
+        d.colour.map(|c| format!("{c:.3}")).unwrap_or_default(),
+        u8::from(d.unusual_colour).to_string(),
+    ];
+    row.extend(d.probs.iter().map(|p| format!("{p:.6}")));
+    row
 }
