@@ -17,7 +17,7 @@ fn err(e: JsValue) -> String {
 
 /// What went wrong, as the browser names it ("QuotaExceededError: ...").
 fn describe(e: Option<DomException>) -> String {
-    e.map(|e| format!("{}: {}", e.name(), e.message()))
+    e.map(|e| crate::bridge::js_error_text(&e))
         .unwrap_or_else(|| "the browser aborted the write".into())
 }
 

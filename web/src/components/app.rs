@@ -420,9 +420,8 @@ pub fn App() -> impl IntoView {
         let json = session.with_untracked(|s| serde_json::to_string(s).unwrap_or_default());
         if let Some(d) = db.get_value() {
             spawn_local(async move {
-                match storage::put(&d, "session", &json.into()).await {
-                    Ok(()) => {}
-                    Err(e) => set_save_problem.set(Some(e)),
+                if let Err(e) = storage::put(&d, "session", &json.into()).await {
+                    set_save_problem.set(Some(e));
                 }
             });
         }

@@ -176,9 +176,10 @@ pub fn SmearView(
                             let [x0, y0, x1, y1] = c.result.bbox;
                             let colour = class_colour(c.final_class());
                             let triage = c.result.triage.clone();
-                            let cid = c.id.clone();
                             let sel_id = c.id.clone();
                             let is_sel = move || selected.get().is_some_and(|(i, s)| i == id && s == sel_id);
+                            let cid = c.id.clone();
+                            let select = move || if !armed.get_untracked() { selected.set(Some((id, cid.clone()))) };
                             let dash = if triage == "review" { "12 6" } else { "none" };
                             let stroke_w = if triage == "anomaly" { 7 } else { 4 };
                             let added = c.added.then_some("true");
@@ -186,20 +187,16 @@ pub fn SmearView(
                             // already selected goes on to the page, which confirms its class,
                             // as after a click.
                             let label = format!("Cell {}: {}, {triage}", c.id, c.final_class());
-                            let key_id = c.id.clone();
-                            let chosen_id = c.id.clone();
-                            let chosen = move || selected.get_untracked().is_some_and(|(i, s)| i == id && s == chosen_id);
+                            let (chosen, select_by_key) = (is_sel.clone(), select.clone());
                             view! {
                                 <g class="cell-box" data-testid="cell-box" data-class=c.final_class().to_string() data-triage=triage.clone() data-added=added
                                     tabindex="0" role="button" aria-label=label
                                     on:keydown=move |ev: web_sys::KeyboardEvent| if matches!(ev.key().as_str(), "Enter" | " ") && !(ev.key() == "Enter" && chosen()) {
                                         ev.prevent_default();
                                         ev.stop_propagation();
-                                        if !armed.get_untracked() {
-                                            selected.set(Some((id, key_id.clone())));
-                                        }
+                                        select_by_key();
                                     }
-                                    on:click=move |_| if !armed.get_untracked() { selected.set(Some((id, cid.clone()))) }>
+                                    on:click=move |_| select()>
                                     <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="transparent" stroke="none" />
                                     <rect x=x0 y=y0 width=x1 - x0 height=y1 - y0 fill="none" stroke=colour stroke-width=stroke_w stroke-dasharray=dash
                                         class:selected=is_sel />

@@ -218,40 +218,46 @@ const CSV_OWN_COLUMNS: [&str; 8] = [
     "runner_up",
 ];
 
-/// Writes `classify`'s lines in its [`Format`].
+/// Where `classify`'s lines go, in its [`Format`].
+enum Sink {
+    Text,
+    Json,
+    /// The CSV writer and the number of columns of its header.
+    Csv(Box<csv::Writer<std::io::Stdout>>, usize),
+}
+
+/// Writes `classify`'s lines.
 struct Printer {
-    format: Format,
-    csv: Option<csv::Writer<std::io::Stdout>>,
+    sink: Sink,
     classes: Vec<String>,
 }
 
 impl Printer {
     /// A printer; for CSV, the header is written now.
     fn new(format: Format, classes: &[String]) -> Result<Self, String> {
-        let csv = match format {
+        let sink = match format {
+            Format::Text => Sink::Text,
+            Format::Json => Sink::Json,
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(std::io::stdout());
                 let mut header: Vec<String> = CSV_OWN_COLUMNS.map(String::from).to_vec();
                 header.extend(diagnosis_header(classes));
                 header.extend(["notes", "error"].map(String::from));
                 w.write_record(&header).map_err(err)?;
-                Some(w)
+                Sink::Csv(Box::new(w), header.len())
             }
-            _ => None,
         };
         Ok(Printer {
-            format,
-            csv,
+            sink,
             classes: classes.to_vec(),
         })
     }
 
     /// The line of a file that could not be used.
     fn error(&mut self, name: &str, e: &str) -> CmdResult {
-        match (self.format, self.csv.as_mut()) {
-            (Format::Csv, Some(w)) => {
-                let width = CSV_OWN_COLUMNS.len() + diagnosis_header(&self.classes).len() + 2;
-                let mut row = vec![String::new(); width];
+        match &mut self.sink {
+            Sink::Csv(w, width) => {
+                let mut row = vec![String::new(); *width];
                 row[0] = name.to_string();
                 if let Some(last) = row.last_mut() {
                     *last = e.to_string();
@@ -259,11 +265,11 @@ impl Printer {
                 w.write_record(&row).map_err(err)?;
                 w.flush().map_err(err)
             }
-            (Format::Json, _) => {
+            Sink::Json => {
                 println!("{}", json!({"file": name, "error": e}));
                 Ok(())
             }
-            _ => {
+            Sink::Text => {
                 println!("{name}\terror: {e}");
                 Ok(())
             }
@@ -281,8 +287,8 @@ impl Printer {
     ) -> CmdResult {
         let classes = &self.classes;
         let class = &classes[d.class];
-        match (self.format, self.csv.as_mut()) {
-            (Format::Csv, Some(w)) => {
+        match &mut self.sink {
+            Sink::Csv(w, _) => {
                 let opt = |v: Option<String>| v.unwrap_or_default();
                 let mut row: Vec<String> = vec![name.to_string()];
                 row.extend((0..4).map(|k| opt(bbox.map(|b| b[k].to_string()))));
@@ -293,7 +299,7 @@ impl Printer {
                 w.write_record(&row).map_err(err)?;
                 w.flush().map_err(err)
             }
-            (Format::Json, _) => {
+            Sink::Json => {
                 let probs: serde_json::Map<String, serde_json::Value> = classes
                     .iter()
                     .zip(&d.probs)
@@ -316,7 +322,7 @@ impl Printer {
                 println!("{line}");
                 Ok(())
             }
-            _ => {
+            Sink::Text => {
                 let at = bbox.map(|b| format!("\tbox {b:?}")).unwrap_or_default();
                 let colour = if d.unusual_colour {
                     format!(
@@ -334,7 +340,7 @@ impl Printer {
 
     /// A file's notes, on lines of their own (text only: JSON and CSV carry them per cell).
     fn notes(&self, name: &str, notes: &[String]) {
-        if self.format == Format::Text {
+        if let Sink::Text = self.sink {
             for n in notes {
                 println!("{name}\tnote: {n}");
             }

@@ -69,8 +69,7 @@ fn write_cells(
     baseline: Option<&[Vec<f32>]>,
 ) -> CmdResult {
     let mut header: Vec<String> = ["path", "label", "predicted"].map(String::from).to_vec();
-    let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
-    header.extend(diagnosis_header(&classes));
+    header.extend(diagnosis_header(&CLASSES));
     if baseline.is_some() {
         header.extend(CLASSES.iter().map(|c| format!("baseline_p_{c}")));
     }

@@ -77,7 +77,7 @@ fn median(v: &[f64]) -> f64 {
 /// uncertainty, anomaly score, triage, evaluations, the colour gate's score and flag (empty
 /// and 0 without a gate), then every class's probability (`p_<class>`). `eval --cells` and
 /// `classify --csv` put them after columns of their own.
-pub fn diagnosis_header(classes: &[String]) -> Vec<String> {
+pub fn diagnosis_header<S: AsRef<str>>(classes: &[S]) -> Vec<String> {
     let mut h: Vec<String> = [
         "confidence",
         "uncertainty",
@@ -89,7 +89,7 @@ pub fn diagnosis_header(classes: &[String]) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
-    h.extend(classes.iter().map(|c| format!("p_{c}")));
+    h.extend(classes.iter().map(|c| format!("p_{}", c.as_ref())));
     h
 }
 
