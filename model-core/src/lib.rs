@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod slide_scale;
 pub mod smear;
 pub mod touching;
+pub mod triage_reason;
 pub mod unet;
 pub mod weights;
 

@@ -145,6 +145,14 @@ fn every_bad_file_gets_a_specific_error_and_the_good_one_is_classified() {
             ] {
                 assert!(line.get(k).is_some(), "missing {k} in {line}");
             }
+            // The reason names the comparison that decided the triage.
+            let why = line["triage_reason"].as_str().unwrap_or_default();
+            let word = match line["triage"].as_str() {
+                Some("auto") => "at or above the",
+                Some("review") => "under the",
+                _ => "score",
+            };
+            assert!(why.contains(word), "triage reason '{why}' in {line}");
         } else {
             let err = line["error"].as_str().unwrap_or_default();
             assert!(

@@ -36,6 +36,8 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     // colour", not as the model's untrusted class, which the title still names.
     assert.match(await page.getByTestId('cell-colour-warning').textContent(), /unlike those of the cells the model was calibrated on/);
     assert.equal(await page.getByTestId('cell-triage').textContent(), 'anomaly');
+    // Why: the gate's score against its threshold, from the model card.
+    assert.match(await page.getByTestId('cell-triage-reason').textContent(), /^Why anomaly: colour score \d+\.\d+ above the colour gate's \d+\.\d+: its colours lie outside those of 99\.9 % of the val cells/);
     assert.equal(shownClass, 'unusual colour');
     assert.match(await page.getByTestId('cell-confidence').textContent(), /^\d+\.\d % \(calibrated on other colours: not valid here\)$/);
     assert.match(await page.getByTestId('cell-title').textContent(), /: unusual colour \(the model's untrusted guess: [a-z]+\)/);
@@ -122,6 +124,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(cell.counted_as, want, 'counted as the reviewer said');
     assert.equal(cell.unusual_colour, true);
     assert.equal(cell.triage, 'anomaly');
+    assert.match(cell.triage_reason, /^colour score /);
     assert.ok(Object.keys(cell.probs).includes(cell.class), `the model's class ${cell.class} is one of its classes`);
     assert.equal(cell.reviewed_class, want);
     assert.ok(Math.abs(Object.values(cell.probs).reduce((a, b) => a + b, 0) - 1) < 1e-3);
@@ -141,8 +144,9 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
-    assert.match(lines[0], /,unusual_colour,counted_as,slide,added$/);
-    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0$`));
+    assert.match(lines[0], /,unusual_colour,counted_as,slide,added,triage_reason$/);
+    // The reason holds commas: quoted.
+    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0,"colour score [^"]+"$`));
 
     // The sign-off survives a reload.
     await page.reload();

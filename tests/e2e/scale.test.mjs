@@ -68,6 +68,16 @@ test('a single-cell image is classified as framed unless the red-cell diameter i
       && (d === null || new RegExp(`Red-cell diameter ${d} px`).test(document.querySelector('[data-testid=scale]')?.textContent ?? '')), d, { timeout: 120_000 });
     await finished(null);
     assert.match(await page.getByTestId('single-cell-scale').textContent(), /classified as it is framed/);
+    // The cell panel says why the cell was triaged so: its confidence against the card's
+    // auto-acceptance threshold, on the right side of it.
+    await page.getByTestId('cell-box').first().click();
+    const triage = await page.getByTestId('cell-triage').textContent();
+    const why = await page.getByTestId('cell-triage-reason').textContent();
+    const m = /^Why (auto|review): confidence (\d+\.\d+) %, (at or above|under) the (\d+\.\d+) %/.exec(why);
+    assert.ok(m, why);
+    assert.equal(m[1], triage);
+    assert.equal(m[3], triage === 'auto' ? 'at or above' : 'under', why);
+    assert.equal(Number(m[2]) >= Number(m[4]), triage === 'auto', why);
     // The share of the crop that is nucleus (violet), read off the gallery's crop.
     const violet = () => page.getByTestId('gallery-crop').first().evaluate((c) => {
       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

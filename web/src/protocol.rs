@@ -94,6 +94,10 @@ pub struct CellResult {
     pub anomaly: f32,
     /// `auto`, `review` or `anomaly`.
     pub triage: String,
+    /// Why: the deciding figure and the threshold it was held against
+    /// ([`model_core::triage_reason::triage_reason`]); empty in sessions kept before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub triage_reason: String,
     /// Second most probable class.
     pub runner_up: String,
     /// Denoiser evaluations spent.

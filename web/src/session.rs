@@ -562,6 +562,7 @@ pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
                 "id": c.id, "bbox": c.result.bbox, "class": c.result.class, "probs": probs,
                 "confidence": c.result.confidence, "uncertainty": c.result.uncertainty,
                 "anomaly": c.result.anomaly, "triage": c.result.triage,
+                "triage_reason": c.result.triage_reason,
                 "reviewed_class": c.reviewed_class, "evals": c.result.evals,
                 "unusual_colour": c.result.unusual_colour, "colour": c.result.colour,
                 "counted_as": c.final_class(), "added": c.added,
@@ -601,7 +602,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push_str(",unusual_colour,counted_as,slide,added\n");
+    out.push_str(",unusual_colour,counted_as,slide,added,triage_reason\n");
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -633,7 +634,9 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             out.push_str(&csv_field(c.final_class()));
             out.push(',');
             out.push_str(&csv_field(&img.slide));
-            out.push_str(if c.added { ",1\n" } else { ",0\n" });
+            out.push_str(if c.added { ",1," } else { ",0," });
+            out.push_str(&csv_field(&r.triage_reason));
+            out.push('\n');
         }
     }
     out
@@ -711,6 +714,7 @@ pub(crate) mod tests {
                 uncertainty: unc,
                 anomaly: 0.5,
                 triage: triage.into(),
+                triage_reason: format!("because of the test's {triage}"),
                 runner_up: "other".into(),
                 evals: 30,
                 counterfactual: vec![],
@@ -873,7 +877,10 @@ pub(crate) mod tests {
         assert_eq!(doc["cells"][1]["counted_as"], "monocyte");
         let csv = export_csv(&s, &["ig".to_string()]);
         let row = csv.lines().nth(3).expect("the third cell's row");
-        assert!(row.ends_with(",1,unusual colour,Slide 1,0"), "{row}");
+        assert!(
+            row.ends_with(",1,unusual colour,Slide 1,0,because of the test's anomaly"),
+            "{row}"
+        );
         // A reviewer's class counts; undoing it brings the flag back.
         assert!(s.reclassify(0, "0-2", Some("basophil".into())));
         assert_eq!(differential(&s.images[0]).get("basophil"), Some(&1));
@@ -999,11 +1006,9 @@ pub(crate) mod tests {
         let j = export_json(&s, &s.images[0]);
         assert_eq!(j["cells"][2]["added"], json!(true));
         assert_eq!(j["cells"][0]["added"], json!(false));
-        assert!(export_csv(&s, &[])
-            .lines()
-            .nth(3)
-            .expect("row")
-            .ends_with(",1"));
+        let csv = export_csv(&s, &[]);
+        let row: Vec<&str> = csv.lines().nth(3).expect("row").split(',').collect();
+        assert_eq!(row[row.len() - 2], "1", "added: {row:?}");
         // A mistaken mark goes, with its edits; a detected cell is reviewed, not removed.
         assert!(s.reclassify(0, "0-4", Some("eosinophil".into())));
         assert!(s.reclassify(0, "0-0", Some("monocyte".into())));
@@ -1310,6 +1315,7 @@ pub(crate) mod tests {
             "uncertainty",
             "anomaly",
             "triage",
+            "triage_reason",
             "reviewed_class",
             "evals",
             "unusual_colour",
@@ -1321,9 +1327,14 @@ pub(crate) mod tests {
         let csv = export_csv(&s, &["neutrophil".into(), "other".into()]);
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
-        assert!(lines[0].ends_with(",p_neutrophil,p_other,unusual_colour,counted_as,slide,added"));
+        assert!(lines[0].ends_with(
+            ",p_neutrophil,p_other,unusual_colour,counted_as,slide,added,triage_reason"
+        ));
         assert!(
-            lines[1].ends_with(",0,neutrophil,Slide 1,0"),
+            lines[1].ends_with(&format!(
+                ",0,neutrophil,Slide 1,0,because of the test's {}",
+                s.images[0].cells[0].result.triage
+            )),
             "{}",
             lines[1]
         );

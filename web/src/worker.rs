@@ -585,6 +585,7 @@ fn cell_result(clf: &CellClassifier, d: &Diagnosis, at: SharedCell) -> CellResul
         uncertainty: d.uncertainty,
         anomaly: d.anomaly,
         triage: d.triage.name().into(),
+        triage_reason: model_core::triage_reason::triage_reason(d, &clf.card),
         runner_up: names[d.runner_up].clone(),
         evals: d.evals,
         counterfactual: d.map.counterfactual.clone(),

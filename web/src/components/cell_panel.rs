@@ -173,6 +173,9 @@ pub fn CellPanel(
                             <dt>"Triage"</dt><dd data-testid="cell-triage">{r.triage.clone()}</dd>
                             <dt>"Denoiser evaluations"</dt><dd>{r.evals}</dd>
                         </dl>
+                        {(!r.triage_reason.is_empty()).then(|| view! {
+                            <p class="hint" data-testid="cell-triage-reason">{format!("Why {}: {}.", r.triage, r.triage_reason)}</p>
+                        })}
                         <div class="probs">
                             {r.probs.iter().map(|(k, p)| view! {
                                 <div class="prob"><span class="prob-name">{k.clone()}</span>

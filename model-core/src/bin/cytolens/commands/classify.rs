@@ -5,11 +5,12 @@ use super::{diagnosis_fields, diagnosis_header, err, CmdResult};
 use burn::prelude::*;
 use model_core::decode::decode_with_notes;
 use model_core::detect::DetectOptions;
-use model_core::diagnosis::{Diagnosis, Triage};
+use model_core::diagnosis::{Diagnosis, ModelCard, Triage};
 use model_core::differential::{Differential, UNUSUAL_COLOUR};
 use model_core::evaluate::diagnose_all;
 use model_core::preprocess::to_model_input;
 use model_core::slide_scale::{slide_scale, SlideScale};
+use model_core::triage_reason::triage_reason;
 use model_core::weights::{ModelFiles, MODEL_STEM};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -229,12 +230,14 @@ enum Sink {
 /// Writes `classify`'s lines.
 struct Printer {
     sink: Sink,
-    classes: Vec<String>,
+    /// The model's card: class names, and the thresholds a triage's reason names.
+    card: ModelCard,
 }
 
 impl Printer {
     /// A printer; for CSV, the header is written now.
-    fn new(format: Format, classes: &[String]) -> Result<Self, String> {
+    fn new(format: Format, card: &ModelCard) -> Result<Self, String> {
+        let classes = &card.classes;
         let sink = match format {
             Format::Text => Sink::Text,
             Format::Json => Sink::Json,
@@ -249,7 +252,7 @@ impl Printer {
         };
         Ok(Printer {
             sink,
-            classes: classes.to_vec(),
+            card: card.clone(),
         })
     }
 
@@ -285,7 +288,7 @@ impl Printer {
         d: &Diagnosis,
         notes: &[String],
     ) -> CmdResult {
-        let classes = &self.classes;
+        let classes = &self.card.classes;
         let class = &classes[d.class];
         match &mut self.sink {
             Sink::Csv(w, _) => {
@@ -305,7 +308,7 @@ impl Printer {
                     .zip(&d.probs)
                     .map(|(c, p)| (c.clone(), json!(p)))
                     .collect();
-                let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "runner_up": classes[d.runner_up], "evals": d.evals});
+                let mut line = json!({"file": name, "class": class, "probs": probs, "confidence": d.confidence, "uncertainty": d.uncertainty, "anomaly": d.anomaly, "triage": d.triage.name(), "triage_reason": triage_reason(d, &self.card), "runner_up": classes[d.runner_up], "evals": d.evals});
                 if let Some(b) = bbox {
                     line["bbox"] = json!(b);
                 }
@@ -394,7 +397,7 @@ pub fn classify(
     differential: bool,
 ) -> CmdResult {
     let model = ModelFiles::read(model_dir, MODEL_STEM).map_err(err)?;
-    let mut out = Printer::new(format, &model.card.classes)?;
+    let mut out = Printer::new(format, &model.card)?;
     let clf = model.classifier(Device::flex()).map_err(err)?;
     let size = model.card.denoiser.image_size;
     let inputs = expand(files);
