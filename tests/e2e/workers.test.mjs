@@ -205,3 +205,30 @@ test('cancelling a queued image stops that image only; re-analysis waits for the
     assert.deepEqual(rec.errors, []);
   });
 });
+
+test('a compute worker that stops fails what it held, says so, and a new worker takes the next image', async () => {
+  const files = pbcTestImages(2);
+  await withQuery('?workers=1', async ({ page, rec, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    await app.selfTest();
+    // The worker throws on its next message, uncaught, as after a panic or a lost GPU device.
+    const [worker] = page.workers();
+    await worker.evaluate(() => { self.onmessage = () => { throw new Error('injected fault'); }; });
+    await app.openFiles([files[0]]);
+    const error = page.getByTestId('file-error');
+    await error.first().waitFor({ timeout: 60_000 });
+    assert.match(await error.first().textContent(), /: the compute worker stopped \(.*injected fault\)/);
+    assert.match(await page.getByTestId('restore-notice').textContent(),
+      /the compute worker stopped \(.*injected fault\); a new worker was started in its place/);
+    // The worker in its place decodes and analyses the next file, on the CPU.
+    await app.openFiles([files[1]]);
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=progress-text]')]
+      .some((p) => /^done: 1 cells/.test(p.textContent)), null, { timeout: 120_000 });
+    assert.equal(await page.getByTestId('cell-box').count(), 1);
+    assert.equal(await error.count(), 1, 'only the file the stopped worker held failed');
+    assert.equal(await app.backend(), 'cpu');
+    assert.deepEqual(rec.errors.filter((e) => !/injected fault/.test(e)), []);
+    assert.deepEqual(rec.failed, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
+  });
+});

@@ -1,15 +1,15 @@
 //! Page side of the worker protocol: start the worker, send requests, receive responses.
 
-use crate::pool::{Dispatch, Job, Parts};
+use crate::pool::{Dispatch, Job, Parts, MAX_RESTARTS};
 use crate::protocol::{Request, Response};
 use crate::share::SharedCells;
 use js_sys::{Array, Uint8Array};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{MessageEvent, Worker};
+use web_sys::{ErrorEvent, MessageEvent, Worker};
 
 /// Encode a message as `[json, bytes?]`.
 pub fn encode(json: &str, bytes: Option<&[u8]>) -> (Array, Array) {
@@ -41,6 +41,8 @@ pub struct WorkerHandle {
     worker: Worker,
     /// Requests waiting for the worker's `Ready` (None once it is ready).
     pending: Pending,
+    /// False once terminated: whatever it still sent is dropped.
+    alive: Rc<Cell<bool>>,
 }
 
 /// Requests held until the worker is ready (`None` once it is).
@@ -55,15 +57,36 @@ fn post(worker: &Worker, json: &str, bytes: Option<&[u8]>) {
 
 impl WorkerHandle {
     /// Start the worker (built by Trunk as `worker_loader.js`) and route its responses to
-    /// `on_response`.
+    /// `on_response`; an uncaught error in the worker (a WebAssembly trap after a panic, a
+    /// failed script) arrives as [`Response::Crashed`].
     pub fn start(
         on_response: impl Fn(Response, Option<Vec<u8>>) + 'static,
     ) -> Result<Self, String> {
         let worker = Worker::new("./worker_loader.js")
             .map_err(|e| format!("cannot start the compute worker: {e:?}"))?;
         let pending: Pending = Rc::new(RefCell::new(Some(Vec::new())));
-        let (w, p) = (worker.clone(), pending.clone());
+        let alive = Rc::new(Cell::new(true));
+        let on_response = Rc::new(on_response);
+        let (on_error, alive_e) = (on_response.clone(), alive.clone());
+        let error_cb = Closure::<dyn Fn(ErrorEvent)>::new(move |ev: ErrorEvent| {
+            // Handled here: not also reported as the page's own uncaught error.
+            ev.prevent_default();
+            if alive_e.get() {
+                on_error(
+                    Response::Crashed {
+                        message: ev.message(),
+                    },
+                    None,
+                );
+            }
+        });
+        worker.set_onerror(Some(error_cb.as_ref().unchecked_ref()));
+        error_cb.forget(); // lives as long as the worker; a few per page at most
+        let (w, p, alive_m) = (worker.clone(), pending.clone(), alive.clone());
         let cb = Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| {
+            if !alive_m.get() {
+                return;
+            }
             match decode(&ev.data()) {
                 Ok((json, bytes)) => match serde_json::from_str::<Response>(&json) {
                     Ok(Response::Ready) => {
@@ -83,8 +106,18 @@ impl WorkerHandle {
             }
         });
         worker.set_onmessage(Some(cb.as_ref().unchecked_ref()));
-        cb.forget(); // lives as long as the page
-        Ok(Self { worker, pending })
+        cb.forget(); // lives as long as the worker
+        Ok(Self {
+            worker,
+            pending,
+            alive,
+        })
+    }
+
+    /// Stop the worker at once; nothing it still sends reaches the page.
+    pub fn terminate(&self) {
+        self.alive.set(false);
+        self.worker.terminate();
     }
 
     /// Send a request, with optional bytes (transferred, not copied).
@@ -160,6 +193,8 @@ struct PoolInner {
     shared: RefCell<HashMap<u32, Smear>>,
     /// CPU workers to run.
     size: usize,
+    /// Workers started in place of ones that stopped.
+    restarts: Cell<usize>,
     on_response: Box<OnResponse>,
 }
 
@@ -178,6 +213,7 @@ impl WorkerPool {
             parts: RefCell::new(Parts::default()),
             shared: RefCell::new(HashMap::new()),
             size: size.max(1),
+            restarts: Cell::new(0),
             on_response: Box::new(on_response),
         });
         let first = start_member(&inner, 0)?;
@@ -344,6 +380,10 @@ fn on_member_response(inner: &Rc<PoolInner>, index: usize, r: Response, bytes: O
             share(inner, index, id, name, cells, bytes.unwrap_or_default());
             return;
         }
+        Response::Crashed { message } => {
+            crashed(inner, index, message);
+            return;
+        }
         r => r,
     };
     let ended = match &r {
@@ -358,6 +398,61 @@ fn on_member_response(inner: &Rc<PoolInner>, index: usize, r: Response, bytes: O
         inner.dispatch.borrow_mut().finish(index, id);
         pump(inner);
     }
+}
+
+/// Worker `index` stopped beyond recovery: start a new one in its place (on the CPU: a worker
+/// on WebGPU may have lost its device), end the job it held as failed, as the worker itself
+/// would have (`Failed`, then `Done`, so shared smears and the queue go on), and tell the page,
+/// which fails what else it awaited from that worker. After [`MAX_RESTARTS`] the pool gives up
+/// with an error for the page instead of starting workers that keep stopping.
+fn crashed(inner: &Rc<PoolInner>, index: usize, message: String) {
+    let Some(old) = inner.workers.borrow().get(index).cloned() else {
+        return;
+    };
+    old.terminate();
+    let message = format!("the compute worker stopped ({message})");
+    if inner.restarts.get() >= MAX_RESTARTS {
+        (inner.on_response)(
+            Response::Error {
+                message: format!(
+                    "{message}, after {MAX_RESTARTS} restarts already: reload the page"
+                ),
+            },
+            None,
+            index,
+        );
+        return;
+    }
+    inner.restarts.set(inner.restarts.get() + 1);
+    match start_member(inner, index) {
+        Ok(fresh) => {
+            fresh.send(&Request::Init { prefer_gpu: false }, None);
+            inner.workers.borrow_mut()[index] = fresh;
+        }
+        Err(e) => {
+            (inner.on_response)(Response::Error { message: e }, None, index);
+            return;
+        }
+    }
+    let held = inner.dispatch.borrow().crashed(index);
+    if let Some(id) = held {
+        let failed = Response::Failed {
+            id,
+            name: String::new(),
+            message: format!(
+                "{message}: this image's analysis did not finish (what it sent is kept); the other images are not affected"
+            ),
+        };
+        on_member_response(inner, index, failed, None);
+        let done = Response::Done {
+            id,
+            cancelled: false,
+            first_ms: None,
+            total_ms: 0.0,
+        };
+        on_member_response(inner, index, done, None);
+    }
+    (inner.on_response)(Response::Crashed { message }, None, index);
 }
 
 /// Start the CPU workers the pool still lacks (each initialised on the CPU).

@@ -69,6 +69,10 @@ pub fn worker_count(search: &str, hardware_concurrency: f64) -> WorkerCount {
     }
 }
 
+/// Workers the pool starts in place of ones that stopped (a panic, a lost GPU) before it gives
+/// up: a fault that recurs on every start is not worked around by starting more.
+pub const MAX_RESTARTS: usize = 8;
+
 /// Cells per part of a shared smear: one batch of the worker's classifier, so a part is over in
 /// about a second on the CPU and an idle worker never waits long for the next.
 pub const CELLS_PER_PART: usize = 4;
@@ -233,6 +237,12 @@ impl<P> Dispatch<P> {
             analyses: before.0 - self.analyses.len(),
             parts: before.1 - self.parts.len(),
         }
+    }
+
+    /// The image whose job worker `worker` held when it stopped ([`crate::protocol::Response::Crashed`]);
+    /// the caller ends that job ([`Dispatch::finish`]) as the worker would have.
+    pub fn crashed(&self, worker: usize) -> Option<u32> {
+        self.running.get(worker).copied().flatten()
     }
 
     /// The workers running a job of image `id`.
@@ -542,6 +552,59 @@ mod tests {
         d.analyze(1, ());
         assert_eq!(d.pump(), [(0, analysis(1))]);
         assert_eq!(d.share(1, 5), 2);
+    }
+
+    /// The bridge's handling of a worker that stopped, in its order: the job it held
+    /// ([`Dispatch::crashed`]) ends with a `Done` as if the worker had sent it, so a shared
+    /// smear still ends once, and the new worker in its place takes the next job.
+    #[test]
+    fn a_stopped_worker_s_part_ends_as_it_would_have_and_the_queue_goes_on() {
+        let mut d = Dispatch::new();
+        d.add_worker();
+        let mut parts = Parts::default();
+        d.analyze(1, ());
+        d.analyze(2, ());
+        assert_eq!(d.pump(), [(0, analysis(1)), (1, analysis(2))]);
+        // Image 1's 8 cells, shared while worker 1 is busy: parts of at most 4 cells.
+        let n = d.share(1, 8);
+        assert_eq!(n, 2);
+        parts.start(1, 0, 8, n);
+        d.finish(1, 2);
+        assert_eq!(d.pump(), [(1, part(1, 1, 2))]);
+        parts.began(1, 1, 1);
+        // Worker 1 stops while it runs part 1.
+        assert_eq!(d.crashed(1), Some(1));
+        assert_eq!(d.crashed(0), Some(1), "the owner still runs part 0");
+        assert_eq!(
+            parts.merge(1, done(1, false, None, 0.0)),
+            None,
+            "the smear waits for part 0"
+        );
+        d.finish(1, 1);
+        assert_eq!(d.crashed(1), None, "nothing held any more");
+        d.analyze(3, ());
+        assert_eq!(
+            d.pump(),
+            [(1, analysis(3))],
+            "the new worker takes the next job"
+        );
+        let end = parts.merge(0, done(1, false, Some(5.0), 10.0));
+        assert!(
+            matches!(
+                end,
+                Some(Response::Done {
+                    id: 1,
+                    cancelled: false,
+                    ..
+                })
+            ),
+            "{end:?}"
+        );
+        assert_eq!(
+            parts.merge(0, done(1, false, None, 1.0)),
+            Some(done(1, false, None, 1.0)),
+            "ended once: a later report is passed on as it is"
+        );
     }
 
     fn progress(id: u32, done: usize, total: usize, rate: f64) -> Response {

@@ -286,6 +286,14 @@ pub enum Response {
         /// Message.
         message: String,
     },
+    /// The worker stopped beyond recovery: a Rust panic (posted by its panic hook before the
+    /// WebAssembly traps) or an uncaught error in its script (the page's `error` event). The
+    /// pool ends the job it held as failed and starts a new worker in its place; the page then
+    /// fails what it still awaited from it ([`crate::pool::Dispatch::crashed`]).
+    Crashed {
+        /// What stopped it.
+        message: String,
+    },
 }
 
 /// Tolerance of the CPU/WebGPU agreement check (f32 convolutions in another order).

@@ -740,6 +740,12 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
 
 /// Install the message handler. Called once by the worker binary.
 pub fn start() {
+    // A panic traps the WebAssembly instance (panics abort on wasm32): nothing after it runs
+    // and its state is not to be trusted. Say why first; the page replaces the worker.
+    std::panic::set_hook(Box::new(|info| {
+        let message = format!("panic: {info}").replace('\n', " ");
+        reply(&Response::Crashed { message }, None);
+    }));
     let cb =
         Closure::<dyn Fn(MessageEvent)>::new(move |ev: MessageEvent| match decode(&ev.data()) {
             Ok((json, bytes)) => match serde_json::from_str::<Request>(&json) {

@@ -150,6 +150,16 @@ pub fn App() -> impl IntoView {
         }
     };
 
+    // Persistence notices, a bad `?workers=` and a worker that stopped share one line under the opener.
+    let (notice, set_notice) = signal(None::<String>);
+    let add_notice = move |m: String| {
+        set_notice.update(|n| {
+            *n = Some(match n.take() {
+                Some(earlier) => format!("{earlier}; {m}"),
+                None => m,
+            })
+        })
+    };
     let on_response = move |r: Response, bytes: Option<Vec<u8>>, from: usize| match r {
         Response::Backend {
             backend,
@@ -296,18 +306,34 @@ pub fn App() -> impl IntoView {
             e.first_ms = first_ms;
         }),
         Response::Error { message } => set_fatal.set(Some(message)),
+        // The pool has started a worker in its place and ended the job it held; what else was
+        // asked of it is lost: the first worker also decodes, classifies marked cells and
+        // self-tests, so those are failed here, each with the reason.
+        Response::Crashed { message } => {
+            add_notice(format!("{message}; a new worker was started in its place"));
+            if from == 0 {
+                let lost = format!("{message} before this file was decoded: open it again");
+                entries.update(|es| {
+                    for e in es
+                        .iter_mut()
+                        .filter(|e| e.image.is_none() && e.error.is_none())
+                    {
+                        e.error = Some(lost.clone());
+                    }
+                });
+                let pending = marks.try_update(std::mem::take).unwrap_or_default();
+                mark_errors.update(|errs| {
+                    for (id, _) in pending {
+                        errs.insert(id, format!("{message}: mark the cell again"));
+                    }
+                });
+                if self_test.get_untracked().is_none() {
+                    set_self_test.set(Some(format!("Self-test did not finish: {message}")));
+                }
+            }
+        }
         // The pool answers offers to share a smear's cells itself.
         Response::Ready | Response::Share { .. } => {}
-    };
-    // Persistence notices and a bad `?workers=` share one line under the opener.
-    let (notice, set_notice) = signal(None::<String>);
-    let add_notice = move |m: String| {
-        set_notice.update(|n| {
-            *n = Some(match n.take() {
-                Some(earlier) => format!("{earlier}; {m}"),
-                None => m,
-            })
-        })
     };
     let workers = worker_count(
         &window().location().search().unwrap_or_default(),
