@@ -1,6 +1,6 @@
 // CytoLens service worker: after the first visit the app (code, weights, samples) works offline.
 //
-// - App shell (page, code, styles, samples, model card): same-origin GETs go to the network
+// - App shell (page, code, styles, samples, model card and its measured figures): same-origin GETs go to the network
 //   first and refresh the cache; when the network is unreachable the cached copy answers. So an
 //   online visit always gets the current version (a new build replaces the cached files as they
 //   are fetched) and an offline visit the last one.
@@ -50,7 +50,7 @@ self.addEventListener('install', (event) => {
     await cache.put('./', page);
     const assets = [...html.matchAll(/(?:href|src)="(\/[^"]+)"/g)].map((m) => m[1]);
     const fixed = ['./worker_loader.js', './worker.js', './worker_bg.wasm', './sw.js',
-      './model/cytolens-diffusion.json'];
+      './model/cytolens-diffusion.json', './model/cytolens-diffusion.sheet.json'];
     await cache.addAll([...new Set([...assets, ...fixed])]);
     const card = await (await cache.match('./model/cytolens-diffusion.json')).json();
     if (card.weights_sha256) {

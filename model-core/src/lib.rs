@@ -17,6 +17,7 @@ pub mod ema;
 pub mod engine;
 pub mod error;
 pub mod metrics;
+pub mod model_sheet;
 pub mod preprocess;
 pub mod red_cells;
 pub mod schedule;

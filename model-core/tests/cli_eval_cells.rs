@@ -18,10 +18,11 @@ fn argmax(v: &[f64]) -> usize {
 fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     let dir = std::env::temp_dir().join(format!("cytolens-cells-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let (json, svg, cells) = (
+    let (json, svg, cells, sheet) = (
         dir.join("report.json"),
         dir.join("reliability.svg"),
         dir.join("cells.csv"),
+        dir.join("sheet.json"),
     );
     let out = Command::new(env!("CARGO_BIN_EXE_cytolens"))
         .current_dir(root())
@@ -40,6 +41,8 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
         .arg(&svg)
         .arg("--cells")
         .arg(&cells)
+        .arg("--sheet")
+        .arg(&sheet)
         .output()
         .expect("run cytolens");
     assert!(
@@ -69,6 +72,8 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     assert_eq!(rows.len(), 24);
     let num = |r: &csv::StringRecord, i: usize| r[i].parse::<f64>().expect("number");
     let (mut right, mut base_right, mut evals) = (0usize, 0usize, 0usize);
+    // Per class: cells, cells called it, cells called it rightly.
+    let mut per_class = vec![(0usize, 0usize, 0usize); classes.len()];
     for r in &rows {
         assert!(
             r[col("path")].starts_with("pbc/128/"),
@@ -94,6 +99,11 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
             other => panic!("unusual_colour {other:?}"),
         }
         right += usize::from(predicted == &r[col("label")]);
+        let index = |name: &str| classes.iter().position(|c| *c == name).expect("a class");
+        let (truth, called) = (index(&r[col("label")]), index(predicted));
+        per_class[truth].0 += 1;
+        per_class[called].1 += 1;
+        per_class[called].2 += usize::from(truth == called);
         base_right += usize::from(classes[argmax(&b)] == &r[col("label")]);
         evals += r[col("evals")].parse::<usize>().expect("evals");
     }
@@ -101,6 +111,39 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     assert!((figure("diffusion", "accuracy") - right as f64 / 24.0).abs() < 1e-9);
     assert!((figure("baseline", "accuracy") - base_right as f64 / 24.0).abs() < 1e-9);
     assert!((figure("diffusion", "mean_evals") - evals as f64 / 24.0).abs() < 1e-9);
+
+    // The viewer's sheet: the same run's figures, tied to the shipped weights.
+    let sheet: model_core::model_sheet::ModelSheet =
+        serde_json::from_str(&std::fs::read_to_string(&sheet).expect("sheet")).expect("sheet json");
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("static/model/cytolens-diffusion.json"))
+            .expect("card"),
+    )
+    .expect("card json");
+    assert_eq!(
+        sheet.weights_sha256,
+        card["weights_sha256"].as_str().expect("sha")
+    );
+    assert_eq!(report["model_sha256"], card["weights_sha256"]);
+    assert_eq!(sheet.cells, 24);
+    assert!(sheet.data.contains("a sample of the held-out test split"), "{}", sheet.data);
+    assert!((sheet.balanced_accuracy - figure("diffusion", "balanced_accuracy")).abs() < 1e-12);
+    assert_eq!(sheet.classes.len(), classes.len());
+    for (f, (&name, &(cells, called, hits))) in
+        sheet.classes.iter().zip(classes.iter().zip(&per_class))
+    {
+        assert_eq!((f.class.as_str(), f.cells), (name, cells));
+        if cells > 0 {
+            assert!(
+                (f.recall - hits as f64 / cells as f64).abs() < 1e-12,
+                "{f:?}"
+            );
+        }
+        match f.precision {
+            Some(p) => assert!((p - hits as f64 / called as f64).abs() < 1e-12, "{f:?}"),
+            None => assert_eq!(called, 0, "{f:?}"),
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { useServer, withApp, bccd, foreignRequests } from './support.mjs';
+import { readFileSync } from 'node:fs';
+import { useServer, withApp, bccd, pbc, root, foreignRequests } from './support.mjs';
 
 const server = useServer();
 
@@ -43,4 +44,39 @@ test('with a WebGPU adapter the page uses it, and CPU and WebGPU forward passes 
     assert.deepEqual(rec.errors.filter((e) => !/WebGPU|powerPreference/i.test(e)), []);
     assert.deepEqual(rec.failed, []);
   }, { webgpu: true });
+});
+
+test('the model\'s measured figures: in the footer, on the selected cell\'s class and in the report', async () => {
+  const sheet = JSON.parse(readFileSync(join(root, 'static/model/cytolens-diffusion.sheet.json'), 'utf8'));
+  const card = JSON.parse(readFileSync(join(root, 'static/model/cytolens-diffusion.json'), 'utf8'));
+  assert.equal(sheet.weights_sha256, card.weights_sha256, 'the shipped sheet measured the shipped weights');
+  const pct = (x) => `${(100 * x).toFixed(1)} %`;
+  await withApp(server, async ({ page, rec, app }) => {
+    await app.backend();
+    const facts = page.getByTestId('model-facts');
+    await facts.locator('summary').click();
+    await page.getByTestId('model-facts-overall').waitFor({ timeout: 60_000 });
+    assert.match(await page.getByTestId('model-facts-overall').textContent(), new RegExp(`^Balanced accuracy ${pct(sheet.balanced_accuracy)}, accuracy ${pct(sheet.accuracy)}`));
+    const rows = page.getByTestId('model-facts-row');
+    assert.equal(await rows.count(), sheet.classes.length);
+    for (const [i, c] of sheet.classes.entries()) {
+      assert.deepEqual(await rows.nth(i).locator('td').allTextContents(), [c.class, String(c.cells), pct(c.recall), c.precision === null ? '–' : pct(c.precision)]);
+    }
+    // A PBC cell: the panel gives the figures of the class the model called it.
+    await app.openFiles([join(pbc, 'original/neutrophil/BNE_186122.jpg')]);
+    const box = page.getByTestId('cell-box').first();
+    await box.waitFor({ timeout: 120_000 });
+    await box.click();
+    const called = (await page.getByTestId('cell-title').textContent()).replace(/^Cell [0-9-]+: /, '');
+    const f = sheet.classes.find((c) => c.class === called);
+    assert.ok(f, `a class of the sheet: ${called}`);
+    assert.equal(await page.getByTestId('cell-class-figures').textContent(),
+      `On the test split, ${pct(f.precision)} of the cells it called ${called} were ${called}; it found ${pct(f.recall)} of the ${f.cells} ${called} cells.`);
+    // The report names them too.
+    await page.getByTestId('open-report').click();
+    assert.match(await page.getByTestId('report-model-figures').textContent(), new RegExp(`\\(${sheet.cells} cells\\): balanced accuracy ${pct(sheet.balanced_accuracy)}`));
+    assert.deepEqual(rec.errors, []);
+    assert.deepEqual(rec.failed, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
+  });
 });

@@ -9,6 +9,7 @@ pub mod export;
 pub mod file_opener;
 pub mod gallery;
 pub mod image_view;
+pub mod model_facts;
 pub mod report;
 pub mod review_queue;
 pub mod samples;

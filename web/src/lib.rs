@@ -7,6 +7,7 @@ pub mod pool;
 pub mod protocol;
 pub mod session;
 pub mod share;
+pub mod sheet_text;
 pub mod slides;
 
 #[cfg(target_arch = "wasm32")]

@@ -8,6 +8,7 @@ use super::export::ExportButtons;
 use super::file_opener::{pasted_files, read_files, FileOpener, OpenedFile};
 use super::gallery::CellGallery;
 use super::image_view::DecodedImage;
+use super::model_facts::{load_sheet, ModelFacts, SheetState};
 use super::report::Report;
 use super::review_queue::ReviewQueue;
 use super::samples::SampleGallery;
@@ -72,6 +73,8 @@ pub fn App() -> impl IntoView {
     let (self_test, set_self_test) = signal(None::<String>);
     let entries = RwSignal::new(Vec::<Entry>::new());
     let session = RwSignal::new(Session::default());
+    let sheet: SheetState = RwSignal::new(None);
+    load_sheet(sheet);
     let progress = RwSignal::new(HashMap::<u32, Progress>::new());
     let crops = RwSignal::new(HashMap::<String, Vec<u8>>::new());
     // Cells the reviewer marked that a worker is classifying (image id, index), and why the
@@ -725,7 +728,7 @@ pub fn App() -> impl IntoView {
                     </For>
                 </section>
                 <div class="side">
-                    <CellPanel session=session selected=selected crops=crops classes=classes />
+                    <CellPanel session=session selected=selected crops=crops classes=classes sheet=sheet />
                     <ReviewQueue session=session selected=selected />
                     <SessionDifferential session=session />
                     <CellGallery session=session crops=crops selected=selected />
@@ -734,9 +737,10 @@ pub fn App() -> impl IntoView {
         </main>
         <footer>"Research and education only — not a medical device. "
             {move || session.with(|s| s.model.clone()).map(|m| format!("Model {} {} (weights sha256 {}…)", m.name, m.version, &m.sha256[..12.min(m.sha256.len())]))}
+            <ModelFacts state=sheet session=session />
         </footer>
         <Show when=move || report_open.get()>
-            <Report session=session entries=entries crops=crops open=report_open />
+            <Report session=session entries=entries crops=crops open=report_open sheet=sheet />
         </Show>
     }
 }

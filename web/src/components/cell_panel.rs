@@ -3,9 +3,11 @@
 //! u); a cell the reviewer added can be removed.
 
 use super::canvas::{diverging, sequential, PixelCanvas};
+use super::model_facts::{measured, SheetState};
 use super::refusal;
 use super::smear_view::class_colour;
 use crate::session::{CellRecord, Session, NOT_A_WBC, UNCLASSIFIABLE};
+use crate::sheet_text::class_line;
 use leptos::prelude::*;
 use std::collections::HashMap;
 
@@ -79,6 +81,8 @@ pub fn CellPanel(
     crops: RwSignal<HashMap<String, Vec<u8>>>,
     /// Class names in model order.
     classes: Signal<Vec<String>>,
+    /// The model's measured figures (the line on the cell's class).
+    sheet: SheetState,
 ) -> impl IntoView {
     let cell = Memo::new(move |_| {
         let (img, id) = selected.get()?;
@@ -173,6 +177,11 @@ pub fn CellPanel(
                             <dt>"Triage"</dt><dd data-testid="cell-triage">{r.triage.clone()}</dd>
                             <dt>"Denoiser evaluations"</dt><dd>{r.evals}</dd>
                         </dl>
+                        {move || (!r.unusual_colour)
+                            .then(|| measured(sheet, session))
+                            .flatten()
+                            .and_then(|s| class_line(&s, &r.class))
+                            .map(|line| view! { <p class="hint" data-testid="cell-class-figures">{line}</p> })}
                         {(!r.triage_reason.is_empty()).then(|| view! {
                             <p class="hint" data-testid="cell-triage-reason">{format!("Why {}: {}.", r.triage, r.triage_reason)}</p>
                         })}

@@ -6,7 +6,9 @@
 use super::app::Entry;
 use super::canvas::{put_rgba, PixelCanvas};
 use super::differential::{Differential, SlideDifferential};
+use super::model_facts::{measured, SheetState};
 use crate::session::{ImageRecord, Session};
+use crate::sheet_text::summary_line;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use std::collections::HashMap;
@@ -89,7 +91,10 @@ pub fn Report(
     crops: RwSignal<HashMap<String, Vec<u8>>>,
     /// Whether the report is open.
     open: RwSignal<bool>,
+    /// The model's measured figures.
+    sheet: SheetState,
 ) -> impl IntoView {
+    let figures = untrack(|| measured(sheet, session)).map(|s| summary_line(&s));
     let s = session.get_untracked();
     let model = s
         .model
@@ -139,6 +144,7 @@ pub fn Report(
             </div>
             <h2 id="report-title">"CytoLens report"</h2>
             <p data-testid="report-model">{model}</p>
+            {figures.map(|f| view! { <p data-testid="report-model-figures">{f}</p> })}
             <p>{format!("Generated {when} in this browser; no image or result left the machine.")}</p>
             <p class="report-warning">"For research and education only — not a medical device. Every result needs review by a qualified person."</p>
             {if slides.is_empty() { Some(view! { <p>"No analysed smear yet."</p> }) } else { None }}

@@ -258,6 +258,10 @@ enum Command {
         /// evaluations and every class's probability, with the baseline's beside them).
         #[arg(long)]
         cells: Option<PathBuf>,
+        /// Also write the viewer's sheet of the figures (overall, per class, triage; tied to
+        /// the weights by their SHA-256), e.g. static/model/cytolens-diffusion.sheet.json.
+        #[arg(long)]
+        sheet: Option<PathBuf>,
     },
     /// Classify image files, one line each.
     Classify {
@@ -502,6 +506,7 @@ fn run(cli: Cli) -> Result<(), String> {
             anomaly_limit,
             only_anomaly,
             cells,
+            sheet,
         } => {
             let split = Split::parse(&split).map_err(|e| e.to_string())?;
             let mut source = SplitSource::new(&cli.data, split);
@@ -509,8 +514,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 source = source.thinned(n);
             }
             if only_anomaly {
-                if cells.is_some() {
-                    return Err("--cells needs the full evaluation, not --only-anomaly".into());
+                if cells.is_some() || sheet.is_some() {
+                    return Err(
+                        "--cells and --sheet need the full evaluation, not --only-anomaly".into(),
+                    );
                 }
                 return commands::eval_anomaly(&source, anomaly_limit, &eval_models, &json);
             }
@@ -519,9 +526,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 anomaly_limit,
                 &model,
                 &eval_models,
-                &json,
-                &svg,
-                cells.as_deref(),
+                commands::EvalOutputs {
+                    json: &json,
+                    svg: &svg,
+                    cells: cells.as_deref(),
+                    sheet: sheet.as_deref(),
+                },
             )
         }
         Command::Tune { model, val_limit } => {

@@ -6,8 +6,9 @@ use burn::prelude::*;
 use model_core::classes::CLASSES;
 use model_core::classify::ClassifierSettings;
 use model_core::diagnosis::Diagnosis;
-use model_core::evaluate::{diagnose_all, reliability_svg, report};
+use model_core::evaluate::{diagnose_all, reliability_svg, report, ClassifierReport};
 use model_core::metrics::auroc;
+use model_core::model_sheet::ModelSheet;
 use model_core::weights::{ModelFiles, MODEL_STEM};
 use serde_json::json;
 use std::path::Path;
@@ -23,6 +24,8 @@ struct DiffusionRun {
     paths: Vec<String>,
     /// Cells classified per second.
     cells_per_second: f64,
+    /// The model's card name and version, and the SHA-256 of its weights.
+    model: (String, String, String),
 }
 
 /// Classify `source`'s cells, loaded at the model's resolution, with the model `stem` in
@@ -36,6 +39,11 @@ fn diffusion_on(
     uncond_if_none: Option<usize>,
 ) -> Result<DiffusionRun, String> {
     let mut files = ModelFiles::read(model_dir, stem).map_err(err)?;
+    let model = (
+        files.card.name.clone(),
+        files.card.version.clone(),
+        files.sha256(),
+    );
     if let Some(n) = uncond_if_none {
         files.card.classifier = files.card.classifier.clone().or_uncond_rounds(n);
     }
@@ -53,6 +61,7 @@ fn diffusion_on(
         labels: data.labels,
         paths: data.paths,
         cells_per_second,
+        model,
     })
 }
 
@@ -91,15 +100,32 @@ fn write_cells(
     Ok(())
 }
 
+/// Where `eval` writes: the report, the reliability diagram, and optionally the per-cell CSV
+/// and the viewer's sheet.
+pub struct EvalOutputs<'a> {
+    /// Report JSON.
+    pub json: &'a Path,
+    /// Reliability diagram SVG.
+    pub svg: &'a Path,
+    /// Per-cell CSV (`--cells`).
+    pub cells: Option<&'a Path>,
+    /// The viewer's sheet (`--sheet`).
+    pub sheet: Option<&'a Path>,
+}
+
 pub fn eval(
     source: &SplitSource,
     anomaly_limit: Option<usize>,
     model_dir: &Path,
     eval_dir: &Path,
-    json_path: &Path,
-    svg_path: &Path,
-    cells_path: Option<&Path>,
+    out: EvalOutputs,
 ) -> CmdResult {
+    let EvalOutputs {
+        json: json_path,
+        svg: svg_path,
+        cells: cells_path,
+        sheet: sheet_path,
+    } = out;
     let k = CLASSES.len();
     // Opened first, so that a path that cannot be written fails before the evaluation.
     let cells_out = cells_path
@@ -117,6 +143,7 @@ pub fn eval(
     let mut doc = json!({
         "split": source.split.name(),
         "split_size": run.labels.len(),
+        "model_sha256": run.model.2,
         "diffusion": diff,
         "diffusion_cells_per_second": run.cells_per_second
     });
@@ -143,6 +170,12 @@ pub fn eval(
     }
     anomaly_figures(&mut doc, source, anomaly_limit, eval_dir)?;
     std::fs::write(json_path, serde_json::to_string_pretty(&doc).map_err(err)?).map_err(err)?;
+    if let Some(path) = sheet_path {
+        let sheet = model_sheet(&run, &diff, &doc, source);
+        std::fs::write(path, serde_json::to_string_pretty(&sheet).map_err(err)?)
+            .map_err(|e| format!("--sheet {}: {e}", path.display()))?;
+        eprintln!("model sheet: {}", path.display());
+    }
     if let Some(parent) = svg_path.parent() {
         std::fs::create_dir_all(parent).map_err(err)?;
     }
@@ -151,6 +184,46 @@ pub fn eval(
     std::fs::write(svg_path, reliability_svg(&refs)).map_err(err)?;
     print_summary(&doc);
     Ok(())
+}
+
+/// The viewer's sheet of the run's figures ([`ModelSheet`]), from the same numbers as the
+/// report `doc`.
+fn model_sheet(
+    run: &DiffusionRun,
+    diff: &ClassifierReport,
+    doc: &serde_json::Value,
+    source: &SplitSource,
+) -> ModelSheet {
+    let (model, version, weights_sha256) = run.model.clone();
+    let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+    let triage = diff.triage.as_ref();
+    ModelSheet {
+        model,
+        version,
+        weights_sha256,
+        data: format!(
+            "PBC (Acevedo et al. 2020; one lab, stain and analyser): {} the held-out {} split of pbc/manifest.csv",
+            if source.thin.is_empty() {
+                "all of"
+            } else {
+                "a sample of"
+            },
+            source.split.name()
+        ),
+        cells: diff.n,
+        accuracy: diff.accuracy,
+        balanced_accuracy: diff.balanced_accuracy,
+        macro_f1: diff.macro_f1,
+        ece: diff.ece,
+        classes: ModelSheet::class_figures(&diff.confusion, &classes),
+        auto_share: triage.map(|t| t.auto),
+        auto_accuracy: triage.map(|t| t.auto_accuracy),
+        review_share: triage.map(|t| t.review),
+        anomaly_share: triage.map(|t| t.anomaly),
+        anomaly_auroc: doc["anomaly_auroc_diffusion"].as_f64(),
+        baseline_balanced_accuracy: doc["baseline"]["balanced_accuracy"].as_f64(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    }
 }
 
 fn print_summary(doc: &serde_json::Value) {

@@ -13,7 +13,7 @@ pub use bench::bench;
 pub use calibrate::{calibrate, colour_gate, to_half, CalibrateOptions};
 pub use classify::{classify, Format, Scale};
 pub use detect::detect_eval;
-pub use eval::{eval, eval_anomaly};
+pub use eval::{eval, eval_anomaly, EvalOutputs};
 pub use tune::tune;
 
 use model_core::dataset::{load_split, CellSet, Split};
