@@ -126,7 +126,11 @@ fn eval_writes_one_row_per_cell_that_agrees_with_its_report() {
     );
     assert_eq!(report["model_sha256"], card["weights_sha256"]);
     assert_eq!(sheet.cells, 24);
-    assert!(sheet.data.contains("a sample of the held-out test split"), "{}", sheet.data);
+    assert!(
+        sheet.data.contains("a sample of the held-out test split"),
+        "{}",
+        sheet.data
+    );
     assert!((sheet.balanced_accuracy - figure("diffusion", "balanced_accuracy")).abs() < 1e-12);
     assert_eq!(sheet.classes.len(), classes.len());
     for (f, (&name, &(cells, called, hits))) in
