@@ -127,6 +127,9 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.match(cell.triage_reason, /^colour score /);
     assert.ok(Object.keys(cell.probs).includes(cell.class), `the model's class ${cell.class} is one of its classes`);
     assert.equal(cell.reviewed_class, want);
+    // When it was reviewed (the last review, after the undo), before the sign-off.
+    assert.match(cell.reviewed_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(cell.reviewed_at <= doc.signed_off.at, `${cell.reviewed_at} after the sign-off ${doc.signed_off.at}`);
     assert.ok(Math.abs(Object.values(cell.probs).reduce((a, b) => a + b, 0) - 1) < 1e-3);
     assert.ok(['auto', 'review', 'anomaly'].includes(cell.triage));
     assert.equal(doc.differential[want], 1);
@@ -144,9 +147,9 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
-    assert.match(lines[0], /,unusual_colour,counted_as,slide,added,triage_reason$/);
-    // The reason holds commas: quoted.
-    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0,"colour score [^"]+"$`));
+    assert.match(lines[0], /,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at$/);
+    // The reason holds commas: quoted; the review's time last.
+    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0,"colour score [^"]+",${cell.reviewed_at.replace(/[.]/g, '\\.')}$`));
 
     // The sign-off survives a reload.
     await page.reload();

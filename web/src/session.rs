@@ -137,6 +137,10 @@ pub struct CellRecord {
     pub result: CellResult,
     /// The reviewer's class, if changed.
     pub reviewed_class: Option<String>,
+    /// When the cell was last reviewed (ISO time; undone with the review), for the audit of a
+    /// smear's reviews in the exports; `None` in sessions kept before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_at: Option<String>,
     /// Marked by the reviewer where the detector found nothing ([`Session::add_refusal`]),
     /// rather than found by the detector.
     #[serde(default)]
@@ -241,6 +245,7 @@ impl ImageRecord {
                 id: id.clone(),
                 result,
                 reviewed_class: None,
+                reviewed_at: None,
                 added,
             },
         );
@@ -307,6 +312,9 @@ pub struct Edit {
     pub cell: String,
     /// Reviewed class before the edit.
     pub before: Option<String>,
+    /// Review time before the edit.
+    #[serde(default)]
+    pub before_at: Option<String>,
 }
 
 /// The whole session.
@@ -367,9 +375,16 @@ impl Session {
         self.images.iter_mut().find(|i| i.id == id)
     }
 
-    /// Set the reviewer's class of a cell (`None` restores the model's); undoable. Refused
-    /// (false) for an unknown cell and for a cell of a signed-off smear, whose reviews are final.
-    pub fn reclassify(&mut self, image: u32, cell: &str, class: Option<String>) -> bool {
+    /// Set the reviewer's class of a cell (`None` restores the model's) at `when` (ISO time,
+    /// the review's time in the exports); undoable. Refused (false) for an unknown cell and for
+    /// a cell of a signed-off smear, whose reviews are final.
+    pub fn reclassify(
+        &mut self,
+        image: u32,
+        cell: &str,
+        class: Option<String>,
+        when: &str,
+    ) -> bool {
         let Some(c) = self
             .image_mut(image)
             .filter(|i| i.signed_off.is_none())
@@ -378,10 +393,12 @@ impl Session {
             return false;
         };
         let before = std::mem::replace(&mut c.reviewed_class, class);
+        let before_at = c.reviewed_at.replace(when.to_string());
         self.undo.push(Edit {
             image,
             cell: cell.to_string(),
             before,
+            before_at,
         });
         true
     }
@@ -470,6 +487,7 @@ impl Session {
             .and_then(|i| i.cells.iter_mut().find(|c| c.id == e.cell))
         {
             c.reviewed_class = e.before;
+            c.reviewed_at = e.before_at;
         }
         Some((e.image, e.cell))
     }
@@ -483,10 +501,11 @@ impl Session {
         image: u32,
         cell: &str,
         class: Option<String>,
+        when: &str,
     ) -> Option<(u32, String)> {
         let queue = self.review_queue();
         let at = queue.iter().position(|(i, c)| *i == image && c == cell);
-        if !self.reclassify(image, cell, class) {
+        if !self.reclassify(image, cell, class, when) {
             return None;
         }
         // Only this cell changed, so the others wait in the same order.
@@ -563,7 +582,8 @@ pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
                 "confidence": c.result.confidence, "uncertainty": c.result.uncertainty,
                 "anomaly": c.result.anomaly, "triage": c.result.triage,
                 "triage_reason": c.result.triage_reason,
-                "reviewed_class": c.reviewed_class, "evals": c.result.evals,
+                "reviewed_class": c.reviewed_class, "reviewed_at": c.reviewed_at,
+                "evals": c.result.evals,
                 "unusual_colour": c.result.unusual_colour, "colour": c.result.colour,
                 "counted_as": c.final_class(), "added": c.added,
             })
@@ -602,7 +622,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push_str(",unusual_colour,counted_as,slide,added,triage_reason\n");
+    out.push_str(",unusual_colour,counted_as,slide,added,triage_reason,reviewed_at\n");
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -636,6 +656,8 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             out.push_str(&csv_field(&img.slide));
             out.push_str(if c.added { ",1," } else { ",0," });
             out.push_str(&csv_field(&r.triage_reason));
+            out.push(',');
+            out.push_str(c.reviewed_at.as_deref().unwrap_or(""));
             out.push('\n');
         }
     }
@@ -701,6 +723,42 @@ pub fn restore(json: &str) -> (Session, Vec<String>) {
 pub(crate) mod tests {
     use super::*;
 
+    /// The time of the tests' reviews.
+    const NOW: &str = "2026-12-07T20:00:00.000Z";
+
+    #[test]
+    fn a_review_records_its_time_for_the_exports_and_undo_restores_the_one_before() {
+        let mut s = session();
+        let later = "2026-12-07T20:05:00.000Z";
+        assert!(s.reclassify(0, "0-1", Some("lymphocyte".into()), NOW));
+        assert!(s.reclassify(0, "0-1", Some("monocyte".into()), later));
+        let at = |s: &Session| s.images[0].cells[1].reviewed_at.clone();
+        assert_eq!(at(&s).as_deref(), Some(later));
+        let j = export_json(&s, &s.images[0]);
+        assert_eq!(j["cells"][1]["reviewed_at"], later);
+        assert_eq!(j["cells"][0]["reviewed_at"], Value::Null, "not reviewed");
+        let csv = export_csv(&s, &[]);
+        assert!(csv
+            .lines()
+            .nth(2)
+            .expect("row")
+            .ends_with(&format!(",{later}")));
+        s.undo_last();
+        assert_eq!(
+            at(&s).as_deref(),
+            Some(NOW),
+            "undo restores the earlier review's time"
+        );
+        s.undo_last();
+        assert_eq!(at(&s), None);
+        // A session kept before reviews had times restores without them.
+        let mut old = serde_json::to_value(&s).expect("json");
+        old["undo"] = serde_json::json!([{ "image": 0, "cell": "0-1", "before": null }]);
+        let (back, problems) = restore(&old.to_string());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(back.undo[0].before_at, None);
+    }
+
     /// A cell of image 0 with the model's `class`, `triage` and uncertainty `unc`.
     pub(crate) fn cell(i: usize, class: &str, triage: &str, unc: f32) -> CellRecord {
         CellRecord {
@@ -724,6 +782,7 @@ pub(crate) mod tests {
                 unusual_colour: false,
             },
             reviewed_class: None,
+            reviewed_at: None,
             added: false,
         }
     }
@@ -753,8 +812,8 @@ pub(crate) mod tests {
     #[test]
     fn edits_are_separate_from_the_model_and_undoable() {
         let mut s = session();
-        assert!(s.reclassify(0, "0-1", Some("lymphocyte".into())));
-        assert!(s.reclassify(0, "0-0", Some(NOT_A_WBC.into())));
+        assert!(s.reclassify(0, "0-1", Some("lymphocyte".into()), NOW));
+        assert!(s.reclassify(0, "0-0", Some(NOT_A_WBC.into()), NOW));
         let img = &s.images[0];
         assert_eq!(img.cells[1].result.class, "monocyte", "model answer kept");
         assert_eq!(img.cells[1].final_class(), "lymphocyte");
@@ -770,7 +829,7 @@ pub(crate) mod tests {
         assert_eq!(s.undo_last(), Some((0, "0-1".into())));
         assert_eq!(s.images[0].cells[1].reviewed_class, None);
         assert_eq!(s.undo_last(), None);
-        assert!(!s.reclassify(0, "9-9", None), "unknown cell");
+        assert!(!s.reclassify(0, "9-9", None, NOW), "unknown cell");
     }
 
     #[test]
@@ -786,7 +845,7 @@ pub(crate) mod tests {
         ];
         second.cells[3].result.unusual_colour = true;
         s.images.push(second);
-        assert!(s.reclassify(0, "0-3", Some(NOT_A_WBC.into())));
+        assert!(s.reclassify(0, "0-3", Some(NOT_A_WBC.into()), NOW));
         let d = leukocyte_differential(&s.images);
         // Neutrophil 2, monocyte 1, ig 1: the reviewer's "not a white cell", the nucleated red
         // cell, the platelet and the cell of unusual colour are not leukocytes counted.
@@ -878,11 +937,11 @@ pub(crate) mod tests {
         let csv = export_csv(&s, &["ig".to_string()]);
         let row = csv.lines().nth(3).expect("the third cell's row");
         assert!(
-            row.ends_with(",1,unusual colour,Slide 1,0,because of the test's anomaly"),
+            row.ends_with(",1,unusual colour,Slide 1,0,because of the test's anomaly,"),
             "{row}"
         );
         // A reviewer's class counts; undoing it brings the flag back.
-        assert!(s.reclassify(0, "0-2", Some("basophil".into())));
+        assert!(s.reclassify(0, "0-2", Some("basophil".into()), NOW));
         assert_eq!(differential(&s.images[0]).get("basophil"), Some(&1));
         assert_eq!(differential(&s.images[0]).get(UNUSUAL_COLOUR), None);
         assert_eq!(
@@ -923,20 +982,20 @@ pub(crate) mod tests {
             Err("3 cells await review (see the review queue)".into())
         );
         for c in ["0-1", "0-2"] {
-            assert!(s.reclassify(0, c, Some("lymphocyte".into())));
+            assert!(s.reclassify(0, c, Some("lymphocyte".into()), NOW));
         }
         assert!(s.images[0]
             .sign_off_blocker()
             .expect("one left")
             .starts_with("1 cell awaits"));
-        assert!(s.reclassify(0, "0-3", Some("monocyte".into())));
+        assert!(s.reclassify(0, "0-3", Some("monocyte".into()), NOW));
         assert_eq!(s.images[0].sign_off_blocker(), None);
         assert!(s.sign_off(0, "  ", when).is_err(), "a name is needed");
         assert_eq!(s.sign_off(0, " Dr A ", when), Ok(()));
         assert_eq!(s.images[0].signed_off, Some(("Dr A".into(), when.into())));
         // Final: no more reviews, nothing of it to undo, no second sign-off.
-        assert!(!s.reclassify(0, "0-0", Some("basophil".into())));
-        assert_eq!(s.review(0, "0-0", Some("basophil".into())), None);
+        assert!(!s.reclassify(0, "0-0", Some("basophil".into()), NOW));
+        assert_eq!(s.review(0, "0-0", Some("basophil".into()), NOW), None);
         assert_eq!(s.images[0].cells[0].reviewed_class, None);
         assert_eq!(s.undo_last(), None, "its edits left the undo history");
         assert_eq!(
@@ -1008,10 +1067,10 @@ pub(crate) mod tests {
         assert_eq!(j["cells"][0]["added"], json!(false));
         let csv = export_csv(&s, &[]);
         let row: Vec<&str> = csv.lines().nth(3).expect("row").split(',').collect();
-        assert_eq!(row[row.len() - 2], "1", "added: {row:?}");
+        assert_eq!(row[row.len() - 3], "1", "added: {row:?}");
         // A mistaken mark goes, with its edits; a detected cell is reviewed, not removed.
-        assert!(s.reclassify(0, "0-4", Some("eosinophil".into())));
-        assert!(s.reclassify(0, "0-0", Some("monocyte".into())));
+        assert!(s.reclassify(0, "0-4", Some("eosinophil".into()), NOW));
+        assert!(s.reclassify(0, "0-0", Some("monocyte".into()), NOW));
         let refused = s.remove_added(0, "0-0").expect_err("detected");
         assert!(refused.contains("not a white cell"), "{refused}");
         assert_eq!(s.remove_added(0, "0-4"), Ok(()));
@@ -1053,19 +1112,19 @@ pub(crate) mod tests {
         // Queue: 0-2 (anomaly), 0-3, 0-1.
         let mut s = session();
         let lymph = || Some("lymphocyte".to_string());
-        assert_eq!(s.review(0, "0-3", lymph()), Some((0, "0-1".into())));
+        assert_eq!(s.review(0, "0-3", lymph(), NOW), Some((0, "0-1".into())));
         assert_eq!(s.images[0].cells[3].reviewed_class, lymph(), "reviewed");
         assert_eq!(
-            s.review(0, "0-1", lymph()),
+            s.review(0, "0-1", lymph(), NOW),
             Some((0, "0-2".into())),
             "round to the first still waiting"
         );
-        assert_eq!(s.review(0, "0-2", lymph()), None, "the queue is empty");
+        assert_eq!(s.review(0, "0-2", lymph(), NOW), None, "the queue is empty");
         // A cell outside the queue (auto, or already reviewed) stays selected.
         let mut s = session();
-        assert_eq!(s.review(0, "0-0", lymph()), None);
+        assert_eq!(s.review(0, "0-0", lymph(), NOW), None);
         assert_eq!(s.images[0].cells[0].reviewed_class, lymph());
-        assert_eq!(s.review(0, "9-9", lymph()), None, "unknown cell");
+        assert_eq!(s.review(0, "9-9", lymph(), NOW), None, "unknown cell");
         assert_eq!(s.undo.len(), 1, "an unknown cell is not an edit");
     }
 
@@ -1205,14 +1264,14 @@ pub(crate) mod tests {
                 .collect::<Vec<_>>(),
             ["0-2", "0-3", "0-1"]
         );
-        s.reclassify(0, "0-3", Some("lymphocyte".into()));
+        s.reclassify(0, "0-3", Some("lymphocyte".into()), NOW);
         assert_eq!(s.review_queue().len(), 2, "reviewed cells leave the queue");
     }
 
     #[test]
     fn restore_keeps_what_is_valid_and_reports_the_rest() {
         let mut s = session();
-        s.reclassify(0, "0-1", Some("lymphocyte".into()));
+        s.reclassify(0, "0-1", Some("lymphocyte".into()), NOW);
         let mut second = s.images[0].clone();
         second.id = 1;
         s.images.push(second);
@@ -1328,11 +1387,11 @@ pub(crate) mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
         assert!(lines[0].ends_with(
-            ",p_neutrophil,p_other,unusual_colour,counted_as,slide,added,triage_reason"
+            ",p_neutrophil,p_other,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at"
         ));
         assert!(
             lines[1].ends_with(&format!(
-                ",0,neutrophil,Slide 1,0,because of the test's {}",
+                ",0,neutrophil,Slide 1,0,because of the test's {},",
                 s.images[0].cells[0].result.triage
             )),
             "{}",

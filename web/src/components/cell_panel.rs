@@ -21,7 +21,14 @@ pub fn review_selected(
     let Some((img, id)) = selected.get_untracked() else {
         return;
     };
-    if let Some(next) = session.try_update(|s| s.review(img, &id, label)).flatten() {
+    let now = js_sys::Date::new_0()
+        .to_iso_string()
+        .as_string()
+        .unwrap_or_default();
+    if let Some(next) = session
+        .try_update(|s| s.review(img, &id, label, &now))
+        .flatten()
+    {
         selected.set(Some(next));
     }
 }
@@ -130,7 +137,7 @@ pub fn CellPanel(
                 None => view! { <p class="hint">"Click a cell to see its crop, uncertainty maps and probabilities."</p> }.into_any(),
                 Some(c) => {
                     let shown = c.final_class().to_string();
-                    let CellRecord { result: r, reviewed_class, id, added } = c;
+                    let CellRecord { result: r, reviewed_class, id, added, .. } = c;
                     let image = selected.get_untracked().map(|(image, _)| image);
                     let cell_id = id.clone();
                     let aside = (reviewed_class.is_none() && r.unusual_colour)
