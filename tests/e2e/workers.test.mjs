@@ -232,3 +232,36 @@ test('a compute worker that stops fails what it held, says so, and a new worker 
     assert.deepEqual(foreignRequests(rec, server.origin), []);
   });
 });
+
+test('a file the stopped worker had not decoded yet is decoded by the new one, and analysed', async () => {
+  const [held, pending] = pbcTestImages(2);
+  const pendingName = pending.split('/').pop();
+  await withQuery('?workers=2', async ({ page, rec, app }) => {
+    assert.equal(await app.backend(), 'cpu');
+    await app.selfTest();
+    await page.waitForFunction(() => /2 workers in parallel/.test(document.querySelector('[data-testid=backend-line]')?.textContent ?? ''));
+    // The first worker stops when it is asked to decode the second file, while it analyses the
+    // first (the second's analysis goes to the other worker).
+    for (const w of page.workers()) {
+      await w.evaluate((name) => {
+        const handler = self.onmessage;
+        self.onmessage = (ev) => {
+          const json = ev.data[0];
+          if (json.includes('"type":"Decode"') && json.includes(name)) throw new Error('injected fault');
+          return handler.call(self, ev);
+        };
+      }, pendingName);
+    }
+    await app.openFiles([held, pending]);
+    await page.getByTestId('file-error').first().waitFor({ timeout: 60_000 });
+    assert.equal(await page.getByTestId('file-error').count(), 1);
+    assert.match(await page.getByTestId('file-error').textContent(), new RegExp(`^${held.split('/').pop()}: the compute worker stopped`));
+    // The second file: decoded by the new worker (its canvas shown) and analysed.
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=progress-text]')]
+      .some((p) => /^done: 1 cells/.test(p.textContent)), null, { timeout: 120_000 });
+    const entry = page.locator('[data-testid=entry]', { hasText: pendingName });
+    await entry.getByTestId('image-canvas').waitFor({ timeout: 60_000 });
+    assert.equal(await entry.getByTestId('file-error').count(), 0);
+    assert.deepEqual(rec.errors.filter((e) => !/injected fault/.test(e)), []);
+  });
+});

@@ -64,6 +64,9 @@ pub struct Entry {
     pub error: Option<String>,
     /// Notes on the conversion of a usable file (transparency, bit depth, rotation).
     pub notes: Vec<String>,
+    /// Its decoding was asked again, once, because the worker decoding it stopped: a file that
+    /// stops the next worker too is failed rather than asked a third time.
+    pub decode_retried: bool,
 }
 
 /// The whole page.
@@ -163,6 +166,9 @@ pub fn App() -> impl IntoView {
             })
         })
     };
+    // The worker pool, once started (the responses' handler, below, asks it again for what a
+    // stopped worker lost).
+    let worker = StoredValue::new_local(None::<WorkerPool>);
     let on_response = move |r: Response, bytes: Option<Vec<u8>>, from: usize| match r {
         Response::Backend {
             backend,
@@ -315,13 +321,34 @@ pub fn App() -> impl IntoView {
         Response::Crashed { message } => {
             add_notice(format!("{message}; a new worker was started in its place"));
             if from == 0 {
-                let lost = format!("{message} before this file was decoded: open it again");
+                // Files it had not decoded yet are asked of the new worker, once (their
+                // analyses are queued and go on); a file whose decoding stops the new worker
+                // too is failed, so it cannot stop worker after worker.
+                let mut again = Vec::new();
                 entries.update(|es| {
                     for e in es
                         .iter_mut()
                         .filter(|e| e.image.is_none() && e.error.is_none())
                     {
-                        e.error = Some(lost.clone());
+                        let bytes = files.with_value(|m| m.get(&e.id).cloned());
+                        match bytes {
+                            Some(b) if !e.decode_retried => {
+                                e.decode_retried = true;
+                                again.push((e.id, e.name.clone(), b));
+                            }
+                            _ => {
+                                e.error = Some(format!(
+                                    "{message} while decoding this file, twice: it is not shown"
+                                ))
+                            }
+                        }
+                    }
+                });
+                worker.with_value(|w| {
+                    if let Some(w) = w {
+                        for (id, name, bytes) in again {
+                            w.send(&Request::Decode { id, name }, Some(&bytes));
+                        }
                     }
                 });
                 let pending = marks.try_update(std::mem::take).unwrap_or_default();
@@ -345,14 +372,10 @@ pub fn App() -> impl IntoView {
     if let Some(n) = workers.note.clone() {
         add_notice(n);
     }
-    let worker = match WorkerPool::start(workers.count, on_response) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            set_fatal.set(Some(e));
-            None
-        }
-    };
-    let worker = StoredValue::new_local(worker);
+    match WorkerPool::start(workers.count, on_response) {
+        Ok(w) => worker.set_value(Some(w)),
+        Err(e) => set_fatal.set(Some(e)),
+    }
     let send = move |req: Request, bytes: Option<&[u8]>| {
         worker.with_value(|w| {
             if let Some(w) = w {
@@ -383,6 +406,7 @@ pub fn App() -> impl IntoView {
                                             image: None,
                                             error: None,
                                             notes: Vec::new(),
+                                            decode_retried: false,
                                         })
                                     });
                                     send(
@@ -502,6 +526,7 @@ pub fn App() -> impl IntoView {
                 image: None,
                 error: None,
                 notes: Vec::new(),
+                decode_retried: false,
             })
         });
         session.update(|s| {
