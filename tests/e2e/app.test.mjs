@@ -80,3 +80,25 @@ test('the model\'s measured figures: in the footer, on the selected cell\'s clas
     assert.deepEqual(foreignRequests(rec, server.origin), []);
   });
 });
+
+test('a sheet of figures measured on other weights is not shown as this model\'s', async () => {
+  const sheet = JSON.parse(readFileSync(join(root, 'static/model/cytolens-diffusion.sheet.json'), 'utf8'));
+  const other = { ...sheet, weights_sha256: '0'.repeat(64) };
+  await withApp(server, async ({ page, app, ctx }) => {
+    // On the context: the page's requests and its service worker's.
+    await ctx.route('**/model/cytolens-diffusion.sheet.json', (route) =>
+      route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(other) }));
+    await page.reload();
+    await app.backend();
+    await page.getByTestId('model-facts').locator('summary').click();
+    await page.waitForFunction(() => /measured other weights/.test(document.querySelector('[data-testid=model-facts-missing]')?.textContent ?? ''), null, { timeout: 60_000 });
+    assert.match(await page.getByTestId('model-facts-missing').textContent(), /^The figures shipped measured other weights \(sha256 000000000000…\)/);
+    assert.equal(await page.getByTestId('model-facts-row').count(), 0);
+    await app.openFiles([join(pbc, 'original/neutrophil/BNE_186122.jpg')]);
+    const box = page.getByTestId('cell-box').first();
+    await box.waitFor({ timeout: 120_000 });
+    await box.click();
+    await page.getByTestId('cell-confidence').waitFor();
+    assert.equal(await page.getByTestId('cell-class-figures').count(), 0, 'no class figures from other weights');
+  });
+});

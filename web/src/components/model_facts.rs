@@ -53,7 +53,7 @@ pub fn ModelFacts(
             (Some(Err(e)), _) => format!("The model's measured figures could not be read: {e}"),
             (Some(Ok(sheet)), true) => format!(
                 "The figures shipped measured other weights (sha256 {}…) than the ones in use: not shown.",
-                &sheet.weights_sha256[..12.min(sheet.weights_sha256.len())]
+                sheet.weights_sha256.chars().take(12).collect::<String>()
             ),
         };
         view! { <p data-testid="model-facts-missing">{why}</p> }.into_any()
