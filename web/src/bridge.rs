@@ -403,7 +403,7 @@ fn on_member_response(inner: &Rc<PoolInner>, index: usize, r: Response, bytes: O
 /// Worker `index` stopped beyond recovery: start a new one in its place (on the CPU: a worker
 /// on WebGPU may have lost its device), end the job it held as failed, as the worker itself
 /// would have (`Failed`, then `Done`, so shared smears and the queue go on), and tell the page,
-/// which fails what else it awaited from that worker. After [`MAX_RESTARTS`] the pool gives up
+/// which asks the new worker again for, or fails, what else it awaited from that worker. After [`MAX_RESTARTS`] the pool gives up
 /// with an error for the page instead of starting workers that keep stopping.
 fn crashed(inner: &Rc<PoolInner>, index: usize, message: String) {
     let Some(old) = inner.workers.borrow().get(index).cloned() else {

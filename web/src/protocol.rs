@@ -288,8 +288,9 @@ pub enum Response {
     },
     /// The worker stopped beyond recovery: a Rust panic (posted by its panic hook before the
     /// WebAssembly traps) or an uncaught error in its script (the page's `error` event). The
-    /// pool ends the job it held as failed and starts a new worker in its place; the page then
-    /// fails what it still awaited from it ([`crate::pool::Dispatch::crashed`]).
+    /// pool ends the job it held as failed ([`crate::pool::Dispatch::crashed`]) and starts a new
+    /// worker in its place; the page then asks the new worker again for the decodings it still
+    /// awaited (once) and fails the rest.
     Crashed {
         /// What stopped it.
         message: String,
