@@ -152,6 +152,12 @@ pub async fn fetched_bytes(fetch: js_sys::Promise, what: &str) -> Result<Vec<u8>
     Ok(Uint8Array::new(&buf).to_vec())
 }
 
+/// The browser's clock now, as an ISO 8601 time in UTC ("2026-12-07T20:05:00.000Z"): the time
+/// of a review, a sign-off or a report.
+pub fn now_iso() -> String {
+    String::from(js_sys::Date::new_0().to_iso_string())
+}
+
 /// A thrown JavaScript value as a person reads it: an `Error`'s name and message ("TypeError:
 /// Failed to fetch"), without its stack; a string as it is; anything else as debug text.
 pub fn js_error_text(e: &JsValue) -> String {

@@ -657,7 +657,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             out.push_str(if c.added { ",1," } else { ",0," });
             out.push_str(&csv_field(&r.triage_reason));
             out.push(',');
-            out.push_str(c.reviewed_at.as_deref().unwrap_or(""));
+            out.push_str(&csv_field(c.reviewed_at.as_deref().unwrap_or("")));
             out.push('\n');
         }
     }

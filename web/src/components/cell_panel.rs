@@ -21,10 +21,7 @@ pub fn review_selected(
     let Some((img, id)) = selected.get_untracked() else {
         return;
     };
-    let now = js_sys::Date::new_0()
-        .to_iso_string()
-        .as_string()
-        .unwrap_or_default();
+    let now = crate::bridge::now_iso();
     if let Some(next) = session
         .try_update(|s| s.review(img, &id, label, &now))
         .flatten()

@@ -106,10 +106,7 @@ pub fn Report(
             )
         })
         .unwrap_or_else(|| "Model not loaded".into());
-    let when = js_sys::Date::new_0()
-        .to_iso_string()
-        .as_string()
-        .unwrap_or_default();
+    let when = crate::bridge::now_iso();
     let entries = entries.get_untracked();
     // Per slide, its analysed fields with their opened files.
     let slides: Vec<(String, Vec<_>)> = s

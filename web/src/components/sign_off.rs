@@ -25,7 +25,7 @@ pub fn SignOff(
         })
     });
     let sign = move |_| {
-        let when = String::from(js_sys::Date::new_0().to_iso_string());
+        let when = crate::bridge::now_iso();
         let who = name.get_untracked();
         set_refused.set(refusal(session, |s| s.sign_off(id, &who, &when)));
     };
