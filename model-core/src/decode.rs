@@ -23,6 +23,14 @@ pub const FORMATS: &str = "JPEG, PNG, TIFF, BMP or WebP";
 /// images out of a folder, and what the page's file picker offers.
 pub const EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"];
 
+/// The formats the page hands to the browser's own decoder ([`BrowserFormat`]), as the user is
+/// told them.
+pub const BROWSER_FORMATS: &str = "AVIF, HEIC or JPEG XL";
+
+/// File name extensions of [`BROWSER_FORMATS`]: what the page's file picker offers besides
+/// [`EXTENSIONS`] (the CLI, which has no browser, does not pick them out of a folder).
+pub const BROWSER_EXTENSIONS: &[&str] = &["avif", "heic", "heif", "jxl"];
+
 /// Whether `path`'s extension is one of [`EXTENSIONS`] (in any case).
 pub fn has_image_extension(path: &std::path::Path) -> bool {
     path.extension()
@@ -55,9 +63,10 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
     if bytes.is_empty() {
         return Err(Error::EmptyFile);
     }
-    if let Some(kind) = iso_media_kind(bytes) {
+    if let Some(format) = browser_format(bytes) {
         return Err(Error::NotAnImage(format!(
-            "{kind} is not supported: save it as JPEG (expected {FORMATS})"
+            "{} is not supported: save it as JPEG (expected {FORMATS})",
+            format.name
         )));
     }
     let reader = ImageReader::new(Cursor::new(bytes))
@@ -94,20 +103,7 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
                 .map_err(|e| Error::NotAnImage(truncation_hint(e.to_string())))?
         }
     };
-    if width as u64 * height as u64 > MAX_PIXELS {
-        return Err(Error::TooLarge {
-            width,
-            height,
-            limit: (MAX_PIXELS / 1_000_000) as u32,
-        });
-    }
-    if width < MIN_SIDE || height < MIN_SIDE {
-        return Err(Error::TooSmall {
-            width,
-            height,
-            min: MIN_SIDE,
-        });
-    }
+    check_size(width, height)?;
     let mut reader = reader;
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 8 + (64 << 20));
@@ -140,19 +136,82 @@ pub fn decode_with_notes(bytes: &[u8]) -> Result<Decoded> {
     })
 }
 
-/// The kind of an ISO media file (HEIC/HEIF or AVIF, as phones save photos), which the image
-/// crate does not recognise at all, told from its `ftyp` box's major brand so that the user
-/// learns what the file is; `None` for anything else.
-fn iso_media_kind(bytes: &[u8]) -> Option<&'static str> {
+/// A photo format the image crate does not read but a browser may: phones' HEIC, AVIF and
+/// JPEG XL. [`decode_with_notes`] refuses it by name; the page hands it to the browser's own
+/// decoder (Safari reads HEIC and JPEG XL, every current browser AVIF) and takes its pixels
+/// through [`from_rgba`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrowserFormat {
+    /// What the user is told the file is ("HEIC (a phone's photo)").
+    pub name: &'static str,
+    /// Its MIME type, for the browser's decoder.
+    pub mime: &'static str,
+}
+
+/// The [`BrowserFormat`] of `bytes`, told from its signature: an ISO media file's `ftyp` major
+/// brand (HEIC, HEIF, AVIF; an MP4 is not an image), or JPEG XL's codestream or container
+/// signature; `None` for anything else.
+pub fn browser_format(bytes: &[u8]) -> Option<BrowserFormat> {
+    const JXL_CONTAINER: &[u8] = b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a";
+    let format = |name, mime| Some(BrowserFormat { name, mime });
+    if bytes.starts_with(&[0xFF, 0x0A]) || bytes.starts_with(JXL_CONTAINER) {
+        return format("JPEG XL", "image/jxl");
+    }
     if bytes.get(4..8)? != b"ftyp" {
         return None;
     }
     match bytes.get(8..12)? {
-        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" => Some("HEIC (a phone's photo)"),
-        b"mif1" | b"msf1" => Some("HEIF"),
-        b"avif" | b"avis" => Some("AVIF"),
+        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" => {
+            format("HEIC (a phone's photo)", "image/heic")
+        }
+        b"mif1" | b"msf1" => format("HEIF", "image/heif"),
+        b"avif" | b"avis" => format("AVIF", "image/avif"),
         _ => None,
     }
+}
+
+/// Refuse an image whose sides are out of bounds: more than [`MAX_PIXELS`] in all, or a side
+/// under [`MIN_SIDE`]. Checked from a header (or a browser's decoded bitmap) before the pixels
+/// are taken.
+pub fn check_size(width: u32, height: u32) -> Result<()> {
+    if width as u64 * height as u64 > MAX_PIXELS {
+        return Err(Error::TooLarge {
+            width,
+            height,
+            limit: (MAX_PIXELS / 1_000_000) as u32,
+        });
+    }
+    if width < MIN_SIDE || height < MIN_SIDE {
+        return Err(Error::TooSmall {
+            width,
+            height,
+            min: MIN_SIDE,
+        });
+    }
+    Ok(())
+}
+
+/// An image decoded elsewhere (by the browser, for a [`BrowserFormat`]) as 8-bit RGBA, row by
+/// row (`rgba.len() == 4 * width * height`), made what [`decode_with_notes`] gives: the same
+/// size limits, grayscale refused (every pixel's channels equal: the browser gives a gray
+/// image as RGBA), transparency flattened onto white with its note.
+pub fn from_rgba(width: u32, height: u32, rgba: Vec<u8>) -> Result<Decoded> {
+    check_size(width, height)?;
+    let got = rgba.len();
+    let image = image::RgbaImage::from_raw(width, height, rgba).ok_or_else(|| {
+        Error::NotAnImage(format!(
+            "the decoder gave {got} bytes for {width}x{height} RGBA pixels"
+        ))
+    })?;
+    if image.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]) {
+        return Err(Error::Grayscale);
+    }
+    let img = DynamicImage::ImageRgba8(image);
+    let notes = transparency_note(&img).into_iter().collect();
+    Ok(Decoded {
+        image: flatten_on_white(img),
+        notes,
+    })
 }
 
 /// Width and height from a PNG's IHDR chunk (always the first chunk), if this is a PNG.
@@ -304,11 +363,61 @@ mod tests {
         let mut avif = b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00".to_vec();
         avif.extend([7u8; 100]);
         assert!(matches!(decode_image(&avif), Err(Error::NotAnImage(m)) if m.starts_with("AVIF")));
+        let jxl = [&[0xFFu8, 0x0A][..], &[7u8; 100]].concat();
+        assert!(
+            matches!(decode_image(&jxl), Err(Error::NotAnImage(m)) if m.starts_with("JPEG XL"))
+        );
+        // Each is handed to the browser with its MIME type.
+        let mime = |b: &[u8]| browser_format(b).map(|f| f.mime);
+        assert_eq!(mime(&heic), Some("image/heic"));
+        assert_eq!(mime(&avif), Some("image/avif"));
+        assert_eq!(mime(&jxl), Some("image/jxl"));
+        let container = b"\x00\x00\x00\x0cJXL \x0d\x0a\x87\x0a\x00\x00\x00\x14ftypjxl ";
+        assert_eq!(mime(container), Some("image/jxl"));
         // An MP4 is another ISO media file, not a photo format: left to the generic message.
         let mp4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2";
         assert!(
             matches!(decode_image(mp4), Err(Error::NotAnImage(m)) if m.starts_with("unrecognised"))
         );
+        assert_eq!(mime(mp4), None);
+        for readable in [jpeg(20, 20), png(DynamicImage::ImageRgb8(pattern()))] {
+            assert_eq!(browser_format(&readable), None);
+        }
+        assert_eq!(browser_format(b"GIF89a\x20\x00\x20\x00"), None);
+    }
+
+    #[test]
+    fn pixels_decoded_by_the_browser_get_the_same_checks_and_conversions() {
+        let rgba = |img: &RgbImage, alpha: u8| -> Vec<u8> {
+            img.pixels()
+                .flat_map(|p| [p.0[0], p.0[1], p.0[2], alpha])
+                .collect()
+        };
+        let want = pattern();
+        let got = from_rgba(48, 40, rgba(&want, 255)).expect("opaque pixels");
+        assert_eq!(got.image, want);
+        assert!(got.notes.is_empty(), "{:?}", got.notes);
+        // Half transparent everywhere: flattened onto white, with the note.
+        let got = from_rgba(48, 40, rgba(&want, 0)).expect("transparent pixels");
+        assert_eq!(got.image.get_pixel(3, 3).0, [255, 255, 255]);
+        assert_eq!(
+            got.notes,
+            ["1920 transparent pixels (100.0 % of the image) were flattened onto a white background"]
+        );
+        let gray = vec![90u8; 32 * 32 * 4];
+        assert!(matches!(from_rgba(32, 32, gray), Err(Error::Grayscale)));
+        assert!(matches!(
+            from_rgba(8, 40, vec![0; 8 * 40 * 4]),
+            Err(Error::TooSmall { width: 8, .. })
+        ));
+        assert!(matches!(
+            from_rgba(9000, 9000, Vec::new()),
+            Err(Error::TooLarge { width: 9000, .. })
+        ));
+        match from_rgba(48, 40, vec![1; 100]) {
+            Err(Error::NotAnImage(m)) => assert!(m.contains("100 bytes for 48x40"), "{m}"),
+            other => panic!("short buffer gave {other:?}"),
+        }
     }
 
     #[test]

@@ -43,24 +43,23 @@ impl<T> LastDecoded<T> {
         LastDecoded { kept: None }
     }
 
-    /// The image of file `bytes` (image `id`): the kept one if it is that file, else
-    /// `decode(bytes)`, kept in place of the last one. A failed decode keeps nothing.
-    pub fn get_or_decode<E>(
-        &mut self,
-        id: u32,
-        bytes: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<T, E>,
-    ) -> Result<Rc<T>, E> {
-        let key = Key::of(id, bytes);
-        if let Some((k, v)) = &self.kept {
-            if *k == key {
-                return Ok(Rc::clone(v));
+    /// The kept image if it is file `bytes` of image `id`; else `None`, and the kept one is
+    /// dropped, so that it is gone before the caller decodes the new one.
+    pub fn kept(&mut self, id: u32, bytes: &[u8]) -> Option<Rc<T>> {
+        match &self.kept {
+            Some((k, v)) if *k == Key::of(id, bytes) => Some(Rc::clone(v)),
+            _ => {
+                self.kept = None;
+                None
             }
         }
-        self.kept = None; // the old image goes before the new one is decoded
-        let value = Rc::new(decode(bytes)?);
-        self.kept = Some((key, Rc::clone(&value)));
-        Ok(value)
+    }
+
+    /// Keep `image`, decoded from file `bytes` of image `id`, in place of the last one.
+    pub fn keep(&mut self, id: u32, bytes: &[u8], image: T) -> Rc<T> {
+        let image = Rc::new(image);
+        self.kept = Some((Key::of(id, bytes), Rc::clone(&image)));
+        image
     }
 
     /// Drop the kept image (before an analysis, which decodes an image of its own).
@@ -77,66 +76,54 @@ impl<T> LastDecoded<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
 
-    fn decoder(calls: &Cell<usize>) -> impl Fn(&[u8]) -> Result<Vec<u8>, String> + '_ {
-        move |b: &[u8]| {
-            calls.set(calls.get() + 1);
-            if b.is_empty() {
-                Err("empty".into())
-            } else {
-                Ok(b.iter().map(|v| v.wrapping_mul(2)).collect())
-            }
-        }
+    /// What the worker does: the kept image, else a decode (counted) that is then kept.
+    fn get(
+        last: &mut LastDecoded<Vec<u8>>,
+        id: u32,
+        bytes: &[u8],
+        calls: &mut usize,
+    ) -> Rc<Vec<u8>> {
+        last.kept(id, bytes).unwrap_or_else(|| {
+            *calls += 1;
+            last.keep(id, bytes, bytes.iter().map(|v| v.wrapping_mul(2)).collect())
+        })
     }
 
     #[test]
     fn the_same_file_is_decoded_once_and_another_file_or_id_again() {
-        let calls = Cell::new(0);
+        let mut calls = 0;
         let mut last = LastDecoded::new();
-        let a = last
-            .get_or_decode(1, b"abc", decoder(&calls))
-            .expect("decodes");
-        let again = last
-            .get_or_decode(1, b"abc", decoder(&calls))
-            .expect("decodes");
-        assert_eq!(calls.get(), 1);
+        let a = get(&mut last, 1, b"abc", &mut calls);
+        let again = get(&mut last, 1, b"abc", &mut calls);
+        assert_eq!(calls, 1);
         assert!(Rc::ptr_eq(&a, &again));
         assert_eq!(*a, b"abc".iter().map(|v| v * 2).collect::<Vec<_>>());
         // The same id with other bytes of the same length (a replaced file), and the same
         // bytes under another id, are decoded anew.
-        let b = last
-            .get_or_decode(1, b"abd", decoder(&calls))
-            .expect("decodes");
-        assert_eq!(calls.get(), 2);
+        let b = get(&mut last, 1, b"abd", &mut calls);
+        assert_eq!(calls, 2);
         assert_eq!(b[2], b'd' * 2);
-        last.get_or_decode(2, b"abd", decoder(&calls))
-            .expect("decodes");
-        assert_eq!(calls.get(), 3);
+        get(&mut last, 2, b"abd", &mut calls);
+        assert_eq!(calls, 3);
         // Only the last is kept.
-        last.get_or_decode(1, b"abd", decoder(&calls))
-            .expect("decodes");
-        assert_eq!(calls.get(), 4);
+        get(&mut last, 1, b"abd", &mut calls);
+        assert_eq!(calls, 4);
     }
 
     #[test]
-    fn a_failed_decode_keeps_nothing_and_forget_drops_the_image() {
-        let calls = Cell::new(0);
+    fn another_file_drops_the_kept_image_before_its_decoding_and_forget_drops_it() {
+        let mut calls = 0;
         let mut last = LastDecoded::new();
-        last.get_or_decode(1, b"abc", decoder(&calls))
-            .expect("decodes");
-        assert_eq!(
-            last.get_or_decode(3, b"", decoder(&calls)),
-            Err("empty".into())
-        );
+        get(&mut last, 1, b"abc", &mut calls);
+        // Asked for another file (whose decoding may then fail), nothing is kept any more.
+        assert!(last.kept(3, b"xyz").is_none());
         assert!(!last.holds());
-        last.get_or_decode(1, b"abc", decoder(&calls))
-            .expect("decodes");
-        assert_eq!(calls.get(), 3);
+        get(&mut last, 1, b"abc", &mut calls);
+        assert_eq!(calls, 2);
         last.forget();
         assert!(!last.holds());
-        last.get_or_decode(1, b"abc", decoder(&calls))
-            .expect("decodes");
-        assert_eq!(calls.get(), 4);
+        get(&mut last, 1, b"abc", &mut calls);
+        assert_eq!(calls, 3);
     }
 }

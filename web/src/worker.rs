@@ -1,6 +1,7 @@
 //! Worker side: receives requests, runs `model-core` on the chosen burn device, answers.
 
 use crate::bridge::{decode, encode};
+use crate::browser_image::decode_file;
 use crate::last_decoded::LastDecoded;
 use crate::protocol::{CellResult, ImageFindings, Request, Response, AGREEMENT_TOLERANCE};
 use crate::share::{part_of, SharedCell, SharedCells};
@@ -239,9 +240,9 @@ async fn self_test() -> Response {
     }
 }
 
-fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
+async fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
     let bytes = bytes.unwrap_or_default();
-    match model_core::decode::decode_with_notes(&bytes) {
+    match decode_file(&bytes).await {
         Ok(decoded) => {
             let (w, h) = decoded.image.dimensions();
             reply(
@@ -254,14 +255,7 @@ fn decode_image(id: u32, name: String, bytes: Option<Vec<u8>>) {
                 Some(&rgba(&decoded.image)),
             );
         }
-        Err(e) => reply(
-            &Response::Failed {
-                id,
-                name,
-                message: e.to_string(),
-            },
-            None,
-        ),
+        Err(message) => reply(&Response::Failed { id, name, message }, None),
     }
 }
 
@@ -398,7 +392,7 @@ async fn analyze(
     rbc_diameter_px: Option<f32>,
 ) -> Result<Outcome, String> {
     let start = now_ms();
-    let img = model_core::decode::decode_image(&bytes).map_err(|e| e.to_string())?;
+    let img = decode_file(&bytes).await?.image;
     let clf = classifier().await?;
     let size = clf.card.denoiser.image_size;
     let (f, cells) = model_core::smear::prepare(&img, &DetectOptions { rbc_diameter_px }, size);
@@ -607,12 +601,14 @@ async fn add_cell(
     rbc_diameter_px: f32,
     bytes: Vec<u8>,
 ) -> Result<(CellResult, Vec<u8>), String> {
-    let img = MARKED
-        .with(|m| {
-            m.borrow_mut()
-                .get_or_decode(id, &bytes, model_core::decode::decode_image)
-        })
-        .map_err(|e| e.to_string())?;
+    let kept = MARKED.with(|m| m.borrow_mut().kept(id, &bytes));
+    let img = match kept {
+        Some(img) => img,
+        None => {
+            let img = decode_file(&bytes).await?.image;
+            MARKED.with(|m| m.borrow_mut().keep(id, &bytes, img))
+        }
+    };
     let clf = classifier().await?;
     let size = clf.card.denoiser.image_size;
     let cell = model_core::smear::prepare_marked(&img, centre, rbc_diameter_px, size)
@@ -686,7 +682,7 @@ async fn handle(request: Request, bytes: Option<Vec<u8>>) {
                 web_sys::console::warn_1(&format!("model not preloaded: {e}").into());
             }
         }
-        Request::Decode { id, name } => decode_image(id, name, bytes),
+        Request::Decode { id, name } => decode_image(id, name, bytes).await,
         Request::SelfTest => reply(&self_test().await, None),
         Request::Cancel { id } => {
             // Only an analysis running or queued here can be cancelled: a stale cancel must

@@ -37,9 +37,11 @@ pub fn FileOpener(
     on_file: Callback<OpenedFile>,
 ) -> impl IntoView {
     let (hover, set_hover) = signal(false);
-    // The picker offers the extensions decoding reads (".jpg,.jpeg,...").
+    // The picker offers the extensions decoding reads (".jpg,.jpeg,..."), then those handed to
+    // the browser's decoder.
     let accept = model_core::decode::EXTENSIONS
         .iter()
+        .chain(model_core::decode::BROWSER_EXTENSIONS)
         .map(|e| format!(".{e}"))
         .collect::<Vec<_>>()
         .join(",");
@@ -63,8 +65,10 @@ pub fn FileOpener(
         >
             <label>
                 {format!(
-                    "Open smear or cell images ({}) — or drop them here, or paste ",
-                    model_core::decode::FORMATS
+                    "Open smear or cell images ({}; {} where this browser reads them) — or \
+                     drop them here, or paste ",
+                    model_core::decode::FORMATS,
+                    model_core::decode::BROWSER_FORMATS
                 )}
                 <input
                     type="file"
