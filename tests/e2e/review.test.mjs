@@ -95,10 +95,22 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     await page.keyboard.press('u');
     await page.waitForFunction(() => !document.querySelector('[data-testid=reviewed-badge]'));
     assert.equal(await boxes.first().getAttribute('data-class'), shownClass);
+    // This time a reviewer is named (a bad name first: refused, with the reason), and the
+    // review records who gave it.
+    const reviewer = page.getByTestId('reviewer-name');
+    await reviewer.fill('x'.repeat(61));
+    assert.match(await page.getByTestId('reviewer-refused').textContent(), /at most 60 characters; this one has 61/);
+    await reviewer.fill('Trainee B ');
+    assert.equal(await page.getByTestId('reviewer-refused').count(), 0);
+    assert.equal(await reviewer.inputValue(), 'Trainee B ', 'the space being typed stays');
+    await title.click();
     await page.keyboard.press('5');
     await page.getByTestId('reviewed-badge').waitFor();
+    assert.match(await page.getByTestId('reviewed-badge').textContent(), /^ \(reviewed by Trainee B; model said [a-z]+\)$/);
 
-    // Sign-off records who and when; the smear's reviews are final then.
+    // Sign-off records who and when; the smear's reviews are final then. Its name is the
+    // reviewer's until another is typed.
+    assert.equal(await page.getByTestId('signoff-name').inputValue(), 'Trainee B');
     await page.getByTestId('signoff-name').fill('Dr Test');
     assert.equal(await page.getByTestId('signoff-blocked').count(), 0);
     await page.getByTestId('signoff').click();
@@ -130,6 +142,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     // When it was reviewed (the last review, after the undo), before the sign-off.
     assert.match(cell.reviewed_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.ok(cell.reviewed_at <= doc.signed_off.at, `${cell.reviewed_at} after the sign-off ${doc.signed_off.at}`);
+    assert.equal(cell.reviewed_by, 'Trainee B', 'who reviewed it, beside who signed off');
     assert.ok(Math.abs(Object.values(cell.probs).reduce((a, b) => a + b, 0) - 1) < 1e-3);
     assert.ok(['auto', 'review', 'anomaly'].includes(cell.triage));
     assert.equal(doc.differential[want], 1);
@@ -147,9 +160,9 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
-    assert.match(lines[0], /,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at$/);
-    // The reason holds commas: quoted; the review's time last.
-    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0,"colour score [^"]+",${cell.reviewed_at.replace(/[.]/g, '\\.')}$`));
+    assert.match(lines[0], /,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,reviewed_by$/);
+    // The reason holds commas: quoted; the review's time and reviewer last.
+    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0,"colour score [^"]+",${cell.reviewed_at.replace(/[.]/g, '\\.')},Trainee B$`));
 
     // The sign-off survives a reload.
     await page.reload();
@@ -157,6 +170,7 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     await page.getByTestId('signed').waitFor({ timeout: 60_000 });
     assert.match(await page.getByTestId('signed').textContent(), /Signed off by Dr Test at /);
     assert.equal(await boxes.first().getAttribute('data-class'), want);
+    assert.equal(await page.getByTestId('reviewer-name').inputValue(), 'Trainee B', 'the reviewer is kept with the session');
 
     // Overriding the red-cell diameter re-analyses the smear at that scale.
     await page.getByTestId('scale-input').fill('95');

@@ -5,6 +5,7 @@ pub mod field_scale;
 pub mod last_decoded;
 pub mod pool;
 pub mod protocol;
+pub mod reviewer;
 pub mod session;
 pub mod share;
 pub mod sheet_text;

@@ -141,6 +141,10 @@ pub struct CellRecord {
     /// smear's reviews in the exports; `None` in sessions kept before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewed_at: Option<String>,
+    /// Who gave the latest review: the session's [`Session::reviewer`] then (`None`: nobody
+    /// was named, or a session kept before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by: Option<String>,
     /// Marked by the reviewer where the detector found nothing ([`Session::add_refusal`]),
     /// rather than found by the detector.
     #[serde(default)]
@@ -173,10 +177,10 @@ impl CellRecord {
         } else {
             format!("model: {}, ", r.class)
         };
-        let reviewed = if self.reviewed_class.is_some() {
-            "reviewed"
-        } else {
-            "not reviewed"
+        let reviewed = match (&self.reviewed_class, &self.reviewed_by) {
+            (Some(_), Some(by)) => format!("reviewed by {by}"),
+            (Some(_), None) => "reviewed".into(),
+            (None, _) => "not reviewed".into(),
         };
         let added = if self.added {
             ", added by the reviewer"
@@ -246,6 +250,7 @@ impl ImageRecord {
                 result,
                 reviewed_class: None,
                 reviewed_at: None,
+                reviewed_by: None,
                 added,
             },
         );
@@ -315,6 +320,9 @@ pub struct Edit {
     /// Review time before the edit.
     #[serde(default)]
     pub before_at: Option<String>,
+    /// Reviewer before the edit.
+    #[serde(default)]
+    pub before_by: Option<String>,
 }
 
 /// The whole session.
@@ -335,6 +343,10 @@ pub struct Session {
     /// ([`parse_wbc_count`]).
     #[serde(default)]
     pub wbc_counts: BTreeMap<String, f64>,
+    /// Who reviews now (named once for the session, [`Session::set_reviewer`]): recorded with
+    /// each review as [`CellRecord::reviewed_by`] and offered as the sign-off's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
 }
 
 /// The largest leukocyte count accepted (10^9/L): above the highest counts seen in leukaemia.
@@ -376,7 +388,7 @@ impl Session {
     }
 
     /// Set the reviewer's class of a cell (`None` restores the model's) at `when` (ISO time,
-    /// the review's time in the exports); undoable. Refused (false) for an unknown cell and for
+    /// the review's time in the exports), by the session's [`Session::reviewer`]; undoable. Refused (false) for an unknown cell and for
     /// a cell of a signed-off smear, whose reviews are final.
     pub fn reclassify(
         &mut self,
@@ -385,6 +397,7 @@ impl Session {
         class: Option<String>,
         when: &str,
     ) -> bool {
+        let by = self.reviewer.clone();
         let Some(c) = self
             .image_mut(image)
             .filter(|i| i.signed_off.is_none())
@@ -394,11 +407,13 @@ impl Session {
         };
         let before = std::mem::replace(&mut c.reviewed_class, class);
         let before_at = c.reviewed_at.replace(when.to_string());
+        let before_by = std::mem::replace(&mut c.reviewed_by, by);
         self.undo.push(Edit {
             image,
             cell: cell.to_string(),
             before,
             before_at,
+            before_by,
         });
         true
     }
@@ -408,10 +423,8 @@ impl Session {
     /// Its reviews become final: its edits leave the undo history, and it cannot be reviewed
     /// again (re-analysing it, which replaces its cells, clears the sign-off).
     pub fn sign_off(&mut self, image: u32, who: &str, when: &str) -> Result<(), String> {
-        let who = who.trim();
-        if who.is_empty() {
-            return Err("a sign-off needs the reviewer's name".into());
-        }
+        let who =
+            crate::reviewer::parse_reviewer(who)?.ok_or("a sign-off needs the reviewer's name")?;
         let img = self
             .image_mut(image)
             .ok_or_else(|| format!("no image {image}"))?;
@@ -421,7 +434,7 @@ impl Session {
         if let Some(why) = img.sign_off_blocker() {
             return Err(why);
         }
-        img.signed_off = Some((who.to_string(), when.to_string()));
+        img.signed_off = Some((who, when.to_string()));
         self.undo.retain(|e| e.image != image);
         Ok(())
     }
@@ -488,6 +501,7 @@ impl Session {
         {
             c.reviewed_class = e.before;
             c.reviewed_at = e.before_at;
+            c.reviewed_by = e.before_by;
         }
         Some((e.image, e.cell))
     }
@@ -583,6 +597,7 @@ pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
                 "anomaly": c.result.anomaly, "triage": c.result.triage,
                 "triage_reason": c.result.triage_reason,
                 "reviewed_class": c.reviewed_class, "reviewed_at": c.reviewed_at,
+                "reviewed_by": c.reviewed_by,
                 "evals": c.result.evals,
                 "unusual_colour": c.result.unusual_colour, "colour": c.result.colour,
                 "counted_as": c.final_class(), "added": c.added,
@@ -622,7 +637,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push_str(",unusual_colour,counted_as,slide,added,triage_reason,reviewed_at\n");
+    out.push_str(",unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,reviewed_by\n");
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -658,6 +673,8 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             out.push_str(&csv_field(&r.triage_reason));
             out.push(',');
             out.push_str(&csv_field(c.reviewed_at.as_deref().unwrap_or("")));
+            out.push(',');
+            out.push_str(&csv_field(c.reviewed_by.as_deref().unwrap_or("")));
             out.push('\n');
         }
     }
@@ -700,6 +717,7 @@ pub fn restore(json: &str) -> (Session, Vec<String>) {
         }
     }
     restore_slides(&value, &mut session, &mut problems);
+    crate::reviewer::restore_reviewer(&value, &mut session, &mut problems);
     // Edits that refer to a restored cell stay undoable; the others are dropped.
     for e in value
         .get("undo")
@@ -742,7 +760,7 @@ pub(crate) mod tests {
             .lines()
             .nth(2)
             .expect("row")
-            .ends_with(&format!(",{later}")));
+            .ends_with(&format!(",{later},")));
         s.undo_last();
         assert_eq!(
             at(&s).as_deref(),
@@ -783,11 +801,12 @@ pub(crate) mod tests {
             },
             reviewed_class: None,
             reviewed_at: None,
+            reviewed_by: None,
             added: false,
         }
     }
 
-    fn session() -> Session {
+    pub(crate) fn session() -> Session {
         Session {
             images: vec![ImageRecord {
                 id: 0,
@@ -937,7 +956,7 @@ pub(crate) mod tests {
         let csv = export_csv(&s, &["ig".to_string()]);
         let row = csv.lines().nth(3).expect("the third cell's row");
         assert!(
-            row.ends_with(",1,unusual colour,Slide 1,0,because of the test's anomaly,"),
+            row.ends_with(",1,unusual colour,Slide 1,0,because of the test's anomaly,,"),
             "{row}"
         );
         // A reviewer's class counts; undoing it brings the flag back.
@@ -1067,7 +1086,7 @@ pub(crate) mod tests {
         assert_eq!(j["cells"][0]["added"], json!(false));
         let csv = export_csv(&s, &[]);
         let row: Vec<&str> = csv.lines().nth(3).expect("row").split(',').collect();
-        assert_eq!(row[row.len() - 3], "1", "added: {row:?}");
+        assert_eq!(row[row.len() - 4], "1", "added: {row:?}");
         // A mistaken mark goes, with its edits; a detected cell is reviewed, not removed.
         assert!(s.reclassify(0, "0-4", Some("eosinophil".into()), NOW));
         assert!(s.reclassify(0, "0-0", Some("monocyte".into()), NOW));
@@ -1376,6 +1395,8 @@ pub(crate) mod tests {
             "triage",
             "triage_reason",
             "reviewed_class",
+            "reviewed_at",
+            "reviewed_by",
             "evals",
             "unusual_colour",
             "counted_as",
@@ -1387,11 +1408,12 @@ pub(crate) mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 5);
         assert!(lines[0].ends_with(
-            ",p_neutrophil,p_other,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at"
+            ",p_neutrophil,p_other,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,\
+             reviewed_by"
         ));
         assert!(
             lines[1].ends_with(&format!(
-                ",0,neutrophil,Slide 1,0,because of the test's {},",
+                ",0,neutrophil,Slide 1,0,because of the test's {},,",
                 s.images[0].cells[0].result.triage
             )),
             "{}",

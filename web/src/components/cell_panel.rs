@@ -134,14 +134,15 @@ pub fn CellPanel(
                 None => view! { <p class="hint">"Click a cell to see its crop, uncertainty maps and probabilities."</p> }.into_any(),
                 Some(c) => {
                     let shown = c.final_class().to_string();
-                    let CellRecord { result: r, reviewed_class, id, added, .. } = c;
+                    let CellRecord { result: r, reviewed_class, reviewed_by, id, added, .. } = c;
+                    let by = reviewed_by.map(|who| format!(" by {who}")).unwrap_or_default();
                     let image = selected.get_untracked().map(|(image, _)| image);
                     let cell_id = id.clone();
                     let aside = (reviewed_class.is_none() && r.unusual_colour)
                         .then(|| format!(" (the model's untrusted guess: {})", r.class));
                     view! {
                         <h2 data-testid="cell-title">{format!("Cell {id}: {shown}")}
-                            {reviewed_class.as_ref().map(|_| view! { <span class="reviewed" data-testid="reviewed-badge">{format!(" (reviewed; model said {})", r.class)}</span> })}
+                            {reviewed_class.as_ref().map(|_| view! { <span class="reviewed" data-testid="reviewed-badge">{format!(" (reviewed{by}; model said {})", r.class)}</span> })}
                             {aside.map(|a| view! { <span class="reviewed">{a}</span> })}
                         </h2>
                         <p class="hint" data-testid="cell-origin">{move || origin.get()}</p>

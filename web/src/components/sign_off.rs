@@ -1,4 +1,5 @@
-//! Sign-off of a smear: who (a name typed by the user) and when. Possible once the analysis has
+//! Sign-off of a smear: who (a name typed by the user, the session's reviewer until then) and
+//! when. Possible once the analysis has
 //! classified every white cell it found and no cell awaits review; the smear's reviews are final
 //! then ([`Session::sign_off`]).
 
@@ -14,7 +15,13 @@ pub fn SignOff(
     /// Image id.
     id: u32,
 ) -> impl IntoView {
-    let (name, set_name) = signal(String::new());
+    // The name typed here; until the user types one, the session's reviewer's.
+    let typed = RwSignal::new(None::<String>);
+    let name = move || {
+        typed
+            .get()
+            .unwrap_or_else(|| session.with(|s| s.reviewer.clone().unwrap_or_default()))
+    };
     let (refused, set_refused) = signal(None::<String>);
     let signed =
         Memo::new(move |_| session.with(|s| s.image(id).and_then(|i| i.signed_off.clone())));
@@ -26,7 +33,7 @@ pub fn SignOff(
     });
     let sign = move |_| {
         let when = crate::bridge::now_iso();
-        let who = name.get_untracked();
+        let who = untrack(name);
         set_refused.set(refusal(session, |s| s.sign_off(id, &who, &when)));
     };
     view! {
@@ -37,8 +44,8 @@ pub fn SignOff(
                 }.into_any(),
                 None => view! {
                     <input type="text" placeholder="Reviewer name" data-testid="signoff-name"
-                        prop:value=move || name.get() on:input=move |ev| set_name.set(event_target_value(&ev)) />
-                    <button data-testid="signoff" disabled=move || name.get().trim().is_empty() || blocker.get().is_some()
+                        prop:value=name on:input=move |ev| typed.set(Some(event_target_value(&ev))) />
+                    <button data-testid="signoff" disabled=move || name().trim().is_empty() || blocker.get().is_some()
                         on:click=sign>"Sign off smear"</button>
                     {move || blocker.get().or_else(|| refused.get()).map(|why| view! {
                         <span class="hint" data-testid="signoff-blocked">{format!("Not yet: {why}.")}</span>
