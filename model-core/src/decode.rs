@@ -33,9 +33,19 @@ pub const BROWSER_EXTENSIONS: &[&str] = &["avif", "heic", "heif", "jxl"];
 
 /// Whether `path`'s extension is one of [`EXTENSIONS`] (in any case).
 pub fn has_image_extension(path: &std::path::Path) -> bool {
+    extension_in(path, EXTENSIONS)
+}
+
+/// Whether `path`'s extension is one of [`BROWSER_EXTENSIONS`] (in any case): a photo the CLI
+/// cannot read, which it names rather than skips when it picks the images out of a folder.
+pub fn has_browser_extension(path: &std::path::Path) -> bool {
+    extension_in(path, BROWSER_EXTENSIONS)
+}
+
+fn extension_in(path: &std::path::Path, list: &[&str]) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        .is_some_and(|e| list.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 /// Whether [`decode_image`] reads this format.
@@ -344,9 +354,22 @@ mod tests {
         for yes in ["a.jpg", "b/c.JPEG", "d.Tif", "e.webp", "f.BMP", "g.png"] {
             assert!(has_image_extension(Path::new(yes)), "{yes}");
         }
-        for no in ["a.txt", "b.xml", "jpg", "c.gif", "d.jpg.part", ".png/x"] {
+        for no in [
+            "a.txt",
+            "b.xml",
+            "jpg",
+            "c.gif",
+            "d.jpg.part",
+            ".png/x",
+            "p.heic",
+        ] {
             assert!(!has_image_extension(Path::new(no)), "{no}");
         }
+        for phone in ["p.HEIC", "q.heif", "r.avif", "s.JXL"] {
+            assert!(has_browser_extension(Path::new(phone)), "{phone}");
+            assert!(!has_image_extension(Path::new(phone)), "{phone}");
+        }
+        assert!(!has_browser_extension(Path::new("a.jpg")));
     }
 
     #[test]

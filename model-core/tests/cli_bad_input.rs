@@ -348,8 +348,8 @@ fn the_differential_of_the_classified_cells_ends_the_output() {
 fn a_folder_stands_for_its_images_in_name_order_and_a_folder_without_any_is_reported() {
     let dir = temp_dir("folder");
     let pbc = data_root().join("pbc/128");
-    // 34 cells (more than one group of 32 files) in two subfolders, a text file and a
-    // damaged image among them, and an empty folder named on its own.
+    // 34 cells (more than one group of 32 files) in two subfolders, a text file, a phone's
+    // photo and a damaged image among them, and an empty folder named on its own.
     let mut want = Vec::new();
     for (sub, class) in [("a", "lymphocyte"), ("b/deeper", "monocyte")] {
         let to = dir.join(sub);
@@ -370,6 +370,13 @@ fn a_folder_stands_for_its_images_in_name_order_and_a_folder_without_any_is_repo
         }
     }
     write(&dir, "b/readme.txt", b"not an image, skipped in a folder");
+    // A phone's photo the CLI cannot read: named with its reason, not skipped.
+    let photo = write(
+        &dir,
+        "b/photo.HEIC",
+        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic and no more",
+    );
+    want.push(photo.clone());
     let damaged = write(&dir, "b/zz.png", b"\x89PNG\r\n\x1a\n only a signature");
     want.push(damaged.clone());
     let empty = dir.join("empty");
@@ -383,15 +390,22 @@ fn a_folder_stands_for_its_images_in_name_order_and_a_folder_without_any_is_repo
     assert_eq!(files, expected, "{stdout}");
     let errors: Vec<&serde_json::Value> =
         lines.iter().filter(|l| l.get("error").is_some()).collect();
-    assert_eq!(errors.len(), 2, "{stdout}");
+    assert_eq!(errors.len(), 3, "{stdout}");
     assert_eq!(
         errors[0]["file"].as_str(),
+        Some(photo.display().to_string().as_str())
+    );
+    assert!(errors[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("HEIC (a phone's photo) is not supported: save it as JPEG")));
+    assert_eq!(
+        errors[1]["file"].as_str(),
         Some(damaged.display().to_string().as_str())
     );
-    assert!(errors[1]["error"]
+    assert!(errors[2]["error"]
         .as_str()
         .is_some_and(|e| e.starts_with("no image files (JPEG, PNG, TIFF, BMP or WebP)")));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 36 files could not be classified"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 37 files could not be classified"));
     // The cells after the first group of 32 get the diagnoses they get on their own.
     for line in &lines[32..34] {
         let file = line["file"].as_str().expect("file");

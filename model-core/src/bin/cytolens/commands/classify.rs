@@ -3,7 +3,7 @@
 
 use super::{diagnosis_fields, diagnosis_header, err, CmdResult};
 use burn::prelude::*;
-use model_core::decode::decode_with_notes;
+use model_core::decode::{self, decode_with_notes};
 use model_core::detect::DetectOptions;
 use model_core::diagnosis::{Diagnosis, ModelCard, Triage};
 use model_core::differential::{Differential, UNUSUAL_COLOUR};
@@ -28,7 +28,9 @@ enum Input {
 
 /// The paths named, each folder replaced by the image files under it (by extension, see
 /// [`model_core::decode::EXTENSIONS`]; recursively, in name order; links to folders not
-/// followed). A file named is taken whatever its extension: decoding says what it is.
+/// followed), phones' photos the CLI cannot read among them
+/// ([`model_core::decode::BROWSER_EXTENSIONS`]), so that each is named with its reason rather
+/// than skipped. A file named is taken whatever its extension: decoding says what it is.
 fn expand(paths: &[PathBuf]) -> Vec<Input> {
     let mut out = Vec::new();
     for p in paths {
@@ -64,7 +66,9 @@ fn walk(dir: &Path, out: &mut Vec<Input>) {
     for (path, is_dir) in entries {
         if is_dir {
             walk(&path, out);
-        } else if model_core::decode::has_image_extension(&path) && path.is_file() {
+        } else if (decode::has_image_extension(&path) || decode::has_browser_extension(&path))
+            && path.is_file()
+        {
             out.push(Input::File(path));
         }
     }
