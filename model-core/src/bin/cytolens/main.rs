@@ -297,7 +297,9 @@ enum Command {
         slide: bool,
         /// Images of single cells (any size; centre-cropped and resized like the training data),
         /// or smear fields with `--smear`. A folder stands for the image files under it
-        /// (JPEG, PNG, TIFF, BMP, WebP by extension; subfolders included, in name order).
+        /// (JPEG, PNG, TIFF, BMP, WebP by extension; subfolders included, in name order); a
+        /// phone's photo there (HEIC, HEIF, AVIF, JPEG XL), which the CLI cannot read, is
+        /// named with an error rather than skipped.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
