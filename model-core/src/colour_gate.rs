@@ -34,13 +34,14 @@ pub fn colour_features(crop: &CellCrop) -> [f32; FEATURES] {
     f
 }
 
-/// Refuse a quantile the gate cannot be fitted at (from 0.5 to 1).
-pub fn check_quantile(quantile: f32) -> Result<()> {
+/// Refuse a quantile a gate (`what`: "colour gate", "focus gate") cannot be fitted at (from
+/// 0.5 to 1).
+pub fn check_quantile(what: &str, quantile: f32) -> Result<()> {
     if (0.5..=1.0).contains(&quantile) {
         Ok(())
     } else {
         Err(Error::Invalid(format!(
-            "the colour gate's quantile must be from 0.5 to 1, got {quantile}"
+            "the {what}'s quantile must be from 0.5 to 1, got {quantile}"
         )))
     }
 }
@@ -78,7 +79,7 @@ impl ColourGate {
                 crops.len()
             )));
         }
-        check_quantile(quantile)?;
+        check_quantile("colour gate", quantile)?;
         let feats: Vec<Vec<f32>> = crops.iter().map(|c| colour_features(c).to_vec()).collect();
         let mut gate = Self {
             gaussian: fit_gaussian(&feats, FEATURES, SHRINK),
@@ -205,6 +206,8 @@ mod tests {
             },
             colour: None,
             unusual_colour: false,
+            sharpness: None,
+            out_of_focus: false,
         };
         let mut d = confident.clone();
         apply_colour_gate(&mut d, &gate, &crop([0.44, 0.35, 0.47], 0.14));

@@ -4,6 +4,7 @@
 use crate::classes::CLASSES;
 use crate::classify::{CellScores, ClassifierSettings};
 use crate::colour_gate::ColourGate;
+use crate::focus_gate::FocusGate;
 use crate::preprocess::CellCrop;
 use crate::unet::DenoiserConfig;
 use serde::{Deserialize, Serialize};
@@ -162,6 +163,10 @@ pub struct ModelCard {
     /// model); a cell it flags is triaged `anomaly`. Absent in cards from before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colour_gate: Option<ColourGate>,
+    /// The focus gate fitted on val (`calibrate`, or `cytolens focus-gate` for a calibrated
+    /// model); a cell it flags is never auto-accepted. Absent in cards from before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focus_gate: Option<FocusGate>,
 }
 
 impl ModelCard {
@@ -216,6 +221,14 @@ impl ModelCard {
                 return bad(format!("the colour gate needs a Gaussian of dimension {f}"));
             }
         }
+        if let Some(g) = &self.focus_gate {
+            if !g.threshold.is_finite() || !(0.5..=1.0).contains(&g.quantile) {
+                return bad(format!(
+                    "the focus gate needs a finite threshold and a quantile from 0.5 to 1, got {} and {}",
+                    g.threshold, g.quantile
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -243,6 +256,7 @@ impl ModelCard {
             },
             weights_sha256: None,
             colour_gate: None,
+            focus_gate: None,
         }
     }
 }
@@ -297,6 +311,26 @@ pub struct Diagnosis {
     /// `anomaly`).
     #[serde(default)]
     pub unusual_colour: bool,
+    /// The crop's sharpness ([`crate::focus_gate::sharpness`]), when the card has a focus
+    /// gate ([`apply_focus_gate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<f32>,
+    /// The focus gate found the crop blurrier than the val cells (then `triage` is not
+    /// `auto`).
+    #[serde(default)]
+    pub out_of_focus: bool,
+}
+
+/// Score a diagnosed cell's crop (`[3, size, size]`) with the card's focus gate: the
+/// sharpness is recorded, and a crop blurrier than the val cells' goes to review instead of
+/// being auto-accepted (an anomaly stays an anomaly).
+pub fn apply_focus_gate(d: &mut Diagnosis, gate: &FocusGate, crop: &CellCrop) {
+    let score = crate::focus_gate::sharpness(crop);
+    d.sharpness = Some(score);
+    d.out_of_focus = gate.flags(score);
+    if d.out_of_focus && d.triage == Triage::Auto {
+        d.triage = Triage::Review;
+    }
 }
 
 /// Score a diagnosed cell's crop (`[3, size, size]`) with the card's colour gate: the score is
@@ -361,6 +395,8 @@ pub fn diagnose(scores: &CellScores, card: &ModelCard, size: usize) -> Diagnosis
         map: uncertainty_map(scores, class, runner_up, size),
         colour: None,
         unusual_colour: false,
+        sharpness: None,
+        out_of_focus: false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Runs the diffusion classifier with a [`Denoiser`] on any burn device.
 
 use crate::classify::{CellScores, ClassifierRun, RoundInputs};
-use crate::diagnosis::{apply_colour_gate, diagnose, Diagnosis, ModelCard};
+use crate::diagnosis::{apply_colour_gate, apply_focus_gate, diagnose, Diagnosis, ModelCard};
 use crate::error::{Error, Result};
 use crate::preprocess::CellCrop;
 use crate::unet::{condition, Denoiser};
@@ -155,6 +155,9 @@ impl CellClassifier {
                 let mut d = diagnose(s, &self.card, self.card.denoiser.image_size);
                 if let Some(gate) = &self.card.colour_gate {
                     apply_colour_gate(&mut d, gate, crop);
+                }
+                if let Some(gate) = &self.card.focus_gate {
+                    apply_focus_gate(&mut d, gate, crop);
                 }
                 d
             })

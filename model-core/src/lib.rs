@@ -16,6 +16,7 @@ pub mod differential;
 pub mod ema;
 pub mod engine;
 pub mod error;
+pub mod focus_gate;
 pub mod metrics;
 pub mod model_sheet;
 pub mod preprocess;

@@ -27,7 +27,8 @@ fn scores(value: f32, threshold: f32) -> (String, String) {
 
 /// Why `d` was triaged `d.triage` under `card`: one sentence naming the deciding figure and its
 /// threshold. Read from the diagnosis's own triage (the colour gate first, as
-/// [`crate::diagnosis::apply_colour_gate`] overrides the policy), not decided again.
+/// [`crate::diagnosis::apply_colour_gate`] overrides the policy, then the focus gate, which
+/// sends a cell to review, [`crate::diagnosis::apply_focus_gate`]), not decided again.
 pub fn triage_reason(d: &Diagnosis, card: &ModelCard) -> String {
     let policy = &card.triage;
     let target = format!("{:.1} %", 100.0 * policy.target_accuracy);
@@ -57,6 +58,16 @@ pub fn triage_reason(d: &Diagnosis, card: &ModelCard) -> String {
                 "confidence {c}, at or above the {t} threshold (fitted on val for at least {target} accuracy of the cells it accepts)"
             )
         }
+        Triage::Review if d.out_of_focus => match (&card.focus_gate, d.sharpness) {
+            (Some(gate), Some(score)) => {
+                let (s, t) = scores(score, gate.threshold);
+                format!(
+                    "sharpness {s} under the focus gate's {t}: blurrier than {:.1} % of the val cells the model was calibrated on (out of focus, or too few pixels per cell?)",
+                    100.0 * gate.quantile
+                )
+            }
+            _ => "blurrier than the cells the model was calibrated on".into(),
+        },
         Triage::Review => {
             let (c, t) = percents(d.confidence, policy.auto_min_confidence);
             format!(
@@ -101,6 +112,8 @@ mod tests {
             },
             colour: None,
             unusual_colour: false,
+            sharpness: None,
+            out_of_focus: false,
         }
     }
 
@@ -177,5 +190,44 @@ mod tests {
         let why = triage_reason(&d, &card);
         assert!(why.starts_with("colour score "), "{why}");
         assert!(why.contains("99.9 % of the val cells"), "{why}");
+    }
+
+    #[test]
+    fn a_blurred_confident_cell_goes_to_review_and_the_focus_gate_is_the_reason() {
+        use crate::focus_gate::FocusGate;
+        let gate = FocusGate {
+            threshold: -5.15,
+            quantile: 0.999,
+        };
+        let mut card = card();
+        card.focus_gate = Some(gate.clone());
+        // A flat crop: sharpness at the floor, far under the threshold.
+        let flat = CellCrop {
+            size: 8,
+            pixels: vec![0.1; 3 * 64],
+        };
+        let mut d = diagnosis(0.999, 0.0);
+        assert_eq!(d.triage, Triage::Auto);
+        crate::diagnosis::apply_focus_gate(&mut d, &gate, &flat);
+        assert!(d.out_of_focus);
+        assert_eq!(d.triage, Triage::Review, "never auto-accepted");
+        let why = triage_reason(&d, &card);
+        assert!(why.starts_with("sharpness -27.63 under the focus gate's -5.15: blurrier than 99.9 % of the val cells"), "{why}");
+        // An anomaly stays an anomaly, with its own reason.
+        let mut odd = diagnosis(0.999, 3.1);
+        crate::diagnosis::apply_focus_gate(&mut odd, &gate, &flat);
+        assert_eq!(odd.triage, Triage::Anomaly);
+        assert!(triage_reason(&odd, &card).starts_with("anomaly score"));
+        // A sharp crop passes, its sharpness recorded.
+        let sharp = CellCrop {
+            size: 8,
+            pixels: (0..3 * 64)
+                .map(|p| if (p + p / 8) % 2 == 0 { 0.9 } else { -0.9 })
+                .collect(),
+        };
+        let mut d = diagnosis(0.999, 0.0);
+        crate::diagnosis::apply_focus_gate(&mut d, &gate, &sharp);
+        assert!(!d.out_of_focus && d.sharpness.is_some_and(|s| s > -5.15));
+        assert_eq!(d.triage, Triage::Auto);
     }
 }

@@ -587,3 +587,66 @@ fn csv_gives_the_json_lines_figures_one_row_per_cell_and_a_row_per_failed_file()
     assert!(rows.iter().any(|r| !r[col("error")].is_empty()));
     assert!(rows.iter().filter(|r| r[col("error")].is_empty()).count() >= 5);
 }
+
+#[test]
+fn focus_gate_refits_only_the_cards_gate_and_refuses_a_bad_quantile() {
+    let dir = temp_dir("focus-gate");
+    let stem = "cytolens-diffusion";
+    for ext in ["bpk", "json"] {
+        std::fs::copy(
+            root().join(format!("static/model/{stem}.{ext}")),
+            dir.join(format!("{stem}.{ext}")),
+        )
+        .expect("copy the shipped model");
+    }
+    let card = |dir: &PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.json"))).expect("card"))
+            .expect("json")
+    };
+    let mut before = card(&dir);
+    before.as_object_mut().expect("card").remove("focus_gate");
+    std::fs::write(dir.join(format!("{stem}.json")), before.to_string()).expect("write");
+    let weights = std::fs::read(dir.join(format!("{stem}.bpk"))).expect("weights");
+    let run = |q: &str| {
+        Command::new(env!("CARGO_BIN_EXE_cytolens"))
+            .current_dir(root())
+            .args(["focus-gate", "--quantile", q, "--model"])
+            .arg(&dir)
+            .output()
+            .expect("run cytolens")
+    };
+    let bad = run("0.2");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("the focus gate's quantile must be from 0.5 to 1, got 0.2"));
+    assert_eq!(card(&dir), before, "a refused fit leaves the card alone");
+    let out = run("0.99");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // About 1 % of the val cells flagged, the rest of the card and the weights unchanged.
+    let flagged: usize = stderr
+        .split("; ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {stderr}"));
+    assert!((10..=25).contains(&flagged), "{stderr}");
+    let mut after = card(&dir);
+    let gate = after
+        .as_object_mut()
+        .expect("card")
+        .remove("focus_gate")
+        .expect("a focus gate");
+    assert_eq!(gate["quantile"].as_f64().map(|q| q as f32), Some(0.99));
+    assert!(
+        gate["threshold"]
+            .as_f64()
+            .is_some_and(|t| t < -4.0 && t > -6.0),
+        "{gate}"
+    );
+    assert_eq!(after, before);
+    assert_eq!(
+        std::fs::read(dir.join(format!("{stem}.bpk"))).expect("weights"),
+        weights
+    );
+}

@@ -140,3 +140,20 @@ export async function pixelsOf(page, url) {
   }, url);
   return { width, height, rgba: Buffer.from(b64, 'base64') };
 }
+
+/** A PNG of `bytes` (an image file) blurred by the browser's canvas filter `blur(sigmaPx)`. */
+export async function blurredPng(page, bytes, sigmaPx) {
+  const b64 = await page.evaluate(async ([src, sigma]) => {
+    const raw = Uint8Array.from(atob(src), (ch) => ch.charCodeAt(0));
+    const bmp = await createImageBitmap(new Blob([raw]));
+    const c = new OffscreenCanvas(bmp.width, bmp.height);
+    const g = c.getContext('2d');
+    g.filter = `blur(${sigma}px)`;
+    g.drawImage(bmp, 0, 0);
+    const d = new Uint8Array(await (await c.convertToBlob({ type: 'image/png' })).arrayBuffer());
+    let s = '';
+    for (let i = 0; i < d.length; i += 8192) s += String.fromCharCode(...d.subarray(i, i + 8192));
+    return btoa(s);
+  }, [Buffer.from(bytes).toString('base64'), sigmaPx]);
+  return Buffer.from(b64, 'base64');
+}

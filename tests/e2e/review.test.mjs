@@ -160,9 +160,9 @@ test('analyse a sample smear, review a cell with a key, undo, sign off, and expo
     assert.equal(lines.length, 1 + doc.cells.length);
     assert.match(lines[0], /^image,id,x0,y0,x1,y1,class,confidence,uncertainty,anomaly,triage,reviewed_class,evals,p_basophil/);
     assert.ok(lines[1].includes(`,${want},`));
-    assert.match(lines[0], /,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,reviewed_by$/);
+    assert.match(lines[0], /,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,reviewed_by,out_of_focus$/);
     // The reason holds commas: quoted; the review's time and reviewer last.
-    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0,"colour score [^"]+",${cell.reviewed_at.replace(/[.]/g, '\\.')},Trainee B$`));
+    assert.match(lines[1], new RegExp(`,1,${want},Slide 1,0,"colour score [^"]+",${cell.reviewed_at.replace(/[.]/g, '\\.')},Trainee B,${cell.out_of_focus ? 1 : 0}$`));
 
     // The sign-off survives a reload.
     await page.reload();

@@ -1,10 +1,13 @@
 // The magnification cells are cropped at. One slide, one magnification: a field whose red cells
 // are read far from its slide's size is flagged, in the page and the report, and re-analysed at
 // the slide's size with one click. A single-cell image is cropped by a diameter the user sets.
+// A cell blurred beyond the calibration cells is flagged by the focus gate.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useServer, withApp, bccd, pbc, foreignRequests } from './support.mjs';
+import { blurredPng } from './fixtures.mjs';
 
 const server = useServer();
 
@@ -78,6 +81,7 @@ test('a single-cell image is classified as framed unless the red-cell diameter i
     assert.equal(m[1], triage);
     assert.equal(m[3], triage === 'auto' ? 'at or above' : 'under', why);
     assert.equal(Number(m[2]) >= Number(m[4]), triage === 'auto', why);
+    assert.equal(await page.getByTestId('cell-focus-warning').count(), 0, 'a sharp cell passes the focus gate');
     // The share of the crop that is nucleus (violet), read off the gallery's crop.
     const violet = () => page.getByTestId('gallery-crop').first().evaluate((c) => {
       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -97,6 +101,32 @@ test('a single-cell image is classified as framed unless the red-cell diameter i
     assert.ok(set < 0.7 * framed && set > 0.25 * framed, `nucleus share ${set} against ${framed}`);
     assert.deepEqual(rec.errors, []);
     assert.deepEqual(rec.failed, []);
+    assert.deepEqual(foreignRequests(rec, server.origin), []);
+  });
+});
+
+test('a blurred cell is flagged by the focus gate and never auto-accepted', async () => {
+  await withApp(server, async ({ page, rec, app }) => {
+    await app.backend();
+    // The PBC original of the test above, blurred by the browser (a Gaussian of 10 px at
+    // 360 px: about 3.5 px at the 128 px the model's crops are cut at).
+    const blurred = await blurredPng(page, readFileSync(join(pbc, 'original/neutrophil/BNE_186122.jpg')), 10);
+    await page.getByTestId('file-input').setInputFiles([{ name: 'blurred.png', mimeType: 'image/png', buffer: blurred }]);
+    await page.getByTestId('progress-text').filter({ hasText: /^done: 1 cells/ }).waitFor({ timeout: 120_000 });
+    await page.getByTestId('cell-box').first().click();
+    assert.match(await page.getByTestId('cell-focus-warning').textContent(), /^This crop is blurrier than the cells the model was calibrated on \(sharpness -\d+\.\d\d\)/);
+    const triage = await page.getByTestId('cell-triage').textContent();
+    assert.notEqual(triage, 'auto');
+    const why = await page.getByTestId('cell-triage-reason').textContent();
+    if (triage === 'review') {
+      assert.match(why, /^Why review: sharpness -\d+\.\d+ under the focus gate's -5\.15: blurrier than 99\.9 % of the val cells/);
+    }
+    // The exports say so.
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-json').click()]);
+    const cell = JSON.parse(readFileSync(await dl.path(), 'utf8'))[0].cells[0];
+    assert.equal(cell.out_of_focus, true);
+    assert.ok(cell.sharpness < -5.15, `sharpness ${cell.sharpness}`);
+    assert.deepEqual(rec.errors, []);
     assert.deepEqual(foreignRequests(rec, server.origin), []);
   });
 });

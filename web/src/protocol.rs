@@ -116,6 +116,14 @@ pub struct CellResult {
     /// `anomaly`, and its class is not to be trusted.
     #[serde(default)]
     pub unusual_colour: bool,
+    /// The focus gate's sharpness of the crop (log-variance of its Laplacian), when the model
+    /// has a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharpness: Option<f32>,
+    /// The crop is blurrier than the val cells (out of focus, or too few pixels per cell):
+    /// never auto-accepted.
+    #[serde(default)]
+    pub out_of_focus: bool,
 }
 
 /// Smear-level findings of an image.

@@ -600,6 +600,7 @@ pub fn export_json(session: &Session, image: &ImageRecord) -> Value {
                 "reviewed_by": c.reviewed_by,
                 "evals": c.result.evals,
                 "unusual_colour": c.result.unusual_colour, "colour": c.result.colour,
+                "out_of_focus": c.result.out_of_focus, "sharpness": c.result.sharpness,
                 "counted_as": c.final_class(), "added": c.added,
             })
         })
@@ -637,7 +638,9 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
     for c in classes {
         out.push_str(&format!(",p_{}", csv_field(c)));
     }
-    out.push_str(",unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,reviewed_by\n");
+    out.push_str(
+        ",unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,reviewed_by,out_of_focus\n",
+    );
     for img in &session.images {
         for c in &img.cells {
             let r = &c.result;
@@ -675,7 +678,7 @@ pub fn export_csv(session: &Session, classes: &[String]) -> String {
             out.push_str(&csv_field(c.reviewed_at.as_deref().unwrap_or("")));
             out.push(',');
             out.push_str(&csv_field(c.reviewed_by.as_deref().unwrap_or("")));
-            out.push('\n');
+            out.push_str(if r.out_of_focus { ",1\n" } else { ",0\n" });
         }
     }
     out
@@ -760,7 +763,7 @@ pub(crate) mod tests {
             .lines()
             .nth(2)
             .expect("row")
-            .ends_with(&format!(",{later},")));
+            .ends_with(&format!(",{later},,0")));
         s.undo_last();
         assert_eq!(
             at(&s).as_deref(),
@@ -798,6 +801,8 @@ pub(crate) mod tests {
                 map_size: 0,
                 colour: None,
                 unusual_colour: false,
+                sharpness: None,
+                out_of_focus: false,
             },
             reviewed_class: None,
             reviewed_at: None,
@@ -956,7 +961,7 @@ pub(crate) mod tests {
         let csv = export_csv(&s, &["ig".to_string()]);
         let row = csv.lines().nth(3).expect("the third cell's row");
         assert!(
-            row.ends_with(",1,unusual colour,Slide 1,0,because of the test's anomaly,,"),
+            row.ends_with(",1,unusual colour,Slide 1,0,because of the test's anomaly,,,0"),
             "{row}"
         );
         // A reviewer's class counts; undoing it brings the flag back.
@@ -1086,7 +1091,7 @@ pub(crate) mod tests {
         assert_eq!(j["cells"][0]["added"], json!(false));
         let csv = export_csv(&s, &[]);
         let row: Vec<&str> = csv.lines().nth(3).expect("row").split(',').collect();
-        assert_eq!(row[row.len() - 4], "1", "added: {row:?}");
+        assert_eq!(row[row.len() - 5], "1", "added: {row:?}");
         // A mistaken mark goes, with its edits; a detected cell is reviewed, not removed.
         assert!(s.reclassify(0, "0-4", Some("eosinophil".into()), NOW));
         assert!(s.reclassify(0, "0-0", Some("monocyte".into()), NOW));
@@ -1397,6 +1402,7 @@ pub(crate) mod tests {
             "reviewed_class",
             "reviewed_at",
             "reviewed_by",
+            "out_of_focus",
             "evals",
             "unusual_colour",
             "counted_as",
@@ -1409,11 +1415,11 @@ pub(crate) mod tests {
         assert_eq!(lines.len(), 5);
         assert!(lines[0].ends_with(
             ",p_neutrophil,p_other,unusual_colour,counted_as,slide,added,triage_reason,reviewed_at,\
-             reviewed_by"
+             reviewed_by,out_of_focus"
         ));
         assert!(
             lines[1].ends_with(&format!(
-                ",0,neutrophil,Slide 1,0,because of the test's {},,",
+                ",0,neutrophil,Slide 1,0,because of the test's {},,,0",
                 s.images[0].cells[0].result.triage
             )),
             "{}",

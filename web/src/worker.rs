@@ -587,6 +587,8 @@ fn cell_result(clf: &CellClassifier, d: &Diagnosis, at: SharedCell) -> CellResul
         map_size: d.map.size,
         colour: d.colour,
         unusual_colour: d.unusual_colour,
+        sharpness: d.sharpness,
+        out_of_focus: d.out_of_focus,
     }
 }
 

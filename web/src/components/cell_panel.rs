@@ -174,6 +174,11 @@ pub fn CellPanel(
                                 {format!("The colours of this crop are unlike those of the cells the model was calibrated on (colour score {:.1}): probably another stain, lab or camera. Its class is not to be trusted; it is flagged as an anomaly.", r.colour.unwrap_or(f32::NAN))}
                             </p>
                         })}
+                        {r.out_of_focus.then(|| view! {
+                            <p class="warning" data-testid="cell-focus-warning">
+                                {format!("This crop is blurrier than the cells the model was calibrated on (sharpness {:.2}): the field may be out of focus, or the cell too small in the image. Blur makes the model confidently wrong, so this cell is never auto-accepted.", r.sharpness.unwrap_or(f32::NAN))}
+                            </p>
+                        })}
                         <dl class="facts">
                             <dt>"Confidence"</dt><dd data-testid="cell-confidence">{format!("{:.1} %{}", 100.0 * r.confidence, if r.unusual_colour { " (calibrated on other colours: not valid here)" } else { "" })}</dd>
                             <dt>"Uncertainty"</dt><dd>{format!("{:.2}", r.uncertainty)}</dd>

@@ -193,6 +193,10 @@ enum Command {
         /// the calibration cells': another stain, lab or camera) is triaged `anomaly`.
         #[arg(long, default_value_t = model_core::colour_gate::DEFAULT_QUANTILE)]
         colour_quantile: f32,
+        /// The focus gate passes this share of the val cells; a cell blurrier than the rest
+        /// (out of focus, or too few pixels per cell) is never auto-accepted.
+        #[arg(long, default_value_t = model_core::focus_gate::DEFAULT_QUANTILE)]
+        focus_quantile: f32,
     },
     /// Fit the colour gate of a calibrated model on every val cell and write its card (the
     /// weights and every other fitted value unchanged).
@@ -205,6 +209,19 @@ enum Command {
         stem: String,
         /// Share of the val cells the gate passes.
         #[arg(long, default_value_t = model_core::colour_gate::DEFAULT_QUANTILE)]
+        quantile: f32,
+    },
+    /// Fit the focus gate of a calibrated model on every val cell and write its card (the
+    /// weights and every other fitted value unchanged).
+    FocusGate {
+        /// Folder of the model.
+        #[arg(long, default_value = "static/model")]
+        model: PathBuf,
+        /// File stem.
+        #[arg(long, default_value = "cytolens-diffusion")]
+        stem: String,
+        /// Share of the val cells the gate passes.
+        #[arg(long, default_value_t = model_core::focus_gate::DEFAULT_QUANTILE)]
         quantile: f32,
     },
     /// Rewrite a model's weights in half precision (f16), in place.
@@ -466,6 +483,7 @@ fn run(cli: Cli) -> Result<(), String> {
             screen_miss,
             screen_keep,
             colour_quantile,
+            focus_quantile,
         } => {
             let val = SplitSource::new(&cli.data, Split::Val);
             let o = commands::CalibrateOptions {
@@ -480,6 +498,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 screen_miss,
                 screen_keep,
                 colour_quantile,
+                focus_quantile,
             };
             commands::calibrate(&run, &out, &stem, &val, &o)
         }
@@ -488,6 +507,16 @@ fn run(cli: Cli) -> Result<(), String> {
             stem,
             quantile,
         } => commands::colour_gate(
+            &model,
+            &stem,
+            &SplitSource::new(&cli.data, Split::Val),
+            quantile,
+        ),
+        Command::FocusGate {
+            model,
+            stem,
+            quantile,
+        } => commands::focus_gate(
             &model,
             &stem,
             &SplitSource::new(&cli.data, Split::Val),

@@ -11,6 +11,7 @@ use model_core::dataset::CellSet;
 use model_core::diagnosis::{anomaly_score, ModelCard, Triage};
 use model_core::engine::CellClassifier;
 use model_core::evaluate::{full_evaluations, plan_strata};
+use model_core::focus_gate::FocusGate;
 use model_core::metrics::{auroc, balanced_accuracy, confusion, recalls};
 use model_core::train::TrainOptions;
 use model_core::weights::ModelFiles;
@@ -46,6 +47,8 @@ pub struct CalibrateOptions {
     pub screen_keep: usize,
     /// Share of the val cells the colour gate passes ([`ColourGate::fit`]).
     pub colour_quantile: f32,
+    /// Share of the val cells the focus gate passes ([`FocusGate::fit_counted`]).
+    pub focus_quantile: f32,
 }
 
 /// Write each held-out val cell of a calibration (classified under the settings fitted on the
@@ -99,9 +102,11 @@ pub fn calibrate(
         screen_miss,
         screen_keep,
         colour_quantile,
+        focus_quantile,
     } = *o;
     // Refuse bad settings before reading anything.
-    model_core::colour_gate::check_quantile(colour_quantile).map_err(err)?;
+    model_core::colour_gate::check_quantile("colour gate", colour_quantile).map_err(err)?;
+    model_core::colour_gate::check_quantile("focus gate", focus_quantile).map_err(err)?;
     if !(0.0..1.0).contains(&screen_miss) {
         return Err(format!(
             "--screen-miss must be at least 0 and below 1, not {screen_miss}"
@@ -165,6 +170,7 @@ pub fn calibrate(
     )?;
     let mut fit = fit_card(card, &evals, &strata, target, 0.99);
     fit.card.colour_gate = Some(fit_gate(&val, colour_quantile)?);
+    fit.card.focus_gate = Some(fit_focus_gate(&val, focus_quantile)?);
     let card = &fit.card;
     // Held-out figures of the fit itself: each half of these val cells classified under the
     // settings fitted on the other half.
@@ -415,18 +421,55 @@ fn fit_gate(val: &CellSet, quantile: f32) -> Result<ColourGate, String> {
     Ok(gate)
 }
 
-/// Fit the colour gate of the model in `model_dir` on every val cell of its classes (its
-/// excluded classes left out, as `calibrate` does) and write its card; the weights and every
-/// other fitted value stay as they are.
+/// Fit the colour gate of the model in `model_dir` on every val cell of its classes and write
+/// its card ([`refit_card`]).
 pub fn colour_gate(model_dir: &Path, stem: &str, val: &SplitSource, quantile: f32) -> CmdResult {
-    model_core::colour_gate::check_quantile(quantile).map_err(err)?;
+    model_core::colour_gate::check_quantile("colour gate", quantile).map_err(err)?;
+    refit_card(model_dir, stem, val, |card, cells| {
+        card.colour_gate = Some(fit_gate(cells, quantile)?);
+        Ok(())
+    })
+}
+
+/// Fit one part of the card of the model in `model_dir` (`fit`) on every val cell of its
+/// classes (its excluded classes left out, as `calibrate` does) and write the card; the
+/// weights and every other fitted value stay as they are.
+fn refit_card(
+    model_dir: &Path,
+    stem: &str,
+    val: &SplitSource,
+    fit: impl FnOnce(&mut ModelCard, &CellSet) -> CmdResult,
+) -> CmdResult {
     let mut files = ModelFiles::read(model_dir, stem).map_err(err)?;
     let excluded = files.card.classifier.excluded.clone();
     let cells = val
         .at(files.card.denoiser.image_size)?
         .filter(|l| !excluded.contains(&l));
-    files.card.colour_gate = Some(fit_gate(&cells, quantile)?);
+    fit(&mut files.card, &cells)?;
     files.write(model_dir, stem).map_err(err)
+}
+
+/// The focus gate fitted on `val`'s crops, with its figures on stderr.
+fn fit_focus_gate(val: &CellSet, quantile: f32) -> Result<FocusGate, String> {
+    let crops = val.crops();
+    let (gate, flagged) = FocusGate::fit_counted(&crops, quantile).map_err(err)?;
+    eprintln!(
+        "focus gate: sharpness threshold {:.3} (the {:.4} quantile of {} val cells' sharpness; {flagged} of them under it)",
+        gate.threshold,
+        1.0 - quantile,
+        crops.len()
+    );
+    Ok(gate)
+}
+
+/// Fit the focus gate of the model in `model_dir` on every val cell of its classes and write
+/// its card ([`refit_card`]).
+pub fn focus_gate(model_dir: &Path, stem: &str, val: &SplitSource, quantile: f32) -> CmdResult {
+    model_core::colour_gate::check_quantile("focus gate", quantile).map_err(err)?;
+    refit_card(model_dir, stem, val, |card, cells| {
+        card.focus_gate = Some(fit_focus_gate(cells, quantile)?);
+        Ok(())
+    })
 }
 
 /// Full evaluations (every class, every round) of the `val` cells, with progress on stderr.

@@ -323,6 +323,10 @@ impl Printer {
                     line["colour"] = json!(c);
                     line["unusual_colour"] = json!(d.unusual_colour);
                 }
+                if let Some(sharp) = d.sharpness {
+                    line["sharpness"] = json!(sharp);
+                    line["out_of_focus"] = json!(d.out_of_focus);
+                }
                 if !notes.is_empty() {
                     line["notes"] = json!(notes);
                 }
@@ -339,7 +343,15 @@ impl Printer {
                 } else {
                     String::new()
                 };
-                println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals{colour}", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
+                let focus = if d.out_of_focus {
+                    format!(
+                        "\tout of focus (sharpness {:.2})",
+                        d.sharpness.unwrap_or(f32::NAN)
+                    )
+                } else {
+                    String::new()
+                };
+                println!("{name}{at}\t{class}\tconfidence {:.3}\tuncertainty {:.3}\tanomaly {:.2}\t{}\t{} evals{colour}{focus}", d.confidence, d.uncertainty, d.anomaly, d.triage.name(), d.evals);
                 Ok(())
             }
         }

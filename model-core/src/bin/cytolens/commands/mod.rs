@@ -10,7 +10,7 @@ mod tune;
 
 pub use baseline::{calibrate_baseline, train_baseline};
 pub use bench::bench;
-pub use calibrate::{calibrate, colour_gate, to_half, CalibrateOptions};
+pub use calibrate::{calibrate, colour_gate, focus_gate, to_half, CalibrateOptions};
 pub use classify::{classify, Format, Scale};
 pub use detect::detect_eval;
 pub use eval::{eval, eval_anomaly, EvalOutputs};
@@ -75,7 +75,8 @@ fn median(v: &[f64]) -> f64 {
 
 /// CSV columns of a diagnosis, in the order [`diagnosis_fields`] fills them: confidence,
 /// uncertainty, anomaly score, triage, evaluations, the colour gate's score and flag (empty
-/// and 0 without a gate), then every class's probability (`p_<class>`). `eval --cells` and
+/// and 0 without a gate), the focus gate's sharpness and flag (the same), then every class's
+/// probability (`p_<class>`). `eval --cells` and
 /// `classify --csv` put them after columns of their own.
 pub fn diagnosis_header<S: AsRef<str>>(classes: &[S]) -> Vec<String> {
     let mut h: Vec<String> = [
@@ -86,6 +87,8 @@ pub fn diagnosis_header<S: AsRef<str>>(classes: &[S]) -> Vec<String> {
         "evals",
         "colour",
         "unusual_colour",
+        "sharpness",
+        "out_of_focus",
     ]
     .map(String::from)
     .to_vec();
@@ -103,6 +106,8 @@ pub fn diagnosis_fields(d: &model_core::diagnosis::Diagnosis) -> Vec<String> {
         d.evals.to_string(),
         d.colour.map(|c| format!("{c:.3}")).unwrap_or_default(),
         u8::from(d.unusual_colour).to_string(),
+        d.sharpness.map(|c| format!("{c:.3}")).unwrap_or_default(),
+        u8::from(d.out_of_focus).to_string(),
     ];
     row.extend(d.probs.iter().map(|p| format!("{p:.6}")));
     row
