@@ -82,6 +82,7 @@ test('a single-cell image is classified as framed unless the red-cell diameter i
     assert.equal(m[3], triage === 'auto' ? 'at or above' : 'under', why);
     assert.equal(Number(m[2]) >= Number(m[4]), triage === 'auto', why);
     assert.equal(await page.getByTestId('cell-focus-warning').count(), 0, 'a sharp cell passes the focus gate');
+    assert.match(await page.getByTestId('cell-confidence').textContent(), /^\d+\.\d %$/);
     // The share of the crop that is nucleus (violet), read off the gallery's crop.
     const violet = () => page.getByTestId('gallery-crop').first().evaluate((c) => {
       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -117,6 +118,12 @@ test('a blurred cell is flagged by the focus gate and never auto-accepted', asyn
     assert.match(await page.getByTestId('cell-focus-warning').textContent(), /^This crop is blurrier than the cells the model was calibrated on \(sharpness -\d+\.\d\d\)/);
     const triage = await page.getByTestId('cell-triage').textContent();
     assert.notEqual(triage, 'auto');
+    // Its confidence and the test split's figures of its class do not hold for a blurred cell
+    // (the figures are loaded: the footer shows them).
+    await page.getByTestId('model-facts').locator('summary').click();
+    await page.getByTestId('model-facts-overall').waitFor({ timeout: 60_000 });
+    assert.match(await page.getByTestId('cell-confidence').textContent(), /^\d+\.\d % \(calibrated on sharper cells: not valid here\)$/);
+    assert.equal(await page.getByTestId('cell-class-figures').count(), 0);
     const why = await page.getByTestId('cell-triage-reason').textContent();
     if (triage === 'review') {
       assert.match(why, /^Why review: sharpness -\d+\.\d+ under the focus gate's -5\.15: blurrier than 99\.9 % of the val cells/);

@@ -30,6 +30,20 @@ pub fn review_selected(
     }
 }
 
+/// What the confidence is not valid for, after it: a cell the colour gate flagged (another
+/// stain) or the focus gate flagged (blur, under which the model is overconfident: 0.88 mean
+/// confidence at 0.745 accuracy, `docs/blur.txt`); nothing for a cell like the calibration
+/// cells. The test split's figures for its class are not shown for either.
+fn confidence_caveat(r: &crate::protocol::CellResult) -> &'static str {
+    if r.unusual_colour {
+        " (calibrated on other colours: not valid here)"
+    } else if r.out_of_focus {
+        " (calibrated on sharper cells: not valid here)"
+    } else {
+        ""
+    }
+}
+
 /// Take the focus off the button that was clicked, so that the review keys reach the page: Enter
 /// on a focused button would click it again, for the next cell (a review button would give the
 /// next cell its label instead of confirming the model's class).
@@ -180,14 +194,14 @@ pub fn CellPanel(
                             </p>
                         })}
                         <dl class="facts">
-                            <dt>"Confidence"</dt><dd data-testid="cell-confidence">{format!("{:.1} %{}", 100.0 * r.confidence, if r.unusual_colour { " (calibrated on other colours: not valid here)" } else { "" })}</dd>
+                            <dt>"Confidence"</dt><dd data-testid="cell-confidence">{format!("{:.1} %{}", 100.0 * r.confidence, confidence_caveat(&r))}</dd>
                             <dt>"Uncertainty"</dt><dd>{format!("{:.2}", r.uncertainty)}</dd>
                             <dt>"Anomaly score"</dt><dd data-testid="cell-anomaly">{format!("{:.2}", r.anomaly)}</dd>
                             <dt>"Runner-up"</dt><dd>{r.runner_up.clone()}</dd>
                             <dt>"Triage"</dt><dd data-testid="cell-triage">{r.triage.clone()}</dd>
                             <dt>"Denoiser evaluations"</dt><dd>{r.evals}</dd>
                         </dl>
-                        {move || (!r.unusual_colour)
+                        {move || (!r.unusual_colour && !r.out_of_focus)
                             .then(|| measured(sheet, session))
                             .flatten()
                             .and_then(|s| class_line(&s, &r.class))
